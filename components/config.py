@@ -1,0 +1,346 @@
+"""Typed pipeline configuration: YAML under conf/ maps one-to-one onto these models.
+
+Every model forbids unknown keys, so a typo fails at load with its key path instead of
+being silently ignored. `load_pipeline` is the only way flows read a config.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+
+class ConfigError(ValueError):
+    """A config file is wrong; the message names the file, the key path, the value and what is allowed."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# ---------------------------------------------------------------------------- data
+
+ColumnType = Literal["float", "int", "str", "bool"]
+
+
+class ColumnSpec(_Strict):
+    type: ColumnType
+    nullable: bool = True
+
+
+class SchemaConfig(_Strict):
+    """The declared columns of the source, the target column and the task."""
+
+    columns: dict[str, ColumnSpec]
+    target: str
+    task: Literal["classification", "regression"]
+
+    @field_validator("columns", mode="before")
+    @classmethod
+    def _shorthand(cls, columns: Any) -> Any:
+        """`name: float` is short for `name: {type: float}`."""
+        if not columns:
+            raise ValueError("must declare at least one column")
+        if isinstance(columns, dict):
+            return {name: {"type": c} if isinstance(c, str) else c for name, c in columns.items()}
+        return columns
+
+    @model_validator(mode="after")
+    def _target_declared(self) -> "SchemaConfig":
+        if self.target not in self.columns:
+            raise ValueError(f"target {self.target!r} is not one of the declared columns {sorted(self.columns)}")
+        return self
+
+    @property
+    def features(self) -> list[str]:
+        return [c for c in self.columns if c != self.target]
+
+
+BundledDataset = Literal["iris", "wine", "breast_cancer", "digits", "diabetes"]
+
+
+class SourceConfig(_Strict):
+    """Where raw rows come from. `sklearn` writes a bundled dataset into the landing folder
+    as CSV files so it takes the same path as user files."""
+
+    format: Literal["csv", "parquet", "ndjson", "sklearn"]
+    pattern: str = Field("*", description="glob of files in the landing folder")
+    dataset: BundledDataset | None = None
+    files: int = Field(1, ge=1, description="sklearn only: how many landing files to write")
+
+    @model_validator(mode="after")
+    def _dataset_for_sklearn(self) -> "SourceConfig":
+        if self.format == "sklearn" and self.dataset is None:
+            raise ValueError("format 'sklearn' needs 'dataset' (one of iris, wine, breast_cancer, digits, diabetes)")
+        if self.format != "sklearn" and self.dataset is not None:
+            raise ValueError(f"'dataset' is only for format 'sklearn', not {self.format!r}")
+        return self
+
+
+class SplitConfig(_Strict):
+    method: Literal["holdout", "kfold"] = "holdout"
+    ratios: dict[Literal["train", "val", "test"], float] = {"train": 0.7, "val": 0.15, "test": 0.15}
+    stratify: bool = False
+    folds: int = Field(5, ge=2)
+    fold: int = Field(0, ge=0, description="kfold: which fold of the training rows is validation")
+    seed: int = 0
+
+    @field_validator("ratios")
+    @classmethod
+    def _ratios(cls, ratios: dict[str, float]) -> dict[str, float]:
+        if set(ratios) != {"train", "val", "test"}:
+            raise ValueError(f"must give train, val and test, got {sorted(ratios)}")
+        if any(r < 0 for r in ratios.values()):
+            raise ValueError(f"must be >= 0, got {ratios}")
+        total = sum(ratios.values())
+        if abs(total - 1.0) > 1e-6:
+            raise ValueError(f"must sum to 1.0, got {round(total, 6)}")
+        if ratios["train"] == 0 or ratios["val"] == 0:
+            raise ValueError(f"train and val must be > 0, got {ratios}")
+        return ratios
+
+    @model_validator(mode="after")
+    def _fold_in_range(self) -> "SplitConfig":
+        if self.fold >= self.folds:
+            raise ValueError(f"fold must be < folds ({self.folds}), got {self.fold}")
+        return self
+
+
+class PreprocessConfig(_Strict):
+    impute: Literal["mean", "median", "most_frequent", "none"] = "mean"
+    scale: Literal["standard", "minmax", "none"] = "standard"
+    one_hot: list[str] = Field(default_factory=list, description="categorical columns to one-hot encode")
+
+
+# ---------------------------------------------------------------------------- model and training
+
+
+class ModelConfig(_Strict):
+    kind: str
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class OptimizerConfig(_Strict):
+    name: Literal["sgd", "momentum", "rmsprop", "adam", "adamw"] = "adam"
+    lr: float = Field(1e-3, gt=0)
+    momentum: float = Field(0.9, ge=0, lt=1)
+    weight_decay: float = Field(0.0, ge=0)
+
+
+class ScheduleConfig(_Strict):
+    """Learning-rate decay per epoch: time-based lr0/(1+decay*t), step, exponential lr0*e^(-kt), cosine."""
+
+    name: Literal["none", "time", "step", "exponential", "cosine"] = "none"
+    decay: float = Field(0.1, ge=0, description="time: decay; exponential: k")
+    step_size: int = Field(10, ge=1)
+    gamma: float = Field(0.5, gt=0, le=1)
+    min_lr: float = Field(0.0, ge=0)
+
+
+class EarlyStoppingConfig(_Strict):
+    patience: int = Field(5, ge=1)
+    min_delta: float = Field(0.0, ge=0)
+    restore_best: bool = True
+
+
+class TrainingConfig(_Strict):
+    epochs: int = Field(20, ge=1)
+    batch_size: int = Field(64, ge=1)
+    optimizer: OptimizerConfig = OptimizerConfig()
+    schedule: ScheduleConfig = ScheduleConfig()
+    l1: float = Field(0.0, ge=0)
+    l2: float = Field(0.0, ge=0)
+    early_stopping: EarlyStoppingConfig | None = None
+    grad_clip: float | None = Field(None, gt=0)
+    num_workers: int = Field(1, ge=1)
+    use_gpu: bool = False
+    seed: int = 0
+
+
+# ---------------------------------------------------------------------------- tuning
+
+class _Dist(_Strict):
+    pass
+
+
+class Uniform(_Dist):
+    uniform: Annotated[list[float], Field(min_length=2, max_length=2)]
+
+
+class LogUniform(_Dist):
+    loguniform: Annotated[list[float], Field(min_length=2, max_length=2)]
+
+    @field_validator("loguniform")
+    @classmethod
+    def _positive(cls, bounds: list[float]) -> list[float]:
+        if bounds[0] <= 0 or bounds[1] <= bounds[0]:
+            raise ValueError(f"needs 0 < low < high, got {bounds}")
+        return bounds
+
+
+class RandInt(_Dist):
+    randint: Annotated[list[int], Field(min_length=2, max_length=2)]
+
+
+class Choice(_Dist):
+    choice: Annotated[list[Any], Field(min_length=1)]
+
+
+class Grid(_Dist):
+    grid: Annotated[list[Any], Field(min_length=1)]
+
+
+Distribution = Uniform | LogUniform | RandInt | Choice | Grid
+
+
+class TuningConfig(_Strict):
+    """A search over dotted config keys, e.g. `training.optimizer.lr: {loguniform: [1e-4, 1e-1]}`."""
+
+    space: dict[str, Distribution]
+    num_samples: int = Field(4, ge=1)
+    metric: str = "val_loss"
+    mode: Literal["min", "max"] = "min"
+    scheduler: Literal["asha", "fifo"] = "asha"
+    grace_period: int = Field(2, ge=1, description="ASHA: epochs before a trial can be stopped")
+    max_concurrent_trials: int | None = Field(None, ge=1, description="default: what the cluster's CPUs allow")
+
+    @field_validator("space")
+    @classmethod
+    def _keys_are_tunable(cls, space: dict[str, Any]) -> dict[str, Any]:
+        for key in space:
+            if key.split(".")[0] not in ("model", "training"):
+                raise ValueError(f"key {key!r} must start with 'model.' or 'training.'")
+        return space
+
+
+# ---------------------------------------------------------------------------- serving
+
+
+class ServingConfig(_Strict):
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=1, le=65535)
+    replicas: int = Field(1, ge=1)
+    max_batch_size: int = Field(32, ge=1)
+    batch_wait_timeout_s: float = Field(0.005, ge=0)
+    max_instances: int = Field(1024, ge=1, description="largest accepted request batch")
+
+
+# ---------------------------------------------------------------------------- profile and pipeline
+
+
+class ProfileConfig(_Strict):
+    """Where things live and which cluster runs them. Environment variables win:
+    RAY_ADDRESS, MLFLOW_TRACKING_URI (and PREFECT_API_URL, read by Prefect itself)."""
+
+    ray_address: str | None = None
+    root: str = ".rayline"
+    landing: str = ".rayline/landing"
+    lake: str = ".rayline/lake"
+    runs: str = ".rayline/ray_results"
+    mlflow_tracking_uri: str = "sqlite:///.rayline/mlflow.db"
+    mlflow_artifacts: str = ".rayline/mlartifacts"
+
+    def resolved(self) -> "ProfileConfig":
+        """Apply environment overrides and make local paths absolute (Ray workers run elsewhere)."""
+        updates: dict[str, Any] = {}
+        if os.environ.get("RAY_ADDRESS"):
+            updates["ray_address"] = os.environ["RAY_ADDRESS"]
+        if os.environ.get("MLFLOW_TRACKING_URI"):
+            updates["mlflow_tracking_uri"] = os.environ["MLFLOW_TRACKING_URI"]
+        for key in ("root", "landing", "lake", "runs", "mlflow_artifacts"):
+            value = getattr(self, key)
+            if "://" not in value:
+                updates[key] = str(Path(value).resolve())
+        uri = updates.get("mlflow_tracking_uri", self.mlflow_tracking_uri)
+        if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
+            updates["mlflow_tracking_uri"] = "sqlite:///" + str(Path(uri.removeprefix("sqlite:///")).resolve())
+        return self.model_copy(update=updates)
+
+
+class PipelineConfig(_Strict):
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")
+    profile: str = "local"
+    source: SourceConfig
+    schema_: SchemaConfig = Field(alias="schema")
+    split: SplitConfig = SplitConfig()
+    preprocessing: PreprocessConfig = PreprocessConfig()
+    model: ModelConfig
+    training: TrainingConfig = TrainingConfig()
+    tuning: TuningConfig | None = None
+    serving: ServingConfig
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    @model_validator(mode="after")
+    def _cross_checks(self) -> "PipelineConfig":
+        if self.split.stratify and self.schema_.task != "classification":
+            raise ValueError("split.stratify needs schema.task 'classification'")
+        unknown = [c for c in self.preprocessing.one_hot if c not in self.schema_.features]
+        if unknown:
+            raise ValueError(f"preprocessing.one_hot names undeclared feature columns {unknown}")
+        return self
+
+
+# ---------------------------------------------------------------------------- loading
+
+
+def _format_error(path: Path, err: ValidationError) -> str:
+    lines = [f"{path}: invalid config"]
+    for e in err.errors():
+        loc = ".".join(str(p) for p in e["loc"] if not str(p).startswith(("function-after", "tagged-union")))
+        shown = repr(e.get("input"))
+        shown = shown if len(shown) <= 80 else shown[:77] + "..."
+        msg = e["msg"].removeprefix("Value error, ")
+        lines.append(f"  {loc or '<top>'}: {msg} (got {shown})")
+    return "\n".join(lines)
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise ConfigError(f"{path}: no such config file")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top, got {type(data).__name__}")
+    return data
+
+
+def load_pipeline(path: str | Path) -> PipelineConfig:
+    """Parse and validate a pipeline YAML; raise ConfigError naming file, key path, value, allowed."""
+    path = Path(path)
+    try:
+        return PipelineConfig.model_validate(_read_yaml(path))
+    except ValidationError as err:
+        raise ConfigError(_format_error(path, err)) from None
+
+
+def load_profile(name: str, conf_dir: str | Path = "conf") -> ProfileConfig:
+    """Read conf/profiles/NAME.yaml (absent file: the embedded local defaults), env applied."""
+    path = Path(conf_dir) / "profiles" / f"{name}.yaml"
+    if not path.is_file():
+        if name != "local":
+            raise ConfigError(f"profile: no file {path} for profile {name!r}")
+        return ProfileConfig().resolved()
+    try:
+        return ProfileConfig.model_validate(_read_yaml(path)).resolved()
+    except ValidationError as err:
+        raise ConfigError(_format_error(path, err)) from None
+
+
+def with_overrides(config: PipelineConfig, overrides: dict[str, Any]) -> PipelineConfig:
+    """Return a copy with dotted keys (`training.optimizer.lr`) replaced, re-validated."""
+    data = config.model_dump(by_alias=True)
+    for dotted, value in overrides.items():
+        node = data
+        *parents, leaf = dotted.split(".")
+        for key in parents:
+            node = node.setdefault(key, {})
+        node[leaf] = value
+    return PipelineConfig.model_validate(data)
