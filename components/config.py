@@ -6,6 +6,7 @@ being silently ignored. `load_pipeline` is the only way flows read a config.
 
 from __future__ import annotations
 
+import copy
 import os
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -334,13 +335,13 @@ def load_profile(name: str, conf_dir: str | Path = "conf") -> ProfileConfig:
         raise ConfigError(_format_error(path, err)) from None
 
 
-def with_overrides(config: PipelineConfig, overrides: dict[str, Any]) -> PipelineConfig:
-    """Return a copy with dotted keys (`training.optimizer.lr`) replaced, re-validated."""
-    data = config.model_dump(by_alias=True)
+def apply_overrides(data: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """Return a deep copy of `data` with dotted keys (`training.optimizer.lr`) set."""
+    data = copy.deepcopy(data)
     for dotted, value in overrides.items():
         node = data
         *parents, leaf = dotted.split(".")
         for key in parents:
             node = node.setdefault(key, {})
         node[leaf] = value
-    return PipelineConfig.model_validate(data)
+    return data

@@ -1,0 +1,9 @@
+"""Models selectable by `model.kind` in a pipeline config.
+
+Importing this package imports every model module, so each registers its kind.
+"""
+
+from components.models.registry import build, kinds, register
+from components.models import linear, mlp  # noqa: F401  (modules register their kinds on import)
+
+__all__ = ["build", "kinds", "register"]

@@ -1,0 +1,94 @@
+"""MLflow glue: tracking runs and the model registry with its `champion` alias."""
+
+from __future__ import annotations
+
+import math
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import mlflow
+from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
+
+CHAMPION = "champion"
+_BUNDLE_PATH = "bundle"
+
+
+@dataclass(frozen=True)
+class Registration:
+    name: str
+    version: str
+    champion: bool
+    previous_champion: str | None
+    metric: str
+    value: float
+
+
+def use_tracking(tracking_uri: str, experiment: str, artifact_location: str) -> str:
+    """Point MLflow at the tracking store and make `experiment` current; return its id."""
+    mlflow.set_tracking_uri(tracking_uri)
+    found = mlflow.get_experiment_by_name(experiment)
+    if found is None:
+        experiment_id = mlflow.create_experiment(experiment, artifact_location=f"{artifact_location}/{experiment}")
+    else:
+        experiment_id = found.experiment_id
+    mlflow.set_experiment(experiment_id=experiment_id)
+    return experiment_id
+
+
+def log_epochs(history: list[dict[str, Any]]) -> None:
+    """Log per-epoch metric dicts (as reported by the loop) to the active run, step = epoch."""
+    for row in history:
+        step = int(row.get("epoch", 0))
+        mlflow.log_metrics({k: float(v) for k, v in row.items() if _loggable(k, v)}, step=step)
+
+
+def register_bundle(
+    name: str, bundle_dir: str | Path, *, run_id: str, metric: str, value: float, mode: str
+) -> Registration:
+    """Log the bundle to run `run_id`, make it a version of model `name`, and move the
+    `champion` alias to it only if it beats the current champion on `metric` (or none exists)."""
+    client = MlflowClient()
+    client.log_artifacts(run_id, str(bundle_dir), _BUNDLE_PATH)
+    try:
+        client.create_registered_model(name)
+    except MlflowException as exc:
+        if exc.error_code != "RESOURCE_ALREADY_EXISTS":
+            raise
+    source = f"{client.get_run(run_id).info.artifact_uri}/{_BUNDLE_PATH}"
+    version = client.create_model_version(
+        name, source=source, run_id=run_id, tags={"metric": metric, "value": repr(float(value))}
+    ).version
+    current = champion_version(name)
+    previous = current.version if current is not None else None
+    wins = current is None or _beats(value, float(current.tags.get("value", "nan")), mode)
+    if wins:
+        client.set_registered_model_alias(name, CHAMPION, version)
+    return Registration(name, str(version), wins, previous, metric, float(value))
+
+
+def champion_version(name: str) -> Any | None:
+    try:
+        return MlflowClient().get_model_version_by_alias(name, CHAMPION)
+    except MlflowException:
+        return None
+
+
+def download_bundle(name: str, alias: str = CHAMPION, dst: str | None = None) -> tuple[Path, str]:
+    """Fetch the bundle of model `name` at `alias`; return (local dir, version)."""
+    version = MlflowClient().get_model_version_by_alias(name, alias).version
+    target = dst or tempfile.mkdtemp(prefix=f"rayline-{name}-")
+    path = mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{name}@{alias}", dst_path=target)
+    return Path(path), str(version)
+
+
+def _beats(new: float, old: float, mode: str) -> bool:
+    if math.isnan(old):
+        return True
+    return new < old if mode == "min" else new > old
+
+
+def _loggable(key: str, value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and key not in ("epoch",) and math.isfinite(value)

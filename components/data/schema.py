@@ -1,0 +1,278 @@
+"""Checking rows against the declared schema: good rows typed, bad rows quarantined with a reason.
+
+Two entry points: `check_rows` for landing files (batch; a bad row is set aside, the rest
+goes on) and `frame_from_records` for online requests (one bad value rejects the request
+with the field that caused it).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any, Callable
+
+import polars as pl
+
+from components.config import ColumnType, SchemaConfig
+
+DTYPES: dict[ColumnType, pl.DataType] = {
+    "float": pl.Float64(),
+    "int": pl.Int64(),
+    "str": pl.String(),
+    "bool": pl.Boolean(),
+}
+# Columns the pipeline adds to the lake tables; a declared column with one of these names
+# would be overwritten.
+RESERVED_COLUMNS = frozenset({"_source_file", "_row", "_reason", "_raw", "_content_hash", "_split"})
+
+_MISSING_NUMBER_TEXT = ("", "nan")
+_TRUE_TEXT = ("true", "1")
+_FALSE_TEXT = ("false", "0")
+_SHOWN_CHARS = 40
+
+
+class SchemaError(ValueError):
+    """A whole file is unusable (a declared column missing or of an unusable type)."""
+
+
+class InvalidInput(ValueError):
+    """One field of an online request is wrong; `field` is its path, e.g. `instances[3].mean_radius`."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
+# ---------------------------------------------------------------------------- batch rows
+
+
+def check_rows(df: pl.DataFrame, schema: SchemaConfig, source_file: str) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Split the rows of one file into (good, quarantined).
+
+    good: the declared columns cast to their declared dtypes in declared order, plus
+    `_source_file` and `_row` (0-based row index in the file). quarantined: `_source_file`,
+    `_row`, `_reason` (problems joined with "; ") and `_raw` (the original row as a JSON
+    object). Undeclared columns are dropped from good rows but kept in `_raw`.
+    """
+    reserved = sorted(RESERVED_COLUMNS.intersection(schema.columns))
+    if reserved:
+        raise ValueError(f"schema.columns must not use the reserved names {reserved}")
+    missing = [c for c in schema.columns if c not in df.columns]
+    if missing:
+        raise SchemaError(f"{source_file}: missing declared column(s) {missing}; the file has {df.columns}")
+
+    values: list[pl.Expr] = []
+    reasons: list[pl.Expr] = []
+    for name, spec in schema.columns.items():
+        value, is_missing, reason = _parse_column(name, df.schema[name], spec.type, source_file)
+        values.append(value.alias(name))
+        reasons.append(reason)
+        if not spec.nullable or name == schema.target:
+            reasons.append(pl.when(is_missing).then(pl.lit(f"column {name!r}: missing value")))
+
+    checked = df.select(
+        *values,
+        _row=pl.int_range(pl.len(), dtype=pl.Int64),
+        # With ignore_nulls, a row without problems gets "" rather than null.
+        _reason=pl.concat_str(reasons, separator="; ", ignore_nulls=True),
+    )
+    is_bad = pl.col("_reason") != ""
+    good = checked.filter(~is_bad).select(
+        *schema.columns, _source_file=pl.lit(source_file, dtype=pl.String), _row=pl.col("_row")
+    )
+    bad = checked.filter(is_bad).select("_row", "_reason")
+    raw = [_to_json(row) for row in df[bad["_row"]].iter_rows(named=True)]
+    quarantined = bad.select(
+        _source_file=pl.lit(source_file, dtype=pl.String),
+        _row=pl.col("_row"),
+        _reason=pl.col("_reason"),
+        _raw=pl.Series(raw, dtype=pl.String),
+    )
+    return good, quarantined
+
+
+def _parse_column(
+    name: str, source: pl.DataType, target: ColumnType, source_file: str
+) -> tuple[pl.Expr, pl.Expr, pl.Expr]:
+    """(typed value, is-missing, reason-or-null) expressions for one declared column."""
+    raw = pl.col(name)
+    shown = raw.cast(pl.String)
+    shown = pl.when(shown.str.len_chars() > _SHOWN_CHARS).then(
+        shown.str.slice(0, _SHOWN_CHARS) + pl.lit("...")
+    ).otherwise(shown)
+    dtype = DTYPES[target]
+
+    def message(detail: str = "") -> pl.Expr:
+        return pl.lit(f"column {name!r}: cannot parse '") + shown + pl.lit(f"' as {target}{detail}")
+
+    def reason(cond: pl.Expr) -> pl.Expr:
+        return pl.when(cond).then(message())
+
+    if source == pl.Null:
+        return pl.lit(None, dtype=dtype), pl.lit(True), pl.lit(None, dtype=pl.String)
+
+    if source == pl.String:
+        text = raw.str.strip_chars()
+        if target == "str":
+            # Empty text is how CSV and most writers spell "no value".
+            is_missing = raw.is_null() | (raw == "")
+            return pl.when(is_missing).then(None).otherwise(raw), is_missing, pl.lit(None, dtype=pl.String)
+        if target == "bool":
+            lower = text.str.to_lowercase()
+            is_missing = text.is_null() | (text == "")
+            value = pl.when(lower.is_in(_TRUE_TEXT)).then(True).when(lower.is_in(_FALSE_TEXT)).then(False)
+            return value, is_missing, reason(~is_missing & value.is_null())
+        is_missing = text.is_null() | text.str.to_lowercase().is_in(_MISSING_NUMBER_TEXT)
+        number = text.cast(pl.Float64, strict=False)
+        if target == "float":
+            value = pl.when(is_missing).then(None).otherwise(number)
+            return value, is_missing, _number_reasons(message, is_missing, number, integral=False)
+        # Parse integers as integers first: going through Float64 would lose digits past 2**53.
+        exact = text.cast(pl.Int64, strict=False)
+        value = exact.fill_null(number.cast(pl.Int64, strict=False))
+        value = pl.when(is_missing).then(None).otherwise(value)
+        return value, is_missing, _number_reasons(message, is_missing, number, integral=True, exact=exact)
+
+    if source.is_numeric():
+        if target == "str":
+            return raw.cast(pl.String), raw.is_null(), pl.lit(None, dtype=pl.String)
+        if source.is_integer():
+            is_missing = raw.is_null()
+            if target == "bool":
+                return raw.cast(pl.Boolean), is_missing, reason(~is_missing & ~raw.is_in([0, 1]))
+            value = raw.cast(dtype, strict=False)
+            # Only an unsigned integer past Int64's range fails this cast.
+            return value, is_missing, reason(~is_missing & value.is_null())
+        number = raw.cast(pl.Float64)
+        is_missing = number.is_null() | number.is_nan()
+        if target == "bool":
+            value = pl.when(number == 1).then(True).when(number == 0).then(False)
+            return value, is_missing, reason(~is_missing & value.is_null())
+        value = pl.when(is_missing).then(None).otherwise(number.cast(dtype, strict=False))
+        return value, is_missing, _number_reasons(message, is_missing, number, integral=target == "int")
+
+    if source == pl.Boolean:
+        if target in ("bool", "str"):
+            return raw.cast(dtype), raw.is_null(), pl.lit(None, dtype=pl.String)
+        # true/false in a numeric column is almost always a shifted or mislabelled field.
+        return pl.lit(None, dtype=dtype), raw.is_null(), reason(raw.is_not_null())
+
+    if target == "str" and source.is_temporal():
+        return raw.cast(pl.String), raw.is_null(), pl.lit(None, dtype=pl.String)
+    raise SchemaError(f"{source_file}: column {name!r} must hold {target} values, got column type {source}")
+
+
+def _number_reasons(
+    message: Callable[[str], pl.Expr],
+    is_missing: pl.Expr,
+    number: pl.Expr,
+    *,
+    integral: bool,
+    exact: pl.Expr | None = None,
+) -> pl.Expr:
+    """The reason a present numeric value is rejected: unparseable, infinite, fractional or too large."""
+    # `exact` is the direct Int64 parse of the text, which succeeds where Float64 would round.
+    is_exact = pl.lit(False) if exact is None else exact.is_not_null()
+    checks = pl.when(is_missing).then(None)
+    checks = checks.when(number.is_null() & ~is_exact).then(message(""))
+    checks = checks.when(number.is_infinite()).then(message(" (not a finite number)"))
+    if integral:
+        checks = checks.when(~is_exact & (number != number.floor())).then(message(" (has a fractional part)"))
+        # Whole floats beyond Int64's range pass every other check but fail the cast.
+        checks = checks.when(~is_exact & number.cast(pl.Int64, strict=False).is_null()).then(
+            message(" (out of range)")
+        )
+    return checks
+
+
+def _to_json(row: dict[str, Any]) -> str:
+    """The row as a JSON object; non-finite floats become strings since JSON has no NaN."""
+    return json.dumps({k: _json_safe(v) for k, v in row.items()}, default=str, allow_nan=False)
+
+
+def _json_safe(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, list):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    return value
+
+
+# ---------------------------------------------------------------------------- online records
+
+
+def frame_from_records(records: list[dict[str, Any]], schema: SchemaConfig, max_rows: int) -> pl.DataFrame:
+    """Validate request instances against the feature columns and build a typed frame.
+
+    Each instance is an object with exactly the declared features (the target is not
+    accepted). Ints are accepted for float columns and whole floats for int columns; bools
+    are never numbers; NaN and infinities are rejected; null only for nullable features.
+    Raises InvalidInput naming the first bad field.
+    """
+    if not isinstance(records, list):
+        raise InvalidInput("instances", f"must be a list of objects, got {type(records).__name__}")
+    if not records:
+        raise InvalidInput("instances", "must not be empty")
+    if len(records) > max_rows:
+        raise InvalidInput("instances", f"at most {max_rows} instances per request, got {len(records)}")
+    features = schema.features
+    columns: dict[str, list[Any]] = {name: [] for name in features}
+    for i, record in enumerate(records):
+        where = f"instances[{i}]"
+        if not isinstance(record, dict):
+            raise InvalidInput(where, f"must be an object, got {_json_type(record)}")
+        for key in record:
+            if key not in columns:
+                hint = " (the target is not an input)" if key == schema.target else ""
+                raise InvalidInput(f"{where}.{key}", f"unknown column{hint}; expected only the declared features")
+        for name in features:
+            field = f"{where}.{name}"
+            if name not in record:
+                raise InvalidInput(field, "missing")
+            spec = schema.columns[name]
+            columns[name].append(_check_value(field, record[name], spec.type, spec.nullable))
+    return pl.DataFrame([pl.Series(name, columns[name], dtype=DTYPES[schema.columns[name].type]) for name in features])
+
+
+def _check_value(field: str, value: Any, expected: ColumnType, nullable: bool) -> Any:
+    """The value converted to its column's Python type, or InvalidInput naming the field."""
+    if value is None:
+        if nullable:
+            return None
+        raise InvalidInput(field, f"must not be null (expected {expected})")
+    wrong = InvalidInput(field, f"expected {expected}, got {_json_type(value)} {_shown(value)}")
+    # bool is a subclass of int in Python; JSON true is never a number here.
+    if isinstance(value, bool):
+        if expected == "bool":
+            return value
+        raise wrong
+    if expected in ("float", "int"):
+        if not isinstance(value, (int, float)):
+            raise wrong
+        if isinstance(value, float) and not math.isfinite(value):
+            raise InvalidInput(field, f"must be a finite number, got {value!r}")
+        if expected == "float":
+            return float(value)
+        if isinstance(value, float):
+            if not value.is_integer():
+                raise InvalidInput(field, f"expected int, got a number with a fractional part {value!r}")
+            value = int(value)
+        if not -(2**63) <= value < 2**63:
+            raise InvalidInput(field, f"expected a 64-bit int, got {value!r}")
+        return value
+    if expected == "str" and isinstance(value, str):
+        return value
+    raise wrong
+
+
+def _json_type(value: Any) -> str:
+    names = {bool: "boolean", int: "number", float: "number", str: "string", list: "array", dict: "object"}
+    return "null" if value is None else names.get(type(value), type(value).__name__)
+
+
+def _shown(value: Any) -> str:
+    text = json.dumps(value, default=str)
+    return text if len(text) <= _SHOWN_CHARS else text[:_SHOWN_CHARS] + "..."

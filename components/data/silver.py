@@ -1,0 +1,64 @@
+"""The silver snapshot: which Delta versions a training run reads, and the fitted state.
+
+`write_silver` overwrites one table per split and then records the snapshot (split table
+versions, bronze version, fitted feature state) as a new version of the `preprocess_state`
+table, so training always reads a consistent set and lineage can name exact versions.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import polars as pl
+
+from components.data.lake import Lake
+from components.data.preparation import LABEL, FeatureState
+
+STATE_TABLE = "preprocess_state"
+
+
+@dataclass(frozen=True)
+class SilverSnapshot:
+    tables: dict[str, tuple[str, int]]  # split -> (uri, version)
+    bronze_version: int
+    state_version: int
+    features: FeatureState
+
+    @property
+    def lineage(self) -> dict[str, Any]:
+        return {
+            "bronze_version": self.bronze_version,
+            "preprocess_state_version": self.state_version,
+            "silver": {split: {"uri": uri, "version": v} for split, (uri, v) in self.tables.items()},
+        }
+
+
+def write_silver(lake: Lake, frames: dict[str, pl.DataFrame], features: FeatureState, bronze_version: int) -> SilverSnapshot:
+    tables = {split: (lake.uri(f"silver_{split}"), lake.overwrite(f"silver_{split}", df)) for split, df in frames.items()}
+    record = pl.DataFrame(
+        {
+            "bronze_version": [bronze_version],
+            "tables": [json.dumps(tables)],
+            "features": [json.dumps(features.to_dict())],
+        }
+    )
+    state_version = lake.overwrite(STATE_TABLE, record)
+    return SilverSnapshot(tables, bronze_version, state_version, features)
+
+
+def read_silver(lake: Lake) -> SilverSnapshot:
+    """The latest snapshot; a clear error when preprocessing has not run yet."""
+    if not lake.exists(STATE_TABLE):
+        raise LookupError(f"no preprocessed data at {lake.uri(STATE_TABLE)}: run the preprocess stage first")
+    row = lake.read(STATE_TABLE).row(0, named=True)
+    tables = {split: (uri, int(v)) for split, (uri, v) in json.loads(row["tables"]).items()}
+    features = FeatureState.from_dict(json.loads(row["features"]))
+    return SilverSnapshot(tables, int(row["bronze_version"]), lake.version(STATE_TABLE) or 0, features)
+
+
+def read_split(lake: Lake, snapshot: SilverSnapshot, split: str) -> tuple[pl.DataFrame, pl.Series]:
+    """(inputs, labels) of one split at the snapshot's version."""
+    frame = lake.read(f"silver_{split}", snapshot.tables[split][1])
+    return frame.select(snapshot.features.columns), frame[LABEL]

@@ -1,0 +1,89 @@
+"""Reading landing files into Polars frames, listing them, and hashing their bytes."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Literal
+
+import polars as pl
+
+SourceFormat = Literal["csv", "parquet", "ndjson"]
+_CHUNK = 1 << 20
+
+
+class SourceError(ValueError):
+    """A landing file cannot be parsed at all; the message names the file and the format."""
+
+
+def read_file(path: Path, fmt: SourceFormat) -> pl.DataFrame:
+    """Read one landing file with a lazy scan collected by the streaming engine.
+
+    CSV columns all arrive as strings, so the schema check sees the raw text and can
+    quote a bad value. NDJSON struct columns are flattened into `parent_child` columns.
+    """
+    path = Path(path)
+    if fmt == "csv":
+        lf = pl.scan_csv(path, infer_schema=False)
+    elif fmt == "parquet":
+        lf = pl.scan_parquet(path)
+    elif fmt == "ndjson":
+        # Inferring from every line means a type that changes late in the file widens the
+        # column (to string) instead of failing the whole file; the schema check then
+        # quarantines only the offending rows.
+        lf = pl.scan_ndjson(path, infer_schema_length=None)
+    else:
+        raise ValueError(f"fmt must be one of csv, parquet, ndjson, got {fmt!r}")
+    try:
+        if fmt == "ndjson":
+            lf = lf.select(_flatten_structs(lf.collect_schema(), path))
+        return lf.collect(engine="streaming")
+    except FileNotFoundError:
+        raise
+    except (pl.exceptions.PolarsError, OSError) as exc:
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise SourceError(f"{path}: cannot read as {fmt}: {first_line}") from exc
+
+
+def _flatten_structs(schema: pl.Schema, path: Path) -> list[pl.Expr]:
+    """Expressions that lift every (nested) struct field to a top-level `parent_child` column."""
+    exprs: list[pl.Expr] = []
+    names: dict[str, str] = {}
+
+    def visit(expr: pl.Expr, name: str, dtype: pl.DataType, origin: str) -> None:
+        if isinstance(dtype, pl.Struct):
+            for field in dtype.fields:
+                visit(expr.struct.field(field.name), f"{name}_{field.name}", field.dtype, f"{origin}.{field.name}")
+            return
+        # `{"a": {"b": 1}, "a_b": 2}` would produce two `a_b` columns; refuse rather than
+        # silently keep one of them.
+        if name in names:
+            raise SourceError(
+                f"{path}: flattening gives two columns named {name!r} (from {names[name]!r} and {origin!r})"
+            )
+        names[name] = origin
+        exprs.append(expr.alias(name))
+
+    for name, dtype in schema.items():
+        visit(pl.col(name), name, dtype, name)
+    return exprs
+
+
+def list_landing(folder: Path, pattern: str) -> list[Path]:
+    """Files in `folder` matching the glob `pattern`, sorted by name.
+
+    Dot-files are skipped: writers use them for files still being written.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"landing folder {folder} does not exist")
+    return sorted(p for p in folder.glob(pattern) if p.is_file() and not p.name.startswith("."))
+
+
+def file_hash(path: Path) -> str:
+    """Hex sha256 of the file's bytes, read in chunks so large files need little memory."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()

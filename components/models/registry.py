@@ -1,0 +1,197 @@
+"""Model registry: a config `kind` names a builder, `params` fill its dataclass config.
+
+A builder is a callable (usually the nn.Module class itself) taking exactly one dataclass
+config. The config type is read from the builder's annotation, so registering a model is
+one decorator and the config stays the single place where its parameters are declared.
+`params` always carry `in_features` and `out_features`; the training code fills them from
+the data.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import numbers
+import types
+import typing
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Literal, TypeVar, Union
+
+import numpy as np
+import torch.nn as nn
+
+from components.config import ModelConfig
+
+_B = TypeVar("_B", bound=Callable[..., nn.Module])
+
+_REQUIRED = ("in_features", "out_features")
+
+
+@dataclass(frozen=True)
+class _Entry:
+    builder: Callable[[Any], nn.Module]
+    config: type
+
+
+_REGISTRY: dict[str, _Entry] = {}
+
+
+def register(kind: str) -> Callable[[_B], _B]:
+    """Register `builder` (a class or function taking one dataclass config) under `kind`."""
+
+    def decorator(builder: _B) -> _B:
+        config_cls = _config_type(builder)
+        names = {f.name for f in dataclasses.fields(config_cls)}
+        missing = [n for n in _REQUIRED if n not in names]
+        if missing:
+            raise TypeError(f"{config_cls.__name__} (model kind {kind!r}) must declare fields {missing}")
+        previous = _REGISTRY.get(kind)
+        # re-importing the defining module (reload, notebooks) may register the same builder again
+        if previous is not None and _qualname(previous.builder) != _qualname(builder):
+            raise ValueError(f"model kind {kind!r} is already registered to {_qualname(previous.builder)}")
+        _REGISTRY[kind] = _Entry(builder=builder, config=config_cls)
+        return builder
+
+    return decorator
+
+
+def kinds() -> list[str]:
+    """The registered model kinds, sorted."""
+    return sorted(_REGISTRY)
+
+
+def build(spec: ModelConfig | Mapping[str, Any], /, **params: Any) -> nn.Module:
+    """Build the model `spec` describes: `{"kind": ..., "params": {...}}` or a ModelConfig.
+
+    Keyword `params` are merged over the spec's params (e.g. in_features from the data).
+    Raises ValueError naming an unknown kind or an unknown, missing or invalid param.
+    """
+    kind, spec_params = _parse(spec)
+    entry = _REGISTRY.get(kind)
+    if entry is None:
+        raise ValueError(f"unknown model kind {kind!r}; registered kinds: {kinds()}")
+    config = _make_config(kind, entry.config, {**spec_params, **params})
+    return entry.builder(config)
+
+
+# ---------------------------------------------------------------------------- helpers
+
+
+def _qualname(obj: Any) -> str:
+    return f"{obj.__module__}.{obj.__qualname__}"
+
+
+def _config_type(builder: Callable[..., nn.Module]) -> type:
+    target = builder.__init__ if inspect.isclass(builder) else builder
+    params = [p for p in inspect.signature(target).parameters.values() if p.name != "self"]
+    if len(params) != 1:
+        names = [p.name for p in params]
+        raise TypeError(f"{_qualname(builder)} must take exactly one config argument, takes {names}")
+    hint = typing.get_type_hints(target).get(params[0].name)
+    if not (inspect.isclass(hint) and dataclasses.is_dataclass(hint)):
+        raise TypeError(
+            f"{_qualname(builder)}: argument {params[0].name!r} must be annotated with a dataclass, got {hint!r}"
+        )
+    return hint
+
+
+def _parse(spec: ModelConfig | Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
+    if isinstance(spec, ModelConfig):
+        return spec.kind, dict(spec.params)
+    if not isinstance(spec, Mapping):
+        raise ValueError(
+            f"model spec must be a ModelConfig or a mapping with 'kind' and 'params', got {type(spec).__name__}"
+        )
+    extra = sorted(set(spec) - {"kind", "params"})
+    if extra:
+        raise ValueError(f"model spec has unknown keys {extra}; allowed: ['kind', 'params']")
+    if not isinstance(spec.get("kind"), str):
+        raise ValueError(f"model spec needs 'kind' as a string, got {spec.get('kind')!r}")
+    params = spec.get("params") or {}
+    if not isinstance(params, Mapping):
+        raise ValueError(f"model spec 'params' must be a mapping, got {type(params).__name__}")
+    return spec["kind"], dict(params)
+
+
+def _make_config(kind: str, config_cls: type, params: dict[str, Any]) -> Any:
+    fields = {f.name: f for f in dataclasses.fields(config_cls) if f.init}
+    allowed = list(fields)
+    unknown = sorted(set(params) - set(fields))
+    if unknown:
+        raise ValueError(f"model {kind!r}: unknown param(s) {unknown}; allowed: {allowed}")
+    missing = [
+        name for name, f in fields.items()
+        if name not in params and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+    ]
+    if missing:
+        raise ValueError(f"model {kind!r}: missing param(s) {missing}; allowed: {allowed}")
+    hints = typing.get_type_hints(config_cls)
+    values = {name: _coerce(kind, name, value, hints[name]) for name, value in params.items()}
+    for name in _REQUIRED:
+        if name in values and values[name] < 1:
+            raise ValueError(f"model {kind!r}: param {name!r} must be >= 1, got {values[name]!r}")
+    try:
+        return config_cls(**values)
+    except ValueError as err:
+        raise ValueError(f"model {kind!r}: {err}") from None
+
+
+def _coerce(kind: str, name: str, value: Any, tp: Any) -> Any:
+    """Check `value` against the field type; return it as a plain Python value."""
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    ok, out = _match(value, tp, origin, args)
+    if not ok:
+        raise ValueError(f"model {kind!r}: param {name!r} must be {_describe(tp)}, got {value!r}")
+    return out
+
+
+def _match(value: Any, tp: Any, origin: Any, args: tuple[Any, ...]) -> tuple[bool, Any]:
+    if tp is Any:
+        return True, value
+    if origin is Literal:
+        return any(isinstance(value, type(a)) and value == a for a in args), value
+    if origin in (Union, types.UnionType):
+        for alt in args:
+            ok, out = _match(value, alt, typing.get_origin(alt), typing.get_args(alt))
+            if ok:
+                return True, out
+        return False, value
+    if origin in (list, tuple):
+        if not isinstance(value, (list, tuple)):
+            return False, value
+        item = args[0] if args else Any
+        outs = []
+        for v in value:
+            ok, out = _match(v, item, typing.get_origin(item), typing.get_args(item))
+            if not ok:
+                return False, value
+            outs.append(out)
+        return True, origin(outs)
+    if tp is type(None):
+        return value is None, value
+    if tp is bool:
+        ok = isinstance(value, (bool, np.bool_))
+        return ok, bool(value) if ok else value
+    if tp is int:
+        ok = isinstance(value, numbers.Integral) and not isinstance(value, bool)
+        return ok, int(value) if ok else value
+    if tp is float:
+        ok = isinstance(value, numbers.Real) and not isinstance(value, bool)
+        return ok, float(value) if ok else value
+    if inspect.isclass(tp):
+        return isinstance(value, tp), value
+    return True, value
+
+
+def _describe(tp: Any) -> str:
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if origin is Literal:
+        return f"one of {list(args)}"
+    if origin in (list, tuple):
+        return f"a list of {_describe(args[0]) if args else 'values'}"
+    if origin in (Union, types.UnionType):
+        return " or ".join(_describe(a) for a in args)
+    if tp is type(None):
+        return "null"
+    return getattr(tp, "__name__", str(tp))

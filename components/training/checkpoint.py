@@ -1,0 +1,91 @@
+"""The training checkpoint: a directory that describes itself.
+
+    model.safetensors           weights of the unwrapped model (what a bundle takes)
+    optimizer.pt                optimizer + LR-scheduler state (tensors and numbers only)
+    early_stopping.safetensors  the best weights kept for restore-best, when configured
+    state.json                  epoch, model spec, metrics, early-stopping counters
+
+Nothing here unpickles: safetensors for weights, `torch.load(weights_only=True)` for the
+optimizer state, JSON for the rest.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn as nn
+from safetensors.torch import load_file, save_file
+
+from components.training.early_stopping import EarlyStopping
+
+MODEL_FILE = "model.safetensors"
+STATE_FILE = "state.json"
+_OPTIMIZER_FILE = "optimizer.pt"
+_BEST_FILE = "early_stopping.safetensors"
+
+
+def save_checkpoint(
+    directory: str | Path,
+    *,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler | None,
+    stopper: EarlyStopping | None,
+    epoch: int,
+    spec: dict[str, Any],
+    metrics: dict[str, float],
+    best_metrics: dict[str, float] | None = None,
+) -> None:
+    """Write one checkpoint into `directory` (which must exist)."""
+    directory = Path(directory)
+    save_file(_contiguous(model.state_dict()), str(directory / MODEL_FILE))
+    torch.save(
+        {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict() if scheduler else None},
+        directory / _OPTIMIZER_FILE,
+    )
+    stopper_state = None
+    if stopper is not None:
+        stopper_state = stopper.state_dict()
+        best = stopper_state.pop("best_state")
+        if best is not None:
+            save_file(_contiguous(best), str(directory / _BEST_FILE))
+    state = {
+        "epoch": epoch, "spec": spec, "metrics": metrics,
+        "best_metrics": best_metrics or {}, "early_stopping": stopper_state,
+    }
+    (directory / STATE_FILE).write_text(json.dumps(state, indent=2))
+
+
+def load_checkpoint(
+    directory: str | Path,
+    *,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler | None,
+    stopper: EarlyStopping | None,
+) -> int:
+    """Restore everything saved by `save_checkpoint`; return the epoch it was written after."""
+    directory = Path(directory)
+    model.load_state_dict(load_file(str(directory / MODEL_FILE)))
+    opt = torch.load(directory / _OPTIMIZER_FILE, weights_only=True)
+    optimizer.load_state_dict(opt["optimizer"])
+    if scheduler is not None and opt["scheduler"] is not None:
+        scheduler.load_state_dict(opt["scheduler"])
+    state = read_state(directory)
+    if stopper is not None and state["early_stopping"] is not None:
+        best_file = directory / _BEST_FILE
+        best = load_file(str(best_file)) if best_file.exists() else None
+        stopper.load_state_dict({**state["early_stopping"], "best_state": best})
+    return int(state["epoch"])
+
+
+def read_state(directory: str | Path) -> dict[str, Any]:
+    return json.loads((Path(directory) / STATE_FILE).read_text())
+
+
+def _contiguous(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    # safetensors refuses shared or non-contiguous storage; detach to plain CPU copies.
+    return {k: v.detach().cpu().contiguous().clone() for k, v in state.items()}

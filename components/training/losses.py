@@ -1,0 +1,82 @@
+"""Loss per task, weight penalties, and turning model outputs into predictions.
+
+Models output logits (classification) or raw values (regression); the sigmoid/softmax
+lives here, inside the numerically stable *-with-logits losses and in `predict_output`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Literal
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+Task = Literal["classification", "regression"]
+LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+def loss_fn(task: Task, out_features: int) -> LossFn:
+    """The training loss for a task: regression MSE on (B, out); classification with
+    out_features 1 binary cross-entropy on logits (float 0/1 targets), else cross-entropy
+    on (B, C) logits with int64 class targets (B,)."""
+    _check(task, out_features)
+    if task == "regression":
+        return _mse
+    return _binary_cross_entropy if out_features == 1 else _cross_entropy
+
+
+def _mse(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    return F.mse_loss(pred, target.reshape(pred.shape).to(pred.dtype))  # (B, out) vs (B, out)
+
+
+def _binary_cross_entropy(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    return F.binary_cross_entropy_with_logits(logits.reshape(-1), target.reshape(-1).to(logits.dtype))  # (B,)
+
+
+def _cross_entropy(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    return F.cross_entropy(logits, target.reshape(-1).long())  # (B, C) vs (B,)
+
+
+def penalty(model: nn.Module, l1: float, l2: float) -> torch.Tensor:
+    """l1·Σ|w| + ½·l2·Σw² over weight matrices and kernels (parameters with 2+ dimensions).
+
+    Biases, batch-norm scales and PReLU slopes (all 1-D) are not penalised. The ½ makes the
+    L2 gradient l2·w, the same step SGD takes with weight_decay=l2.
+    """
+    if l1 < 0 or l2 < 0:
+        raise ValueError(f"l1 and l2 must be >= 0, got l1={l1}, l2={l2}")
+    weights = [p for p in model.parameters() if p.requires_grad and p.dim() >= 2]
+    total = torch.zeros((), device=weights[0].device, dtype=weights[0].dtype) if weights else torch.zeros(())
+    if l1 > 0:
+        total = total + l1 * sum(w.abs().sum() for w in weights)
+    if l2 > 0:
+        total = total + 0.5 * l2 * sum(w.pow(2).sum() for w in weights)
+    return total
+
+
+def predict_output(logits: torch.Tensor, task: Task, out_features: int) -> dict[str, torch.Tensor]:
+    """Predictions from a (B, out) model output.
+
+    classification: {"class": (B,) int64, "proba": (B, C)}; binary gives C = 2 columns [1−p, p].
+    regression: {"value": (B,)} when out_features is 1, else {"value": (B, out)}.
+    """
+    _check(task, out_features)
+    if logits.dim() != 2 or logits.shape[1] != out_features:
+        raise ValueError(f"expected model output (B, {out_features}), got {tuple(logits.shape)}")
+    if task == "regression":
+        return {"value": logits[:, 0] if out_features == 1 else logits}
+    if out_features == 1:
+        p = torch.sigmoid(logits[:, 0])  # (B,)
+        proba = torch.stack([1 - p, p], dim=1)  # (B, 2)
+        return {"class": (p > 0.5).long(), "proba": proba}
+    proba = torch.softmax(logits, dim=1)  # (B, C)
+    return {"class": proba.argmax(dim=1), "proba": proba}
+
+
+def _check(task: str, out_features: int) -> None:
+    if task not in ("classification", "regression"):
+        raise ValueError(f"task must be 'classification' or 'regression', got {task!r}")
+    if out_features < 1:
+        raise ValueError(f"out_features must be >= 1, got {out_features}")

@@ -1,0 +1,85 @@
+"""Flows `train` and `tune`: the silver snapshot -> Ray Train / Ray Tune -> trial outcomes.
+
+Both log to MLflow from the driver: one child run per trial under the caller's parent run.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from prefect import flow, task
+from prefect.cache_policies import NO_CACHE
+from prefect.logging import get_run_logger
+
+from components.data.lake import Lake
+from components.data.silver import SilverSnapshot, read_silver
+from components.training.loop import loop_config
+from components.training.outcome import TrialOutcome
+from components.training.ray_session import make_trainer, silver_datasets, training_outcome
+from components.tuning.tuner import run_search, trial_outcomes
+from flows.workspace import Workspace, connect_ray
+
+
+@task(retries=2, retry_delay_seconds=1, cache_policy=NO_CACHE)
+def load_snapshot(lake_root: str) -> SilverSnapshot:
+    return read_silver(Lake(lake_root))
+
+
+def _inputs(ws: Workspace, snapshot: SilverSnapshot) -> tuple[dict[str, Any], dict[str, Any]]:
+    features = snapshot.features
+    config = loop_config(
+        ws.config.model.model_dump(),
+        ws.config.training.model_dump(),
+        task=ws.config.schema_.task,
+        in_features=features.in_features,
+        out_features=features.out_features,
+    )
+    label_dtype = "int64" if features.labels is not None else "float32"
+    tables = {s: snapshot.tables[s] for s in ("train", "val")}
+    datasets = silver_datasets(tables, features.columns, "label", label_dtype)
+    return config, datasets
+
+
+@task(retries=1, retry_delay_seconds=5, cache_policy=NO_CACHE, task_run_name="ray-train")
+def train_on_ray(ws: Workspace, snapshot: SilverSnapshot, run_name: str) -> TrialOutcome:
+    connect_ray(ws.profile)
+    config, datasets = _inputs(ws, snapshot)
+    training = ws.config.training
+    trainer = make_trainer(
+        config, datasets, num_workers=training.num_workers, use_gpu=training.use_gpu,
+        storage_path=ws.runs, name=run_name,
+    )
+    return training_outcome(trainer.fit(), run_name)
+
+
+@task(retries=1, retry_delay_seconds=5, cache_policy=NO_CACHE, task_run_name="ray-tune")
+def tune_on_ray(ws: Workspace, snapshot: SilverSnapshot, run_name: str) -> list[TrialOutcome]:
+    connect_ray(ws.profile)
+    config, datasets = _inputs(ws, snapshot)
+    tuning = ws.config.tuning
+    grid = run_search(config, datasets, tuning, storage_path=ws.runs, name=run_name)
+    return trial_outcomes(grid, list(tuning.space))
+
+
+@flow(name="train", log_prints=True, validate_parameters=False)
+def train(ws: Workspace, run_name: str | None = None) -> list[TrialOutcome]:
+    snapshot = load_snapshot(ws.lake)
+    started = time.perf_counter()
+    outcome = train_on_ray(ws, snapshot, run_name or f"{ws.name}-train-{int(time.time())}")
+    get_run_logger().info("trained %d epochs in %.1fs", len(outcome.history), time.perf_counter() - started)
+    return [outcome]
+
+
+@flow(name="tune", log_prints=True, validate_parameters=False)
+def tune(ws: Workspace, run_name: str | None = None) -> list[TrialOutcome]:
+    if ws.config.tuning is None:
+        raise ValueError(f"{ws.name}: the config has no 'tuning' section; use the train stage")
+    snapshot = load_snapshot(ws.lake)
+    started = time.perf_counter()
+    outcomes = tune_on_ray(ws, snapshot, run_name or f"{ws.name}-tune-{int(time.time())}")
+    get_run_logger().info(
+        "%d trials (%d failed) in %.1fs", len(outcomes), sum(o.error is not None for o in outcomes),
+        time.perf_counter() - started,
+    )
+    return outcomes

@@ -1,0 +1,62 @@
+"""Where one pipeline's data and runs live, from its config and profile, and the Ray
+connection. The only place in the project that turns names into locations."""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import ray
+
+from components.config import PipelineConfig, ProfileConfig, load_profile
+
+
+@dataclass(frozen=True)
+class Workspace:
+    config: PipelineConfig
+    profile: ProfileConfig
+
+    @classmethod
+    def of(cls, config: PipelineConfig, conf_dir: str | Path = "conf") -> "Workspace":
+        return cls(config, load_profile(config.profile, conf_dir))
+
+    @property
+    def name(self) -> str:
+        return self.config.name
+
+    @property
+    def landing(self) -> Path:
+        return Path(self.profile.landing) / self.name
+
+    @property
+    def lake(self) -> str:
+        return f"{self.profile.lake}/{self.name}"
+
+    @property
+    def runs(self) -> str:
+        return self.profile.runs
+
+    @property
+    def bundles(self) -> Path:
+        return Path(self.profile.root) / "bundles" / self.name
+
+
+def connect_ray(profile: ProfileConfig) -> None:
+    """Join the profile's cluster (RAY_ADDRESS wins) or start a local Ray once per process."""
+    if ray.is_initialized():
+        return
+    # Train V2 is the only trainer API this project uses.
+    os.environ.setdefault("RAY_TRAIN_V2_ENABLED", "1")
+    if profile.ray_address:
+        import components
+
+        # Ship the project's code to the cluster's workers.
+        ray.init(
+            address=profile.ray_address,
+            runtime_env={"py_modules": [str(Path(components.__file__).parent)]},
+            logging_level=logging.WARNING,
+        )
+    else:
+        ray.init(include_dashboard=False, logging_level=logging.WARNING, log_to_driver=False)
