@@ -1,4 +1,4 @@
-"""MLflow glue: tracking runs and the model registry with its `champion` alias."""
+"""MLflow model registry: bundles become model versions; the `champion` alias moves only on improvement."""
 
 from __future__ import annotations
 
@@ -24,25 +24,6 @@ class Registration:
     previous_champion: str | None
     metric: str
     value: float
-
-
-def use_tracking(tracking_uri: str, experiment: str, artifact_location: str) -> str:
-    """Point MLflow at the tracking store and make `experiment` current; return its id."""
-    mlflow.set_tracking_uri(tracking_uri)
-    found = mlflow.get_experiment_by_name(experiment)
-    if found is None:
-        experiment_id = mlflow.create_experiment(experiment, artifact_location=f"{artifact_location}/{experiment}")
-    else:
-        experiment_id = found.experiment_id
-    mlflow.set_experiment(experiment_id=experiment_id)
-    return experiment_id
-
-
-def log_epochs(history: list[dict[str, Any]]) -> None:
-    """Log per-epoch metric dicts (as reported by the loop) to the active run, step = epoch."""
-    for row in history:
-        step = int(row.get("epoch", 0))
-        mlflow.log_metrics({k: float(v) for k, v in row.items() if _loggable(k, v)}, step=step)
 
 
 def register_bundle(
@@ -76,9 +57,13 @@ def champion_version(name: str) -> Any | None:
         return None
 
 
-def download_bundle(name: str, alias: str = CHAMPION, dst: str | None = None) -> tuple[Path, str]:
+def download_bundle(tracking_uri: str, name: str, alias: str = CHAMPION, dst: str | None = None) -> tuple[Path, str]:
     """Fetch the bundle of model `name` at `alias`; return (local dir, version)."""
-    version = MlflowClient().get_model_version_by_alias(name, alias).version
+    mlflow.set_tracking_uri(tracking_uri)
+    try:
+        version = MlflowClient().get_model_version_by_alias(name, alias).version
+    except MlflowException as exc:
+        raise LookupError(f"model {name!r} has no version with alias {alias!r} in {tracking_uri}") from exc
     target = dst or tempfile.mkdtemp(prefix=f"rayline-{name}-")
     path = mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{name}@{alias}", dst_path=target)
     return Path(path), str(version)
@@ -90,5 +75,7 @@ def _beats(new: float, old: float, mode: str) -> bool:
     return new < old if mode == "min" else new > old
 
 
-def _loggable(key: str, value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and key not in ("epoch",) and math.isfinite(value)
+def champions(tracking_uri: str) -> list[str]:
+    """Names of the registered models that have a `champion` version."""
+    mlflow.set_tracking_uri(tracking_uri)
+    return sorted(m.name for m in MlflowClient().search_registered_models() if CHAMPION in (m.aliases or {}))

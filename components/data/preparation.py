@@ -97,3 +97,9 @@ def _silver(part: pl.DataFrame, state: FeatureState) -> pl.DataFrame:
     )
     frame = pl.DataFrame({name: x[:, i] for i, name in enumerate(state.columns)})
     return frame.with_columns(pl.Series(LABEL, y))
+
+
+def raw_split(bronze: pl.DataFrame, schema: SchemaConfig, split: SplitConfig, which: str) -> pl.DataFrame:
+    """The raw bronze rows of one split (the same assignment `prepare` made), declared columns only."""
+    assigned = assign_splits(bronze, split, schema.target)
+    return bronze.filter(assigned == which).select(list(schema.columns))

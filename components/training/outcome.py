@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,3 +18,13 @@ class TrialOutcome:
 
     def value(self, metric: str) -> float:
         return float(self.metrics.get(metric, float("nan")))
+
+
+def best_of(outcomes: list[TrialOutcome], metric: str, mode: str) -> TrialOutcome:
+    """The finished outcome with the best last-reported `metric`; a clear error if none."""
+    usable = [o for o in outcomes if o.checkpoint and o.error is None and math.isfinite(o.value(metric))]
+    if not usable:
+        errors = "; ".join(f"{o.trial_id}: {o.error}" for o in outcomes if o.error) or "no checkpoints reported"
+        raise RuntimeError(f"no trial finished with a finite {metric!r}: {errors}")
+    pick = min if mode == "min" else max
+    return pick(usable, key=lambda o: o.value(metric))

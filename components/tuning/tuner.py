@@ -75,19 +75,32 @@ def trial_outcomes(grid: tune.ResultGrid, space_keys: list[str]) -> list[TrialOu
     outcomes = []
     for result in grid:
         metrics = dict(result.metrics or {})
-        history = result.metrics_dataframe.to_dict("records") if result.metrics_dataframe is not None else []
+        frame = result.metrics_dataframe
+        history = [_reported(row) for row in frame.to_dict("records")] if frame is not None else []
         config = result.config or {}
         outcomes.append(
             TrialOutcome(
-                trial_id=str(metrics.get("trial_id", Path(result.path).name)),
+                trial_id=str(metrics.get("trial_id") or Path(result.path).name),
                 params={k: config[k] for k in space_keys if k in config},
                 history=history,
                 checkpoint=_checkpoint_path(result),
                 error=str(result.error) if result.error else None,
-                metrics=metrics,
+                metrics=_reported(metrics),
             )
         )
     return outcomes
+
+
+# What Tune adds to every report; the loop's own metrics are the rest.
+_TUNE_KEYS = {
+    "timestamp", "checkpoint_dir_name", "done", "training_iteration", "trial_id", "date", "time_this_iter_s",
+    "time_total_s", "pid", "hostname", "node_ip", "time_since_restore", "iterations_since_restore",
+    "should_checkpoint", "experiment_tag",
+}
+
+
+def _reported(row: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in row.items() if k not in _TUNE_KEYS and not k.startswith("config")}
 
 
 def _checkpoint_path(result: tune.Result) -> str | None:

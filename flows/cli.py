@@ -1,0 +1,220 @@
+"""The `rayline` command line: one command per stage, the whole pipeline, serving, scoring."""
+
+from __future__ import annotations
+
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Optional
+
+import polars as pl
+import typer
+
+from components.config import ConfigError, load_pipeline, load_profile
+from flows.workspace import Workspace
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
+
+ConfigArg = Annotated[Path, typer.Argument(help="pipeline YAML, e.g. conf/pipelines/quickstart.yaml")]
+
+
+def _workspace(path: Path) -> Workspace:
+    """Load and validate everything first: a bad config exits 2 before anything runs."""
+    try:
+        config = load_pipeline(path)
+        return Workspace.of(config, _conf_dir(path))
+    except ConfigError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(2) from None
+
+
+def _conf_dir(path: Path) -> Path:
+    # conf/pipelines/x.yaml -> conf/ (profiles live beside pipelines); otherwise ./conf
+    parent = path.resolve().parent
+    return parent.parent if parent.name == "pipelines" else Path("conf")
+
+
+@app.command()
+def run(
+    config: ConfigArg,
+    smoke: Annotated[int, typer.Option(help="send N test rows to the endpoint, print them, then stop")] = 0,
+    serve: Annotated[bool, typer.Option(help="deploy the endpoint at the end")] = True,
+) -> None:
+    """The whole pipeline: ingest, preprocess, tune or train, evaluate, register, deploy."""
+    ws = _workspace(config)
+    from flows.pipeline import pipeline
+    from flows.summary import show, summary_table
+
+    summary = pipeline(ws, serve=serve)
+    show(summary_table(summary))
+    if summary.endpoint and smoke:
+        _smoke(ws, summary.endpoint, smoke)
+        _shutdown()
+    elif summary.endpoint:
+        _serve_forever(ws.profile.ray_address, summary.endpoint)
+
+
+@app.command()
+def ingest(config: ConfigArg) -> None:
+    """Landing files -> bronze Delta table (bad rows -> quarantine)."""
+    from flows.ingest import ingest as ingest_flow
+
+    report = ingest_flow(_workspace(config))
+    if report.failed:
+        raise typer.Exit(1)
+
+
+@app.command()
+def preprocess(config: ConfigArg) -> None:
+    """Bronze -> seeded splits -> fitted transforms -> silver Delta tables."""
+    from flows.preprocess import preprocess as preprocess_flow
+
+    preprocess_flow(_workspace(config))
+
+
+@app.command()
+def train(config: ConfigArg) -> None:
+    """Train once with Ray Train on the silver tables, then evaluate and register."""
+    _fit(config, search=False)
+
+
+@app.command()
+def tune(config: ConfigArg) -> None:
+    """Search the config's space with Ray Tune, then evaluate and register the best trial."""
+    _fit(config, search=True)
+
+
+def _fit(config: Path, search: bool) -> None:
+    ws = _workspace(config)
+    if search and ws.config.tuning is None:
+        typer.echo(f"{config}: no 'tuning' section to search; use `rayline train`", err=True)
+        raise typer.Exit(2)
+    from flows.pipeline import PipelineSummary, fit
+    from flows.summary import show, summary_table
+
+    show(summary_table(PipelineSummary(ws.name, fit=fit(ws, search))))
+
+
+@app.command()
+def deploy(config: ConfigArg) -> None:
+    """Deploy the config's model (its `champion` version) on Ray Serve."""
+    ws = _workspace(config)
+    from flows.deploy import deploy as deploy_flow
+
+    url = deploy_flow(ws)
+    typer.echo(f"serving {ws.config.serving.name} at {url}")
+    _serve_forever(ws.profile.ray_address, url)
+
+
+@app.command()
+def serve(
+    model: Annotated[Optional[list[str]], typer.Option(help="registered model to serve (repeatable); default: all with a champion")] = None,
+    profile: Annotated[str, typer.Option(help="conf/profiles/NAME.yaml")] = "local",
+    host: str = "127.0.0.1",
+    port: int = 8000,
+) -> None:
+    """Serve registered champions in the foreground until Ctrl-C."""
+    try:
+        prof = load_profile(profile)
+    except ConfigError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(2) from None
+    from components.artifacts.registry import champions
+    from flows.deploy import start_endpoint, wait_ready
+    from serving.app import ServedModel
+
+    names = model or champions(prof.mlflow_tracking_uri)
+    if not names:
+        typer.echo(f"no registered model has a champion in {prof.mlflow_tracking_uri}; run a pipeline first", err=True)
+        raise typer.Exit(1)
+    url = start_endpoint.fn(prof, [ServedModel(name=n) for n in names], host, port)
+    wait_ready.fn(url, names)
+    typer.echo(f"serving {', '.join(names)} at {url}")
+    _serve_forever(prof.ray_address, url)
+
+
+@app.command()
+def predict(
+    name: Annotated[str, typer.Argument(help="served model name")],
+    file: Annotated[Path, typer.Argument(help="rows to score: .csv, .ndjson/.jsonl or .parquet")],
+    url: str = "http://127.0.0.1:8000",
+) -> None:
+    """Score a file through the live endpoint and print one prediction per row."""
+    from components.data.sources import read_file
+    from flows.summary import predictions_table, show
+    from serving.client import EndpointError, model_inputs, predict_rows
+
+    suffix = file.suffix.lower()
+    if not file.is_file():
+        typer.echo(f"{file}: no such file", err=True)
+        raise typer.Exit(2)
+    if suffix not in (".csv", ".ndjson", ".jsonl", ".parquet"):
+        typer.echo(f"{file}: expected .csv, .ndjson, .jsonl or .parquet, got {suffix or 'no suffix'}", err=True)
+        raise typer.Exit(2)
+    rows = pl.read_csv(file) if suffix == ".csv" else read_file(file, "parquet" if suffix == ".parquet" else "ndjson")
+    try:
+        inputs = model_inputs(url, name)
+        missing = [c for c in inputs if c not in rows.columns]
+        if missing:
+            typer.echo(f"{file}: missing input column(s) {missing} of model {name!r}", err=True)
+            raise typer.Exit(2)
+        predictions, version = predict_rows(url, name, rows.select(list(inputs)))
+    except (EndpointError, OSError) as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(1) from None
+    show(predictions_table([{"row": i, **_flat(p)} for i, p in enumerate(predictions)], f"{name} v{version}"))
+
+
+def _flat(prediction: object) -> dict[str, object]:
+    if isinstance(prediction, dict):
+        best = max(prediction["probabilities"].values())
+        return {"label": prediction["label"], "probability": best}
+    return {"prediction": prediction}
+
+
+def _smoke(ws: Workspace, url: str, n: int) -> None:
+    """Send n raw test rows over HTTP and print predictions next to the true values."""
+    from components.data.lake import Lake
+    from components.data.preparation import raw_split
+    from components.data.silver import read_silver
+    from flows.summary import predictions_table, show
+    from serving.client import predict_rows
+
+    lake = Lake(ws.lake)
+    snapshot = read_silver(lake)
+    cfg = ws.config
+    test = raw_split(lake.read("bronze", snapshot.bronze_version), cfg.schema_, cfg.split, "test").head(n)
+    predictions, version = predict_rows(url, cfg.serving.name, test.drop(cfg.schema_.target))
+    rows = [
+        {"row": i, "true": truth, **_flat(p)}
+        for i, (truth, p) in enumerate(zip(test[cfg.schema_.target].to_list(), predictions))
+    ]
+    show(predictions_table(rows, f"{n} test rows through {url} ({cfg.serving.name} v{version})"))
+
+
+def _serve_forever(ray_address: str | None, url: str) -> None:
+    if ray_address:
+        return  # the cluster keeps serving after this process exits
+    typer.echo(f"endpoint live at {url} (docs at {url}/docs); Ctrl-C to stop")
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    try:
+        while True:
+            time.sleep(3600)
+    except (KeyboardInterrupt, SystemExit):
+        pass
+    finally:
+        _shutdown()
+
+
+def _shutdown() -> None:
+    import ray
+    from ray import serve
+
+    if ray.is_initialized():
+        serve.shutdown()
+        ray.shutdown()
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,71 @@
+"""Flow `pipeline`: ingest -> preprocess -> tune (or train) -> evaluate -> register -> deploy."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from prefect import flow
+
+from components.artifacts.registry import Registration
+from components.data.silver import SilverSnapshot
+from components.training.outcome import TrialOutcome, best_of
+from flows.deploy import deploy
+from flows.ingest import IngestReport, ingest
+from flows.preprocess import preprocess
+from flows.register import build_bundle, close_run, log_trials, open_parent_run, register, selection
+from flows.train import load_snapshot, train, tune
+from flows.workspace import Workspace
+
+
+@dataclass
+class FitResult:
+    outcomes: list[TrialOutcome]
+    best: TrialOutcome
+    metrics: dict[str, float]
+    registration: Registration
+    snapshot: SilverSnapshot
+    parent_run_id: str
+
+
+@dataclass
+class PipelineSummary:
+    name: str
+    ingest: IngestReport | None = None
+    fit: FitResult | None = None
+    endpoint: str | None = None
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+@flow(name="fit", log_prints=True, validate_parameters=False)
+def fit(ws: Workspace, search: bool) -> FitResult:
+    """Train (or search), then score, track and register the best bundle."""
+    experiment_id, parent = open_parent_run(ws, "tune" if search else "train")
+    snapshot = load_snapshot(ws.lake)
+    run_name = f"{ws.name}-{parent[:8]}"
+    outcomes = tune(ws, run_name) if search else train(ws, run_name)
+    runs = log_trials(experiment_id, parent, outcomes)
+    best = best_of(outcomes, *selection(ws))
+    bundle_dir, metrics = build_bundle(ws, best, snapshot, runs[best.trial_id])
+    registration = register(ws, bundle_dir, runs[best.trial_id], metrics)
+    close_run(parent, metrics)
+    return FitResult(outcomes, best, metrics, registration, snapshot, parent)
+
+
+@flow(name="pipeline", log_prints=True, validate_parameters=False)
+def pipeline(ws: Workspace, serve: bool = True) -> PipelineSummary:
+    summary = PipelineSummary(ws.name)
+    summary.ingest = _timed(summary, "ingest", ingest, ws)
+    _timed(summary, "preprocess", preprocess, ws)
+    summary.fit = _timed(summary, "tune" if ws.config.tuning else "train", fit, ws, ws.config.tuning is not None)
+    if serve:
+        summary.endpoint = _timed(summary, "deploy", deploy, ws)
+    return summary
+
+
+def _timed(summary: PipelineSummary, stage: str, fn: Any, *args: Any) -> Any:
+    started = time.perf_counter()
+    result = fn(*args)
+    summary.seconds[stage] = time.perf_counter() - started
+    return result

@@ -1,0 +1,91 @@
+"""Tasks that turn the chosen trial into a scored, tracked, registered bundle."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+from pathlib import Path
+from typing import Any
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from components.artifacts.bundle import load_bundle, save_bundle
+from components.artifacts.registry import Registration, register_bundle
+from components.artifacts.tracking import end_run, log_metrics, log_trial, start_run, use_tracking
+from components.data.lake import Lake
+from components.data.silver import SilverSnapshot, read_split
+from components.evaluation.scoring import score
+from components.training.outcome import TrialOutcome
+from flows.workspace import Workspace
+
+
+@task(retries=2, retry_delay_seconds=1, cache_policy=NO_CACHE)
+def open_parent_run(ws: Workspace, stage: str) -> tuple[str, str]:
+    """(experiment id, parent run id) for one pipeline invocation, with the config as params."""
+    experiment_id = use_tracking(ws.profile.mlflow_tracking_uri, ws.name, ws.profile.mlflow_artifacts)
+    params = ws.config.model_dump(by_alias=True, exclude={"schema_", "schema"})
+    run_id = start_run(experiment_id, f"{ws.name}-{stage}", {**params, "config_hash": config_hash(ws)})
+    return experiment_id, run_id
+
+
+@task(retries=2, retry_delay_seconds=1, cache_policy=NO_CACHE)
+def log_trials(experiment_id: str, parent_id: str, outcomes: list[TrialOutcome]) -> dict[str, str]:
+    """One child run per trial; returns trial id -> run id."""
+    return {o.trial_id: log_trial(experiment_id, parent_id, o) for o in outcomes}
+
+
+@task(cache_policy=NO_CACHE)
+def build_bundle(ws: Workspace, best: TrialOutcome, snapshot: SilverSnapshot, run_id: str) -> tuple[Path, dict[str, float]]:
+    """Assemble the bundle from the best checkpoint, score it on the test split, and
+    record the scores in its metrics.json. Returns (bundle dir, metrics)."""
+    lineage = {**snapshot.lineage, "config_hash": config_hash(ws), "code_version": _code_version(), "run_id": run_id}
+    val = {k: float(v) for k, v in best.metrics.items() if k.startswith("val_")}
+    directory = save_bundle(
+        ws.bundles / run_id, checkpoint_dir=best.checkpoint, features=snapshot.features, metrics=val, lineage=lineage
+    )
+    bundle = load_bundle(directory)
+    inputs, labels = read_split(Lake(ws.lake), snapshot, "test")
+    test = score(bundle.model, inputs.to_numpy(), labels.to_numpy(), bundle.task, snapshot.features.out_features)
+    metrics = {**val, **{f"test_{k}": float(v) for k, v in test.items()}}
+    (directory / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True))
+    return directory, metrics
+
+
+@task(retries=2, retry_delay_seconds=1, cache_policy=NO_CACHE)
+def register(ws: Workspace, bundle_dir: Path, run_id: str, metrics: dict[str, float]) -> Registration:
+    metric, mode = selection(ws)
+    log_metrics(run_id, metrics)
+    return register_bundle(
+        ws.config.serving.name, bundle_dir, run_id=run_id, metric=metric, value=metrics[metric], mode=mode
+    )
+
+
+@task(retries=2, retry_delay_seconds=1, cache_policy=NO_CACHE)
+def close_run(run_id: str, metrics: dict[str, float] | None = None) -> None:
+    if metrics:
+        log_metrics(run_id, metrics)
+    end_run(run_id)
+
+
+def selection(ws: Workspace) -> tuple[str, str]:
+    """The validation metric (and its direction) that picks trials and champions."""
+    tuning = ws.config.tuning
+    return (tuning.metric, tuning.mode) if tuning else ("val_loss", "min")
+
+
+def config_hash(ws: Workspace) -> str:
+    canonical = json.dumps(ws.config.model_dump(by_alias=True), sort_keys=True, default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+def _code_version() -> str:
+    try:
+        return subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True, timeout=5
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        from importlib.metadata import version
+
+        return f"rayline {version('rayline')}"

@@ -1,0 +1,65 @@
+"""Rich tables for the terminal: the pipeline's run summary and scored predictions."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from flows.pipeline import PipelineSummary
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def summary_table(summary: PipelineSummary) -> Table:
+    table = Table(title=f"rayline pipeline '{summary.name}'", show_header=False, title_justify="left")
+    table.add_column("what", style="bold")
+    table.add_column("value")
+    if summary.ingest is not None:
+        ing = summary.ingest
+        table.add_row(
+            "ingest",
+            f"{ing.good_rows} new rows, {ing.bad_rows} quarantined, "
+            f"{sum(r.skipped for r in ing.committed)} file(s) already ingested, {len(ing.failed)} failed",
+        )
+        for name, why in ing.failed.items():
+            table.add_row("  failed file", f"{name}: {why}")
+    if summary.fit is not None:
+        fit = summary.fit
+        lineage = fit.snapshot.lineage
+        silver = ", ".join(f"{s} v{t['version']}" for s, t in lineage["silver"].items())
+        table.add_row("data versions", f"bronze v{lineage['bronze_version']}; silver {silver}")
+        table.add_row("trials", f"{len(fit.outcomes)} ({sum(o.error is not None for o in fit.outcomes)} failed)")
+        if fit.best.params:
+            table.add_row("best params", ", ".join(f"{k}={_fmt(v)}" for k, v in fit.best.params.items()))
+        reg = fit.registration
+        table.add_row(f"validation {reg.metric}", _fmt(reg.value))
+        tests = {k.removeprefix("test_"): v for k, v in fit.metrics.items() if k.startswith("test_")}
+        table.add_row("test metrics", ", ".join(f"{k}={_fmt(v)}" for k, v in sorted(tests.items())))
+        champion = "champion" if reg.champion else f"not champion (v{reg.previous_champion} stays)"
+        table.add_row("model", f"{reg.name} v{reg.version}, {champion}")
+        table.add_row("mlflow run", fit.parent_run_id)
+    if summary.endpoint:
+        name = summary.fit.registration.name if summary.fit else summary.name
+        table.add_row("endpoint", f"{summary.endpoint}/v1/models/{name}:predict")
+    if summary.seconds:
+        table.add_row("seconds", ", ".join(f"{k} {v:.1f}" for k, v in summary.seconds.items()))
+    return table
+
+
+def predictions_table(rows: list[dict[str, Any]], title: str) -> Table:
+    table = Table(title=title, title_justify="left")
+    for column in rows[0] if rows else []:
+        table.add_column(column)
+    for row in rows:
+        table.add_row(*(_fmt(v) for v in row.values()))
+    return table
+
+
+def show(renderable: Any) -> None:
+    Console().print(renderable)

@@ -1,0 +1,46 @@
+"""A small HTTP client for the endpoint: what `rayline predict` and the smoke check use."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import httpx
+import polars as pl
+
+
+class EndpointError(RuntimeError):
+    """The endpoint answered with an error; the message is its own."""
+
+
+def model_inputs(url: str, name: str) -> dict[str, str]:
+    """The served model's feature columns and their types."""
+    return _json(httpx.get(f"{url}/v1/models/{name}", timeout=30))["inputs"]
+
+
+def predict_rows(url: str, name: str, rows: pl.DataFrame, chunk: int = 256) -> tuple[list[Any], str]:
+    """Predictions for every row of `rows` (only the model's inputs are sent), in chunks."""
+    predictions: list[Any] = []
+    version = ""
+    with httpx.Client(timeout=60) as client:
+        for start in range(0, rows.height, chunk):
+            instances = [_clean(r) for r in rows.slice(start, chunk).iter_rows(named=True)]
+            answer = _json(client.post(f"{url}/v1/models/{name}:predict", json={"instances": instances}))
+            predictions.extend(answer["predictions"])
+            version = answer["model_version"]
+    return predictions, version
+
+
+def _clean(row: dict[str, Any]) -> dict[str, Any]:
+    # JSON has no NaN: a missing float goes as null, which nullable features accept.
+    return {k: None if isinstance(v, float) and math.isnan(v) else v for k, v in row.items()}
+
+
+def _json(response: httpx.Response) -> dict[str, Any]:
+    if response.status_code != 200:
+        try:
+            message = response.json().get("error", response.text)
+        except ValueError:
+            message = response.text
+        raise EndpointError(f"{response.request.method} {response.request.url} -> {response.status_code}: {message}")
+    return response.json()
