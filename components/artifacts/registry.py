@@ -43,7 +43,7 @@ def register_bundle(
         name, source=source, run_id=run_id, tags={"metric": metric, "value": repr(float(value))}
     ).version
     current = champion_version(name)
-    previous = current.version if current is not None else None
+    previous = str(current.version) if current is not None else None
     wins = current is None or _beats(value, float(current.tags.get("value", "nan")), mode)
     if wins:
         client.set_registered_model_alias(name, CHAMPION, version)

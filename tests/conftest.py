@@ -1,0 +1,44 @@
+"""Fixtures shared by every test layer: tiny configs and data, built from bundled datasets."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from components.data.bundled import bundled_schema
+
+
+def iris_config(name: str = "iris", **overrides: Any) -> dict[str, Any]:
+    """A small, fast pipeline config on iris (150 rows, 4 features, 3 classes)."""
+    config: dict[str, Any] = {
+        "name": name,
+        "source": {"format": "sklearn", "dataset": "iris", "files": 2},
+        "schema": {"target": "target", "task": "classification", "columns": bundled_schema("iris")},
+        "split": {"ratios": {"train": 0.6, "val": 0.2, "test": 0.2}, "stratify": True, "seed": 7},
+        "model": {"kind": "mlp", "params": {"hidden": [16], "activation": "relu"}},
+        "training": {
+            "epochs": 4,
+            "batch_size": 16,
+            "optimizer": {"name": "adam", "lr": 0.02},
+            "early_stopping": {"patience": 3},
+        },
+        "serving": {"name": name, "port": 8123},
+    }
+    for key, value in overrides.items():
+        config[key] = value
+    return config
+
+
+def write_config(directory: Path, config: dict[str, Any]) -> Path:
+    path = directory / "conf" / "pipelines" / f"{config['name']}.yaml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
+
+
+@pytest.fixture
+def iris_yaml(tmp_path: Path) -> Path:
+    return write_config(tmp_path, iris_config())

@@ -1,0 +1,109 @@
+"""The KServe v1 endpoint over HTTP: good answers, and a 4xx naming the field for bad input."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import httpx
+import polars as pl
+import pytest
+
+from components.artifacts.bundle import load_bundle, save_bundle
+from components.artifacts.registry import register_bundle
+from components.artifacts.tracking import log_trial, start_run
+from components.data.bundled import bundled_frame
+from components.training.outcome import best_of
+from serving.app import ServedModel, start
+
+NAME = "iris-serve"
+FEATURES = ["sepal_length_cm", "sepal_width_cm", "petal_length_cm", "petal_width_cm"]
+
+
+@pytest.fixture(scope="module")
+def endpoint(search, silver, tracking, profile, workdir: Path):
+    _, snapshot = silver
+    best = best_of(search, "val_loss", "min")
+    run_id = log_trial(tracking, start_run(tracking, "serve-test", {}), best)
+    bundle_dir = save_bundle(
+        workdir / "bundle-serve", checkpoint_dir=best.checkpoint, features=snapshot.features,
+        metrics={"val_loss": best.value("val_loss")}, lineage=snapshot.lineage,
+    )
+    registration = register_bundle(NAME, bundle_dir, run_id=run_id, metric="val_loss", value=0.0, mode="min")
+    url = start([ServedModel(name=NAME, max_instances=8)], profile.mlflow_tracking_uri, "127.0.0.1", 8321)
+    return url, registration.version, load_bundle(bundle_dir)
+
+
+def _rows(n: int) -> list[dict]:
+    return bundled_frame("iris").select(FEATURES).head(n).to_dicts()
+
+
+def _predict(url: str, body, name: str = NAME) -> httpx.Response:
+    content = body if isinstance(body, (str, bytes)) else json.dumps(body)
+    return httpx.post(f"{url}/v1/models/{name}:predict", content=content,
+                      headers={"content-type": "application/json"}, timeout=30)
+
+
+def test_status_routes(endpoint):
+    url, version, _ = endpoint
+    assert httpx.get(f"{url}/healthz").json() == {"status": "ok"}
+    assert httpx.get(f"{url}/v1/models").json() == {"models": [NAME]}
+    status = httpx.get(f"{url}/v1/models/{NAME}").json()
+    assert status == {"name": NAME, "ready": True, "version": version, "task": "classification",
+                      "inputs": {f: "float" for f in FEATURES}}
+    assert httpx.get(f"{url}/v1/models/nope").status_code == 404
+    assert "/v1/models/{name}:predict" in httpx.get(f"{url}/openapi.json").json()["paths"]
+
+
+def test_predicts_like_the_bundle_in_process(endpoint):
+    url, version, bundle = endpoint
+    rows = _rows(5)
+    response = _predict(url, {"instances": rows})
+    assert response.status_code == 200
+    body = response.json()
+    assert body["model_version"] == version and body["model_name"] == NAME
+    assert len(body["predictions"]) == 5
+    for prediction in body["predictions"]:
+        assert prediction["label"] in (0, 1, 2)
+        assert sum(prediction["probabilities"].values()) == pytest.approx(1.0, abs=1e-4)
+    # The saved preprocessing is the serving path: same answers as the bundle in this process.
+    assert body["predictions"] == json.loads(json.dumps(bundle.predict(pl.DataFrame(rows))))
+
+
+@pytest.mark.parametrize(
+    ("instances", "status", "field", "says"),
+    [
+        ([{k: v for k, v in _rows(1)[0].items() if k != "petal_width_cm"}], 422, "instances[0].petal_width_cm", "missing"),
+        ([{**_rows(1)[0], "colour": "red"}], 422, "instances[0].colour", "unknown column"),
+        ([{**_rows(1)[0], "target": 1}], 422, "instances[0].target", "target is not an input"),
+        ([{**_rows(1)[0], "sepal_width_cm": "wide"}], 422, "instances[0].sepal_width_cm", "expected float"),
+        ([_rows(1)[0], {**_rows(1)[0], "sepal_width_cm": True}], 422, "instances[1].sepal_width_cm", "expected float"),
+        ([], 422, "instances", "must not be empty"),
+        (_rows(9), 422, "instances", "at most 8"),
+        (["not an object"], 422, "instances[0]", "must be an object"),
+    ],
+)
+def test_bad_instances_name_the_field(endpoint, instances, status, field, says):
+    url, _, _ = endpoint
+    response = _predict(url, {"instances": instances})
+    assert response.status_code == status
+    body = response.json()
+    assert body["field"] == field and says in body["error"]
+
+
+def test_nan_malformed_and_unknown_model(endpoint):
+    url, _, _ = endpoint
+    nan_body = '{"instances": [{"sepal_length_cm": NaN, "sepal_width_cm": 3.0, "petal_length_cm": 1.4, "petal_width_cm": 0.2}]}'
+    response = _predict(url, nan_body)
+    assert response.status_code == 422 and "finite" in response.json()["error"]
+    assert response.json()["field"] == "instances[0].sepal_length_cm"
+
+    response = _predict(url, '{"instances": [')
+    assert response.status_code == 422
+    response = _predict(url, {"rows": []})
+    assert response.status_code == 422 and response.json()["field"] == "instances"
+    response = _predict(url, {"instances": _rows(1)}, name="missing-model")
+    assert response.status_code == 404 and "missing-model" in response.json()["error"]
+
+    # The server is still up and answering after all of that.
+    assert _predict(url, {"instances": _rows(2)}).status_code == 200

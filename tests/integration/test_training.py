@@ -1,0 +1,52 @@
+"""Ray Train: checkpoints are written every epoch and a run resumes from its latest one."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from safetensors.torch import load_file
+
+from components.config import PipelineConfig
+from components.training.checkpoint import MODEL_FILE, read_state
+from components.training.loop import loop_config
+from components.training.ray_session import make_trainer, silver_datasets, training_outcome
+
+
+def _config(pipeline: PipelineConfig, snapshot, epochs: int) -> dict:
+    training = pipeline.training.model_dump()
+    training.update(epochs=epochs, early_stopping=None)
+    return loop_config(
+        pipeline.model.model_dump(), training, task="classification",
+        in_features=snapshot.features.in_features, out_features=snapshot.features.out_features,
+    )
+
+
+def test_trains_checkpoints_and_resumes(ray_session, silver, iris_pipeline, workdir: Path):
+    _, snapshot = silver
+    datasets = silver_datasets(
+        {s: snapshot.tables[s] for s in ("train", "val")}, snapshot.features.columns, "label", "int64"
+    )
+    storage = str(workdir / "runs")
+
+    first = training_outcome(
+        make_trainer(_config(iris_pipeline, snapshot, 2), datasets, num_workers=1, use_gpu=False,
+                     storage_path=storage, name="resume-me").fit(),
+        "resume-me",
+    )
+    assert [row["epoch"] for row in first.history] == [0, 1]
+    state = read_state(first.checkpoint)
+    assert state["epoch"] == 1
+    assert state["spec"]["params"]["out_features"] == 3
+    assert set(load_file(str(Path(first.checkpoint) / MODEL_FILE))) >= {"head.weight", "head.bias"}
+    assert 0.0 <= first.metrics["val_accuracy"] <= 1.0
+
+    # Same run name and storage: Train picks up the latest checkpoint and trains epochs 2..3 only.
+    second = training_outcome(
+        make_trainer(_config(iris_pipeline, snapshot, 4), datasets, num_workers=1, use_gpu=False,
+                     storage_path=storage, name="resume-me").fit(),
+        "resume-me",
+    )
+    assert [row["epoch"] for row in second.history] == [2, 3]
+    assert read_state(second.checkpoint)["epoch"] == 3
+    assert second.metrics["train_loss"] < first.history[0]["train_loss"]

@@ -1,0 +1,67 @@
+"""Ray Tune with ASHA over the training loop, then MLflow tracking and the champion rule."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import mlflow
+from mlflow import MlflowClient
+
+from components.artifacts.bundle import load_bundle, save_bundle
+from components.artifacts.registry import CHAMPION, download_bundle, register_bundle
+from components.artifacts.tracking import log_trial, start_run
+from components.training.checkpoint import read_state
+from components.training.outcome import best_of
+
+
+def test_search_runs_three_trials_with_asha(search):
+    assert len(search) == 3
+    assert all(o.error is None and o.checkpoint for o in search)
+    assert {tuple(o.params) for o in search} == {("training.optimizer.lr", "model.params.hidden")}
+    for outcome in search:
+        assert 0.005 <= outcome.params["training.optimizer.lr"] <= 0.05
+        epochs = [row["epoch"] for row in outcome.history]
+        assert epochs == list(range(len(epochs))) and 1 <= len(epochs) <= 4
+        # The checkpoint belongs to the trial's own model.
+        assert read_state(outcome.checkpoint)["spec"]["params"]["hidden"] == outcome.params["model.params.hidden"]
+        assert "trial_id" not in outcome.history[0] and "val_loss" in outcome.history[0]
+
+
+def test_best_trial_is_tracked_registered_and_champion_only_when_better(search, silver, tracking, profile, workdir: Path):
+    _, snapshot = silver
+    best = best_of(search, "val_loss", "min")
+    assert best.value("val_loss") == min(o.value("val_loss") for o in search)
+
+    parent = start_run(tracking, "iris-test", {"model": {"kind": "mlp"}})
+    runs = {o.trial_id: log_trial(tracking, parent, o) for o in search}
+    client = MlflowClient()
+    children = client.search_runs([tracking], f"tags.mlflow.parentRunId = '{parent}'")
+    assert len(children) == 3
+    history = client.get_metric_history(runs[best.trial_id], "val_loss")
+    assert [m.step for m in history] == [row["epoch"] for row in best.history]
+    assert client.get_run(runs[best.trial_id]).data.params["training.optimizer.lr"] == str(best.params["training.optimizer.lr"])
+
+    bundle_dir = save_bundle(
+        workdir / "bundle-best", checkpoint_dir=best.checkpoint, features=snapshot.features,
+        metrics={"val_loss": best.value("val_loss")}, lineage=snapshot.lineage,
+    )
+    first = register_bundle("iris", bundle_dir, run_id=runs[best.trial_id], metric="val_loss",
+                            value=best.value("val_loss"), mode="min")
+    assert first.champion and first.previous_champion is None
+
+    worse = max(search, key=lambda o: o.value("val_loss"))
+    second = register_bundle("iris", bundle_dir, run_id=runs[worse.trial_id], metric="val_loss",
+                             value=best.value("val_loss") + 1.0, mode="min")
+    assert not second.champion and second.previous_champion == first.version
+    assert str(client.get_model_version_by_alias("iris", CHAMPION).version) == first.version
+
+    better = register_bundle("iris", bundle_dir, run_id=runs[worse.trial_id], metric="val_loss",
+                             value=best.value("val_loss") / 2, mode="min")
+    assert better.champion and str(client.get_model_version_by_alias("iris", CHAMPION).version) == better.version
+
+    path, version = download_bundle(mlflow.get_tracking_uri(), "iris")
+    loaded = load_bundle(path)
+    assert version == better.version
+    assert loaded.lineage["silver"]["train"]["version"] == snapshot.tables["train"][1]
+    assert math.isclose(loaded.metrics["val_loss"], best.value("val_loss"))
