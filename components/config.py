@@ -294,9 +294,12 @@ def _format_error(path: Path, err: ValidationError) -> str:
     lines = [f"{path}: invalid config"]
     for e in err.errors():
         loc = ".".join(str(p) for p in e["loc"] if not str(p).startswith(("function-after", "tagged-union")))
+        msg = e["msg"].removeprefix("Value error, ")
+        if e["type"] == "missing":  # the input would be the whole parent mapping
+            lines.append(f"  {loc}: required key is missing")
+            continue
         shown = repr(e.get("input"))
         shown = shown if len(shown) <= 80 else shown[:77] + "..."
-        msg = e["msg"].removeprefix("Value error, ")
         lines.append(f"  {loc or '<top>'}: {msg} (got {shown})")
     return "\n".join(lines)
 

@@ -12,6 +12,7 @@ import polars as pl
 import typer
 
 from components.config import ConfigError, load_pipeline, load_profile
+from flows import ensure_prefect_home
 from flows.workspace import Workspace
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
@@ -22,11 +23,12 @@ ConfigArg = Annotated[Path, typer.Argument(help="pipeline YAML, e.g. conf/pipeli
 def _workspace(path: Path) -> Workspace:
     """Load and validate everything first: a bad config exits 2 before anything runs."""
     try:
-        config = load_pipeline(path)
-        return Workspace.of(config, _conf_dir(path))
+        ws = Workspace.of(load_pipeline(path), _conf_dir(path))
     except ConfigError as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(2) from None
+    ensure_prefect_home()
+    return ws
 
 
 def _conf_dir(path: Path) -> Path:
@@ -120,6 +122,7 @@ def serve(
     except ConfigError as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(2) from None
+    ensure_prefect_home()
     from components.artifacts.registry import champions
     from flows.deploy import start_endpoint, wait_ready
     from serving.app import ServedModel
@@ -197,6 +200,8 @@ def _serve_forever(ray_address: str | None, url: str) -> None:
     if ray_address:
         return  # the cluster keeps serving after this process exits
     typer.echo(f"endpoint live at {url} (docs at {url}/docs); Ctrl-C to stop")
+    # Ray Tune installs its own SIGINT handler during a search; Ctrl-C must stop us again.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
         while True:

@@ -1,0 +1,97 @@
+"""`rayline run` through the real Prefect, Delta Lake, Ray Tune, MLflow and Ray Serve, then
+`rayline predict` and plain HTTP against the live endpoint."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import polars as pl
+import pytest
+
+from components.data.bundled import bundled_frame
+from components.data.lake import Lake
+from tests.conftest import iris_config, write_config
+
+pytestmark = pytest.mark.e2e
+
+PORT = 8765
+URL = f"http://127.0.0.1:{PORT}"
+RAYLINE = str(Path(sys.executable).with_name("rayline"))
+
+
+def _landing_file(folder: Path) -> None:
+    """Iris as a user CSV with two bad rows: an unparsable number and a missing target."""
+    frame = bundled_frame("iris").with_columns(pl.col("sepal_width_cm").cast(pl.String), pl.col("target").cast(pl.String))
+    frame = frame.with_columns(
+        pl.when(pl.int_range(pl.len()) == 5).then(pl.lit("wide")).otherwise(pl.col("sepal_width_cm")).alias("sepal_width_cm"),
+        pl.when(pl.int_range(pl.len()) == 9).then(pl.lit(None)).otherwise(pl.col("target")).alias("target"),
+    )
+    folder.mkdir(parents=True)
+    frame.write_csv(folder / "iris-2026-11-01.csv")
+
+
+def _wait_for_endpoint(proc: subprocess.Popen, timeout_s: float = 420) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"rayline run exited early with {proc.returncode}:\n{proc.stdout.read()}")
+        try:
+            if httpx.get(f"{URL}/v1/models/tiny", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(1)
+    raise AssertionError("endpoint never came up")
+
+
+def test_run_then_predict_over_http(tmp_path: Path):
+    config = iris_config(
+        "tiny",
+        source={"format": "csv", "pattern": "*.csv"},
+        serving={"name": "tiny", "port": PORT},
+        training={"epochs": 3, "batch_size": 16, "optimizer": {"name": "adam", "lr": 0.02}},
+        tuning={"num_samples": 2, "grace_period": 1, "space": {"training.optimizer.lr": {"choice": [0.01, 0.03]}}},
+    )
+    path = write_config(tmp_path, config)
+    _landing_file(tmp_path / ".rayline" / "landing" / "tiny")
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env.pop("PREFECT_HOME", None)
+    proc = subprocess.Popen(
+        [RAYLINE, "run", str(path)], cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    try:
+        _wait_for_endpoint(proc)
+        rows = bundled_frame("iris").drop("target").head(3)
+        answer = httpx.post(f"{URL}/v1/models/tiny:predict", json={"instances": rows.to_dicts()}, timeout=30).json()
+        assert answer["model_version"] == "1" and len(answer["predictions"]) == 3
+        assert all(p["label"] in (0, 1, 2) for p in answer["predictions"])
+
+        rows_file = tmp_path / "score.csv"
+        bundled_frame("iris").head(4).write_csv(rows_file)  # the target column is ignored
+        scored = subprocess.run(
+            [RAYLINE, "predict", "tiny", str(rows_file), "--url", URL], capture_output=True, text=True, timeout=60
+        )
+        assert scored.returncode == 0, scored.stderr
+        assert "tiny v1" in scored.stdout and scored.stdout.count("│ ") >= 4
+    finally:
+        proc.send_signal(signal.SIGINT)
+        output, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 0, output
+    assert "2 quarantined" in output and "best params" in output and "tiny v1, champion" in output
+
+    lake = Lake(str(tmp_path / ".rayline" / "lake" / "tiny"))
+    reasons = sorted(lake.read("quarantine")["_reason"].to_list())
+    assert reasons == ["column 'sepal_width_cm': cannot parse 'wide' as float", "column 'target': missing value"]
+    assert lake.read("bronze").height == 148
+
+    # The same landing file again adds nothing.
+    version = lake.version("bronze")
+    again = subprocess.run([RAYLINE, "ingest", str(path)], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=180)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert lake.version("bronze") == version and lake.read("bronze").height == 148

@@ -1,0 +1,115 @@
+"""Config loading: a bad file fails at load with file, key path, value and what is allowed."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from components.config import ConfigError, PipelineConfig, apply_overrides, load_pipeline, load_profile
+from tests.conftest import iris_config, write_config
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _error(tmp_path: Path, config: dict) -> str:
+    with pytest.raises(ConfigError) as info:
+        load_pipeline(write_config(tmp_path, config))
+    return str(info.value)
+
+
+def test_quickstart_config_loads():
+    config = load_pipeline(ROOT / "conf" / "pipelines" / "quickstart.yaml")
+    assert config.source.dataset == "breast_cancer"
+    assert len(config.schema_.features) == 30
+    assert config.tuning is not None and config.tuning.scheduler == "asha"
+    assert config.training.num_workers == 1
+
+
+def test_unknown_key_is_named_with_its_path(tmp_path):
+    config = iris_config()
+    config["training"]["optimzer"] = {"lr": 0.1}
+    message = _error(tmp_path, config)
+    assert "iris.yaml" in message and "training.optimzer" in message and "Extra inputs" in message
+
+
+def test_wrong_type_and_value(tmp_path):
+    config = iris_config()
+    config["training"]["epochs"] = "many"
+    config["schema"]["columns"]["sepal_length_cm"] = "floaty"
+    message = _error(tmp_path, config)
+    assert "training.epochs" in message and "'many'" in message
+    assert "schema.columns.sepal_length_cm.type" in message and "'float', 'int', 'str' or 'bool'" in message
+
+
+def test_split_ratios_must_sum_to_one(tmp_path):
+    config = iris_config()
+    config["split"]["ratios"] = {"train": 0.7, "val": 0.3, "test": 0.1}
+    assert "split.ratios: must sum to 1.0, got 1.1" in _error(tmp_path, config)
+
+
+def test_cross_field_checks(tmp_path):
+    config = iris_config()
+    config["schema"]["target"] = "species"
+    assert "target 'species' is not one of the declared columns" in _error(tmp_path, config)
+    config = iris_config()
+    config["preprocessing"] = {"one_hot": ["colour"]}
+    assert "undeclared feature columns ['colour']" in _error(tmp_path, config)
+    config = iris_config()
+    config["tuning"] = {"space": {"epochs": {"choice": [1, 2]}}}
+    assert "must start with 'model.' or 'training.'" in _error(tmp_path, config)
+    config = iris_config()
+    config["source"] = {"format": "sklearn"}
+    assert "needs 'dataset'" in _error(tmp_path, config)
+
+
+def test_missing_file_and_not_a_mapping(tmp_path):
+    with pytest.raises(ConfigError, match="no such config file"):
+        load_pipeline(tmp_path / "absent.yaml")
+    path = tmp_path / "list.yaml"
+    path.write_text("- 1\n- 2\n")
+    with pytest.raises(ConfigError, match="expected a mapping"):
+        load_pipeline(path)
+
+
+def test_profile_defaults_and_environment(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:5000")
+    profile = load_profile("local", tmp_path / "conf")
+    assert profile.ray_address is None
+    assert profile.lake == str(tmp_path / ".rayline" / "lake")
+    assert profile.mlflow_tracking_uri == "http://127.0.0.1:5000"
+    with pytest.raises(ConfigError, match="no file .* for profile 'cluster'"):
+        load_profile("cluster", tmp_path / "conf")
+    cluster = load_profile("cluster", ROOT / "conf")
+    assert cluster.lake.endswith("lake")
+
+
+def test_apply_overrides_sets_dotted_keys_without_touching_the_original():
+    base = {"training": {"optimizer": {"lr": 0.1}}, "model": {"params": {}}}
+    out = apply_overrides(base, {"training.optimizer.lr": 0.01, "model.params.hidden": [8]})
+    assert out == {"training": {"optimizer": {"lr": 0.01}}, "model": {"params": {"hidden": [8]}}}
+    assert base["training"]["optimizer"]["lr"] == 0.1
+
+
+def test_cli_exits_2_on_a_bad_config_and_writes_nothing(tmp_path, monkeypatch):
+    from flows.cli import app
+
+    monkeypatch.chdir(tmp_path)
+    config = iris_config()
+    config["split"]["seed"] = "abc"
+    path = write_config(tmp_path, config)
+    before = sorted(os.listdir(tmp_path))
+    result = CliRunner().invoke(app, ["run", str(path)])
+    assert result.exit_code == 2
+    assert "split.seed" in result.output and "'abc'" in result.output
+    assert sorted(os.listdir(tmp_path)) == before  # no .rayline, no landing files
+
+
+def test_valid_iris_config_round_trips(tmp_path):
+    config = load_pipeline(write_config(tmp_path, iris_config()))
+    assert PipelineConfig.model_validate(yaml.safe_load(yaml.safe_dump(config.model_dump(by_alias=True)))) == config

@@ -1,0 +1,128 @@
+"""The epoch loop with an in-memory session: reports, rank-0 checkpoints, resume, early stopping."""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from components.training.checkpoint import read_state
+from components.training.loop import loop_config, train_model
+
+
+class MemorySession:
+    """Batches from numpy arrays; keeps every report and a copy of every checkpoint."""
+
+    def __init__(self, x: np.ndarray, y: np.ndarray, resume_from: str | None = None, rank: int = 0) -> None:
+        self.data = {"train": (x, y), "val": (x, y)}
+        self.world_rank, self.world_size, self.device = rank, 1, torch.device("cpu")
+        self.resume_from = resume_from
+        self.reports: list[dict] = []
+        self.checkpoints: list[str | None] = []
+        self.keep = Path(tempfile.mkdtemp())
+
+    def batches(self, split, batch_size, shuffle, seed):
+        x, y = self.data[split]
+        order = np.random.default_rng(seed).permutation(len(y)) if shuffle else np.arange(len(y))
+        for i in range(0, len(y), batch_size):
+            idx = order[i : i + batch_size]
+            yield {"x": torch.from_numpy(x[idx]), "y": torch.from_numpy(y[idx])}
+
+    def prepare_model(self, model):
+        return model
+
+    @contextlib.contextmanager
+    def latest_checkpoint(self):
+        yield self.resume_from
+
+    def report(self, metrics, checkpoint_dir):
+        self.reports.append(metrics)
+        if checkpoint_dir is None:
+            self.checkpoints.append(None)
+            return
+        kept = self.keep / f"epoch-{metrics['epoch']}"
+        shutil.copytree(checkpoint_dir, kept)
+        self.checkpoints.append(str(kept))
+
+
+@pytest.fixture
+def blobs() -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(0)
+    x = np.concatenate([rng.normal(-2, 1, (60, 2)), rng.normal(2, 1, (60, 2))]).astype(np.float32)
+    y = np.repeat([0, 1], 60).astype(np.int64)
+    return x, y
+
+
+def _config(epochs: int, **training) -> dict:
+    return loop_config(
+        {"kind": "mlp", "params": {"hidden": [8]}},
+        {"epochs": epochs, "batch_size": 16, "optimizer": {"name": "adam", "lr": 0.05}, **training},
+        task="classification", in_features=2, out_features=1,
+    )
+
+
+def test_reports_every_epoch_with_checkpoints_and_learns(blobs):
+    session = MemorySession(*blobs)
+    history = train_model(_config(5, schedule={"name": "step", "step_size": 2, "gamma": 0.5}), session)
+    assert [r["epoch"] for r in session.reports] == [0, 1, 2, 3, 4] and history == session.reports
+    assert all(c is not None for c in session.checkpoints)
+    assert [r["lr"] for r in session.reports] == pytest.approx([0.05, 0.05, 0.025, 0.025, 0.0125])
+    assert session.reports[-1]["val_accuracy"] >= 0.95
+    assert session.reports[-1]["train_loss"] < session.reports[0]["train_loss"]
+    state = read_state(session.checkpoints[-1])
+    assert state["epoch"] == 4 and state["spec"]["kind"] == "mlp"
+
+
+def test_only_rank_zero_writes_checkpoints(blobs):
+    session = MemorySession(*blobs, rank=1)
+    train_model(_config(2), session)
+    assert session.checkpoints == [None, None]
+
+
+def test_resume_continues_after_the_checkpointed_epoch_with_the_same_result(blobs):
+    straight = MemorySession(*blobs)
+    train_model(_config(4), straight)
+
+    first = MemorySession(*blobs)
+    train_model(_config(2), first)
+    resumed = MemorySession(*blobs, resume_from=first.checkpoints[-1])
+    train_model(_config(4), resumed)
+    assert [r["epoch"] for r in resumed.reports] == [2, 3]
+    # Weights, optimizer state and the per-epoch shuffle seed all carry over: identical run.
+    assert resumed.reports[-1]["train_loss"] == pytest.approx(straight.reports[-1]["train_loss"], rel=1e-5)
+
+
+def test_early_stopping_stops_and_restores_the_best_epoch(blobs):
+    x, y = blobs
+    session = MemorySession(x, y)
+    session.data["val"] = (x, 1 - y)  # validation labels flipped: val loss rises as training learns
+    config = _config(30, early_stopping={"patience": 2, "restore_best": True})
+    train_model(config, session)
+    losses = [r["val_loss"] for r in session.reports[:-1]]
+    best_epoch = session.reports[-1]["best_epoch"]
+    assert len(session.reports) < 30
+    assert session.reports[-1]["epoch"] == best_epoch + 2
+    # The last report (and checkpoint) carry the best epoch's numbers and weights.
+    assert session.reports[-1]["val_loss"] == pytest.approx(min(losses + [session.reports[best_epoch]["val_loss"]]))
+    assert session.reports[-1]["val_loss"] == pytest.approx(session.reports[best_epoch]["val_loss"])
+
+
+def test_regression_reports_regression_metrics():
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(80, 3)).astype(np.float32)
+    y = (x @ np.array([1.0, -2.0, 0.5]) + 0.3).astype(np.float32)
+    session = MemorySession(x, y)
+    config = loop_config(
+        {"kind": "linear_regression", "params": {}},
+        {"epochs": 40, "batch_size": 16, "optimizer": {"name": "adam", "lr": 0.1}, "grad_clip": 10.0, "l2": 1e-6},
+        task="regression", in_features=3, out_features=1,
+    )
+    train_model(config, session)
+    last = session.reports[-1]
+    assert {"val_mse", "val_rmse", "val_mae", "val_r2"} <= set(last)
+    assert last["val_r2"] > 0.99
