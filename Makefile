@@ -1,0 +1,35 @@
+# Two commands on a fresh machine with only Python: `make run` and `make test`.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: setup run test test-unit bench clean
+
+# torch first, pinned to the CPU build: anything else lets pip pull several GB of CUDA.
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet torch==2.13.0
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+## run: set up, run the quickstart pipeline, query the live endpoint, print a summary, stop
+run: setup
+	$(BIN)/rayline run conf/pipelines/quickstart.yaml --smoke 8
+
+## test: set up, run the whole test suite (unit, integration with one local Ray, end to end)
+test: setup
+	$(BIN)/python -m pytest
+
+test-unit: setup
+	$(BIN)/python -m pytest tests/unit
+
+bench: setup
+	$(BIN)/python benchmarks/train_overhead.py
+	$(BIN)/python benchmarks/serve_overhead.py
+
+clean:
+	rm -rf .rayline
