@@ -52,6 +52,9 @@ class SchemaConfig(_Strict):
 
     @model_validator(mode="after")
     def _target_declared(self) -> "SchemaConfig":
+        reserved = [c for c in self.columns if c.startswith("_")]
+        if reserved:
+            raise ValueError(f"column names starting with '_' are reserved for row metadata, got {reserved}")
         if self.target not in self.columns:
             raise ValueError(f"target {self.target!r} is not one of the declared columns {sorted(self.columns)}")
         return self
@@ -87,7 +90,7 @@ class SplitConfig(_Strict):
     ratios: dict[Literal["train", "val", "test"], float] = {"train": 0.7, "val": 0.15, "test": 0.15}
     stratify: bool = False
     folds: int = Field(5, ge=2)
-    fold: int = Field(0, ge=0, description="kfold: which fold of the training rows is validation")
+    fold: int = Field(0, ge=0, description="kfold: which fold of the non-test rows is validation")
     seed: int = 0
 
     @field_validator("ratios")
@@ -100,12 +103,14 @@ class SplitConfig(_Strict):
         total = sum(ratios.values())
         if abs(total - 1.0) > 1e-6:
             raise ValueError(f"must sum to 1.0, got {round(total, 6)}")
-        if ratios["train"] == 0 or ratios["val"] == 0:
-            raise ValueError(f"train and val must be > 0, got {ratios}")
+        if ratios["train"] == 0:
+            raise ValueError(f"train must be > 0, got {ratios}")
         return ratios
 
     @model_validator(mode="after")
     def _fold_in_range(self) -> "SplitConfig":
+        if self.method == "holdout" and self.ratios["val"] == 0:
+            raise ValueError(f"ratios.val must be > 0 for holdout (kfold takes val from the folds), got {self.ratios}")
         if self.fold >= self.folds:
             raise ValueError(f"fold must be < folds ({self.folds}), got {self.fold}")
         return self
@@ -284,6 +289,12 @@ class PipelineConfig(_Strict):
         unknown = [c for c in self.preprocessing.one_hot if c not in self.schema_.features]
         if unknown:
             raise ValueError(f"preprocessing.one_hot names undeclared feature columns {unknown}")
+        text = [
+            c for c in self.schema_.features
+            if self.schema_.columns[c].type == "str" and c not in self.preprocessing.one_hot
+        ]
+        if text:
+            raise ValueError(f"str feature columns {text} must be listed in preprocessing.one_hot")
         return self
 
 

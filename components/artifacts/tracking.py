@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import math
 import time
+from pathlib import Path
 from typing import Any
 
 import mlflow
 from mlflow import MlflowClient
 from mlflow.entities import Metric, Param
 
+from components.training.checkpoint import STATE_FILE
 from components.training.outcome import TrialOutcome
 
 _PARAM_CHARS = 6000  # MLflow's limit on one param value
@@ -51,6 +53,11 @@ def log_trial(experiment_id: str, parent_id: str, outcome: TrialOutcome) -> str:
     client = MlflowClient()
     for start in range(0, len(metrics), 1000):  # log_batch takes at most 1000 metrics
         client.log_batch(run_id, metrics=metrics[start : start + 1000])
+    if outcome.checkpoint:
+        # The checkpoint's self-description (spec, epoch, metrics); the weights stay in
+        # Ray's storage, and the chosen trial's full bundle is logged on registration.
+        client.set_tag(run_id, "checkpoint", outcome.checkpoint)
+        client.log_artifact(run_id, str(Path(outcome.checkpoint) / STATE_FILE), "checkpoint")
     if outcome.error:
         client.set_tag(run_id, "error", outcome.error[:5000])
     client.set_terminated(run_id, "FAILED" if outcome.error else "FINISHED")

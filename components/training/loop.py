@@ -83,6 +83,8 @@ def train_model(config: dict[str, Any], session: Session) -> list[dict[str, floa
             best_val = read_state(ckpt_dir)["best_metrics"]
 
     history: list[dict[str, float]] = []
+    if stopper is not None and stopper.should_stop:
+        return history  # resumed from the checkpoint where early stopping ended the run
     for epoch in range(start, cfg.epochs):
         lr = optimizer.param_groups[0]["lr"]
         train_loss = _train_epoch(model, optimizer, criterion, cfg, session, epoch)

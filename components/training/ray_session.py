@@ -57,6 +57,15 @@ def _iter_batches(source: Any, batch_size: int, shuffle: bool, seed: int) -> Ite
     )
 
 
+@contextlib.contextmanager
+def _as_directory(checkpoint: Checkpoint | None) -> Iterator[str | None]:
+    if checkpoint is None:
+        yield None
+        return
+    with checkpoint.as_directory() as directory:
+        yield directory
+
+
 class TrainSession:
     """The loop's session inside a Ray Train worker."""
 
@@ -72,14 +81,8 @@ class TrainSession:
     def prepare_model(self, model: nn.Module) -> nn.Module:
         return ray.train.torch.prepare_model(model)
 
-    @contextlib.contextmanager
-    def latest_checkpoint(self) -> Iterator[str | None]:
-        checkpoint = ray.train.get_checkpoint()
-        if checkpoint is None:
-            yield None
-            return
-        with checkpoint.as_directory() as directory:
-            yield directory
+    def latest_checkpoint(self) -> contextlib.AbstractContextManager[str | None]:
+        return _as_directory(ray.train.get_checkpoint())
 
     def report(self, metrics: dict[str, float], checkpoint_dir: str | None) -> None:
         checkpoint = Checkpoint.from_directory(checkpoint_dir) if checkpoint_dir else None
@@ -102,14 +105,8 @@ class TuneSession:
     def prepare_model(self, model: nn.Module) -> nn.Module:
         return model.to(self.device)
 
-    @contextlib.contextmanager
-    def latest_checkpoint(self) -> Iterator[str | None]:
-        checkpoint = ray.tune.get_checkpoint()
-        if checkpoint is None:
-            yield None
-            return
-        with checkpoint.as_directory() as directory:
-            yield directory
+    def latest_checkpoint(self) -> contextlib.AbstractContextManager[str | None]:
+        return _as_directory(ray.tune.get_checkpoint())
 
     def report(self, metrics: dict[str, float], checkpoint_dir: str | None) -> None:
         checkpoint = ray.tune.Checkpoint.from_directory(checkpoint_dir) if checkpoint_dir else None

@@ -56,7 +56,7 @@ def run_search(
             max_concurrent_trials=tuning.max_concurrent_trials or concurrent_trials(training),
             trial_dirname_creator=lambda trial: trial.trial_id,
         ),
-        run_config=tune.RunConfig(name=name, storage_path=storage_path, verbose=0),
+        run_config=tune.RunConfig(name=name, storage_path=storage_path, verbose=1),  # trial table as progress
     )
     return tuner.fit()
 

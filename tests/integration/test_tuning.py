@@ -41,6 +41,7 @@ def test_best_trial_is_tracked_registered_and_champion_only_when_better(search, 
     history = client.get_metric_history(runs[best.trial_id], "val_loss")
     assert [m.step for m in history] == [row["epoch"] for row in best.history]
     assert client.get_run(runs[best.trial_id]).data.params["training.optimizer.lr"] == str(best.params["training.optimizer.lr"])
+    assert [a.path for a in client.list_artifacts(runs[best.trial_id], "checkpoint")] == ["checkpoint/state.json"]
 
     bundle_dir = save_bundle(
         workdir / "bundle-best", checkpoint_dir=best.checkpoint, features=snapshot.features,

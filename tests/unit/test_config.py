@@ -64,6 +64,22 @@ def test_cross_field_checks(tmp_path):
     config = iris_config()
     config["source"] = {"format": "sklearn"}
     assert "needs 'dataset'" in _error(tmp_path, config)
+    config = iris_config()
+    config["schema"]["columns"]["colour"] = "str"
+    assert "str feature columns ['colour'] must be listed in preprocessing.one_hot" in _error(tmp_path, config)
+    config = iris_config()
+    config["schema"]["columns"]["_row"] = "int"
+    assert "reserved for row metadata" in _error(tmp_path, config)
+
+
+def test_kfold_takes_validation_from_the_folds(tmp_path):
+    config = iris_config()
+    config["split"] = {"method": "holdout", "ratios": {"train": 0.8, "val": 0.0, "test": 0.2}}
+    assert "ratios.val must be > 0 for holdout" in _error(tmp_path, config)
+    config["split"] = {"method": "kfold", "ratios": {"train": 0.8, "val": 0.0, "test": 0.2}, "folds": 4, "fold": 4}
+    assert "fold must be < folds (4), got 4" in _error(tmp_path, config)
+    config["split"]["fold"] = 3
+    assert load_pipeline(write_config(tmp_path, config)).split.fold == 3
 
 
 def test_missing_file_and_not_a_mapping(tmp_path):
