@@ -41,11 +41,16 @@ def silver_datasets(
         return {"x": x, "y": batch[target].astype(label_dtype)}
 
     return {
-        split: ray.data.read_delta(uri, version=version, columns=[*features, target]).map_batches(
-            pack, batch_format="numpy"
+        split: ray.data.read_delta(uri, version=version, columns=[*features, target], num_cpus=_DATA_CPUS).map_batches(
+            pack, batch_format="numpy", num_cpus=_DATA_CPUS
         )
         for split, (uri, version) in tables.items()
     }
+
+
+# Read and pack tasks are light; asking a whole CPU each would starve them whenever the
+# trainers and Serve replicas on the same cluster hold all but a fraction of a CPU.
+_DATA_CPUS = 0.25
 
 
 def _iter_batches(source: Any, batch_size: int, shuffle: bool, seed: int) -> Iterator[Batch]:

@@ -8,6 +8,7 @@ from pathlib import Path
 import httpx
 import polars as pl
 import pytest
+from ray import serve
 
 from components.artifacts.bundle import load_bundle, save_bundle
 from components.artifacts.registry import register_bundle
@@ -31,7 +32,8 @@ def endpoint(search, silver, tracking, profile, workdir: Path):
     )
     registration = register_bundle(NAME, bundle_dir, run_id=run_id, metric="val_loss", value=0.0, mode="min")
     url = start([ServedModel(name=NAME, max_instances=8)], profile.mlflow_tracking_uri, "127.0.0.1", 8321)
-    return url, registration.version, load_bundle(bundle_dir)
+    yield url, registration.version, load_bundle(bundle_dir)
+    serve.shutdown()  # give the replicas' CPUs back to the tests that train
 
 
 def _rows(n: int) -> list[dict]:
