@@ -232,7 +232,9 @@ class ServingConfig(_Strict):
     port: int = Field(8000, ge=1, le=65535)
     replicas: int = Field(1, ge=1)
     max_batch_size: int = Field(32, ge=1)
-    batch_wait_timeout_s: float = Field(0.005, ge=0)
+    # 0 still batches whatever is queued; waiting only adds latency when traffic is light.
+    batch_wait_timeout_s: float = Field(0.0, ge=0)
+    max_ongoing_requests: int = Field(64, ge=1, description="per model replica; keep >= max_batch_size")
     max_instances: int = Field(1024, ge=1, description="largest accepted request batch")
 
 

@@ -44,6 +44,7 @@ def served_model(serving: ServingConfig) -> ServedModel:
         max_instances=serving.max_instances,
         max_batch_size=serving.max_batch_size,
         batch_wait_s=serving.batch_wait_timeout_s,
+        max_ongoing_requests=serving.max_ongoing_requests,
     )
 
 

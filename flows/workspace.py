@@ -47,16 +47,26 @@ def connect_ray(profile: ProfileConfig) -> None:
     """Join the profile's cluster (RAY_ADDRESS wins) or start a local Ray once per process."""
     if ray.is_initialized():
         return
-    # Train V2 is the only trainer API this project uses.
-    os.environ.setdefault("RAY_TRAIN_V2_ENABLED", "1")
+    for key, value in RAY_ENV.items():
+        os.environ.setdefault(key, value)  # a local cluster's processes inherit these
+    env_vars = {key: os.environ[key] for key in RAY_ENV}
     if profile.ray_address:
         import components
 
-        # Ship the project's code to the cluster's workers.
+        # Ship the project's code and settings to the cluster's workers.
         ray.init(
             address=profile.ray_address,
-            runtime_env={"py_modules": [str(Path(components.__file__).parent)]},
+            runtime_env={"py_modules": [str(Path(components.__file__).parent)], "env_vars": env_vars},
             logging_level=logging.WARNING,
         )
     else:
         ray.init(include_dashboard=False, logging_level=logging.WARNING, log_to_driver=False)
+
+
+RAY_ENV = {
+    # Train V2 is the only trainer API this project uses.
+    "RAY_TRAIN_V2_ENABLED": "1",
+    # The Train controller collects reports once per health check; at its 2 s default every
+    # epoch shorter than that blocks in ray.train.report until the next poll.
+    "RAY_TRAIN_HEALTH_CHECK_INTERVAL_S": "0.1",
+}

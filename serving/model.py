@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tempfile
 from typing import Any
 
 import polars as pl
@@ -19,8 +20,9 @@ class ModelServer:
     def __init__(
         self, name: str, alias: str, tracking_uri: str, max_instances: int, max_batch_size: int, batch_wait_s: float
     ) -> None:
-        path, self.version = download_bundle(tracking_uri, name, alias)
-        self.bundle = load_bundle(path)
+        with tempfile.TemporaryDirectory(prefix=f"rayline-{name}-") as tmp:
+            path, self.version = download_bundle(tracking_uri, name, alias, dst=tmp)
+            self.bundle = load_bundle(path)  # reads everything into memory
         self.name = name
         self.max_instances = max_instances
         self._infer.set_max_batch_size(max_batch_size)

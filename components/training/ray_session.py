@@ -13,6 +13,7 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 import ray
 import ray.data
 import ray.train
@@ -21,6 +22,7 @@ import ray.tune
 import torch
 import torch.nn as nn
 from ray.train import Checkpoint, CheckpointConfig, RunConfig, ScalingConfig
+from deltalake import DeltaTable
 from ray.train.torch import TorchConfig, TorchTrainer
 
 from components.training.loop import Batch, train_model
@@ -32,6 +34,7 @@ def silver_datasets(
 ) -> dict[str, ray.data.Dataset]:
     """Ray Datasets over Delta tables pinned at versions: {split: (uri, version)} -> {split: ds}.
 
+    Needs a connected Ray (small tables are materialized here).
     Each batch becomes {"x": (B, F) float32, "y": (B,) label_dtype}; the packing runs inside
     Ray Data's streaming read tasks, not in the training loop.
     """
@@ -40,12 +43,22 @@ def silver_datasets(
         x = np.stack([batch[c] for c in features], axis=1).astype(np.float32)  # (B, F)
         return {"x": x, "y": batch[target].astype(label_dtype)}
 
-    return {
-        split: ray.data.read_delta(uri, version=version, columns=[*features, target], num_cpus=_DATA_CPUS).map_batches(
-            pack, batch_format="numpy", num_cpus=_DATA_CPUS
-        )
-        for split, (uri, version) in tables.items()
-    }
+    datasets = {}
+    for split, (uri, version) in tables.items():
+        ds = ray.data.read_delta(uri, version=version, columns=[*features, target], num_cpus=_DATA_CPUS)
+        ds = ds.map_batches(pack, batch_format="numpy", num_cpus=_DATA_CPUS)
+        # A small table is read and packed once into the object store; a large one streams
+        # from Delta every epoch, never held whole.
+        datasets[split] = ds.materialize() if _stored_bytes(uri, version) <= CACHE_BELOW_BYTES else ds
+    return datasets
+
+
+CACHE_BELOW_BYTES = 256 * 2**20
+
+
+def _stored_bytes(uri: str, version: int) -> int:
+    actions = pa.table(DeltaTable(uri, version=version).get_add_actions(flatten=True))
+    return sum(actions.column("size_bytes").to_pylist())
 
 
 # Read and pack tasks are light; asking a whole CPU each would starve them whenever the
@@ -53,13 +66,42 @@ def silver_datasets(
 _DATA_CPUS = 0.25
 
 
-def _iter_batches(source: Any, batch_size: int, shuffle: bool, seed: int) -> Iterator[Batch]:
-    # A local shuffle buffer keeps epochs streaming; a global shuffle would re-read everything.
-    yield from source.iter_torch_batches(
-        batch_size=batch_size,
-        local_shuffle_buffer_size=batch_size * 16 if shuffle else None,
-        local_shuffle_seed=seed if shuffle else None,
-    )
+class ShardBatches:
+    """Epochs over one worker's shard: streamed from Ray Data the first time; a shard that
+    turns out smaller than `keep_below_bytes` is then kept in memory and reshuffled there,
+    so later epochs cost what an in-memory loop costs. Larger shards stream every epoch."""
+
+    def __init__(self, source: Any, keep_below_bytes: int = 256 * 2**20) -> None:
+        self._source = source
+        self._limit = keep_below_bytes
+        self._kept: Batch | None = None
+
+    def __call__(self, batch_size: int, shuffle: bool, seed: int) -> Iterator[Batch]:
+        if self._kept is not None:
+            yield from self._from_memory(batch_size, shuffle, seed)
+            return
+        parts: list[Batch] | None = []
+        size = 0
+        # A local shuffle buffer keeps epochs streaming; a global shuffle would re-read everything.
+        for batch in self._source.iter_torch_batches(
+            batch_size=batch_size,
+            local_shuffle_buffer_size=batch_size * 16 if shuffle else None,
+            local_shuffle_seed=seed if shuffle else None,
+        ):
+            if parts is not None:
+                size += sum(t.nbytes for t in batch.values())
+                parts = parts + [batch] if size <= self._limit else None
+            yield batch
+        if parts:
+            self._kept = {key: torch.cat([p[key] for p in parts]) for key in parts[0]}
+
+    def _from_memory(self, batch_size: int, shuffle: bool, seed: int) -> Iterator[Batch]:
+        kept = self._kept
+        n = len(kept["y"])
+        order = torch.randperm(n, generator=torch.Generator().manual_seed(seed)) if shuffle else torch.arange(n)
+        for start in range(0, n, batch_size):
+            index = order[start : start + batch_size]
+            yield {key: value[index] for key, value in kept.items()}
 
 
 @contextlib.contextmanager
@@ -79,9 +121,12 @@ class TrainSession:
         self.world_rank = ctx.get_world_rank()
         self.world_size = ctx.get_world_size()
         self.device = ray.train.torch.get_device()
+        self._shards: dict[str, ShardBatches] = {}
 
     def batches(self, split: str, batch_size: int, shuffle: bool, seed: int) -> Iterable[Batch]:
-        return _iter_batches(ray.train.get_dataset_shard(split), batch_size, shuffle, seed)
+        if split not in self._shards:
+            self._shards[split] = ShardBatches(ray.train.get_dataset_shard(split))
+        return self._shards[split](batch_size, shuffle, seed)
 
     def prepare_model(self, model: nn.Module) -> nn.Module:
         return ray.train.torch.prepare_model(model)
@@ -101,11 +146,11 @@ class TuneSession:
     world_size = 1
 
     def __init__(self, datasets: dict[str, ray.data.Dataset], use_gpu: bool) -> None:
-        self._datasets = datasets
+        self._shards = {split: ShardBatches(ds) for split, ds in datasets.items()}
         self.device = torch.device("cuda" if use_gpu and torch.cuda.is_available() else "cpu")
 
     def batches(self, split: str, batch_size: int, shuffle: bool, seed: int) -> Iterable[Batch]:
-        return _iter_batches(self._datasets[split], batch_size, shuffle, seed)
+        return self._shards[split](batch_size, shuffle, seed)
 
     def prepare_model(self, model: nn.Module) -> nn.Module:
         return model.to(self.device)

@@ -15,6 +15,7 @@ from components.data.lake import Lake
 from components.data.preparation import prepare
 from components.data.schema import check_rows
 from components.data.silver import SilverSnapshot, write_silver
+from flows.workspace import RAY_ENV
 from tests.conftest import iris_config
 
 pytestmark = pytest.mark.integration
@@ -22,7 +23,8 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture(scope="session")
 def ray_session():
-    os.environ.setdefault("RAY_TRAIN_V2_ENABLED", "1")
+    for key, value in RAY_ENV.items():  # the settings rayline's own Ray gets
+        os.environ.setdefault(key, value)
     ray.init(num_cpus=2, include_dashboard=False, logging_level=logging.WARNING, log_to_driver=False)
     yield
     from ray import serve
