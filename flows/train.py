@@ -8,15 +8,18 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import ray
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 from prefect.logging import get_run_logger
 
 from components.data.lake import Lake
 from components.data.silver import SilverSnapshot, read_silver
+from components.models import is_estimator
+from components.training.estimator_fit import fit_estimator_task
 from components.training.loop import loop_config
 from components.training.outcome import TrialOutcome
-from components.training.ray_session import make_trainer, silver_datasets, training_outcome
+from components.training.ray_session import SilverInputs, make_trainer, require_capacity, training_outcome
 from components.tuning.tuner import run_search, trial_outcomes
 from flows.workspace import Workspace, connect_ray
 
@@ -26,7 +29,7 @@ def load_snapshot(lake_root: str) -> SilverSnapshot:
     return read_silver(Lake(lake_root))
 
 
-def _inputs(ws: Workspace, snapshot: SilverSnapshot) -> tuple[dict[str, Any], dict[str, Any]]:
+def _inputs(ws: Workspace, snapshot: SilverSnapshot) -> tuple[dict[str, Any], SilverInputs]:
     features = snapshot.features
     config = loop_config(
         ws.config.model.model_dump(),
@@ -35,19 +38,26 @@ def _inputs(ws: Workspace, snapshot: SilverSnapshot) -> tuple[dict[str, Any], di
         in_features=features.in_features,
         out_features=features.out_features,
     )
-    label_dtype = "int64" if features.labels is not None else "float32"
-    tables = {s: snapshot.tables[s] for s in ("train", "val")}
-    datasets = silver_datasets(tables, features.columns, "label", label_dtype)
-    return config, datasets
+    inputs = SilverInputs(
+        tables={s: snapshot.tables[s] for s in ("train", "val")},
+        columns=features.columns,
+        label_dtype="int64" if features.labels is not None else "float32",
+    )
+    return config, inputs
 
 
 @task(retries=1, retry_delay_seconds=5, cache_policy=NO_CACHE, task_run_name="ray-train")
 def train_on_ray(ws: Workspace, snapshot: SilverSnapshot, run_name: str) -> TrialOutcome:
     connect_ray(ws.profile)
-    config, datasets = _inputs(ws, snapshot)
+    config, inputs = _inputs(ws, snapshot)
+    if is_estimator(config["model"]):
+        out_dir = f"{ws.runs}/{run_name}/model"
+        metrics = ray.get(fit_estimator_task.remote(config, inputs.tables, inputs.columns, inputs.label_dtype, out_dir))
+        return TrialOutcome(trial_id=run_name, params={}, history=[metrics], checkpoint=out_dir, metrics=metrics)
     training = ws.config.training
+    require_capacity(training.num_workers, training.use_gpu)
     trainer = make_trainer(
-        config, datasets, num_workers=training.num_workers, use_gpu=training.use_gpu,
+        config, inputs.datasets(), num_workers=training.num_workers, use_gpu=training.use_gpu,
         storage_path=ws.runs, name=run_name,
     )
     return training_outcome(trainer.fit(), run_name)
@@ -56,9 +66,9 @@ def train_on_ray(ws: Workspace, snapshot: SilverSnapshot, run_name: str) -> Tria
 @task(retries=1, retry_delay_seconds=5, cache_policy=NO_CACHE, task_run_name="ray-tune")
 def tune_on_ray(ws: Workspace, snapshot: SilverSnapshot, run_name: str) -> list[TrialOutcome]:
     connect_ray(ws.profile)
-    config, datasets = _inputs(ws, snapshot)
+    config, inputs = _inputs(ws, snapshot)
     tuning = ws.config.tuning
-    grid = run_search(config, datasets, tuning, storage_path=ws.runs, name=run_name)
+    grid = run_search(config, inputs, tuning, storage_path=ws.runs, name=run_name)
     return trial_outcomes(grid, list(tuning.space))
 
 

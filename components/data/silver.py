@@ -11,7 +11,9 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import polars as pl
+from deltalake import DeltaTable
 
 from components.data.lake import Lake
 from components.data.preparation import LABEL, FeatureState
@@ -62,3 +64,10 @@ def read_split(lake: Lake, snapshot: SilverSnapshot, split: str) -> tuple[pl.Dat
     """(inputs, labels) of one split at the snapshot's version."""
     frame = lake.read(f"silver_{split}", snapshot.tables[split][1])
     return frame.select(snapshot.features.columns), frame[LABEL]
+
+
+def read_arrays(uri: str, version: int, columns: list[str], label_dtype: str) -> tuple[np.ndarray, np.ndarray]:
+    """(inputs (N, F) float32, labels (N,)) of one silver table at a pinned version, for
+    models that train on in-memory arrays (scikit-learn estimators)."""
+    table = pl.from_arrow(DeltaTable(uri, version=version).to_pyarrow_table(columns=[*columns, LABEL]))
+    return table.select(columns).to_numpy().astype(np.float32), table[LABEL].to_numpy().astype(label_dtype)

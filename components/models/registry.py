@@ -5,6 +5,12 @@ config. The config type is read from the builder's annotation, so registering a 
 one decorator and the config stays the single place where its parameters are declared.
 `params` always carry `in_features` and `out_features`; the training code fills them from
 the data.
+
+Two families share one namespace of kinds: `register` for builders returning an
+nn.Module (trained by the torch loop), `register_estimator` for builders returning a
+scikit-learn estimator (fitted with `fit(X, y)`). An estimator config also declares
+`task: Literal["classification", "regression"]`, because scikit-learn picks a different
+class per task where torch only changes the loss.
 """
 
 from __future__ import annotations
@@ -16,22 +22,28 @@ import types
 import typing
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal, TypeVar, Union
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, Union
 
 import numpy as np
 import torch.nn as nn
 
 from components.config import ModelConfig
 
+if TYPE_CHECKING:
+    from sklearn.base import BaseEstimator
+
 _B = TypeVar("_B", bound=Callable[..., nn.Module])
+_E = TypeVar("_E", bound=Callable[..., Any])
 
 _REQUIRED = ("in_features", "out_features")
+_TASKS = ("classification", "regression")
 
 
 @dataclass(frozen=True)
 class _Entry:
-    builder: Callable[[Any], nn.Module]
+    builder: Callable[[Any], Any]
     config: type
+    estimator: bool = False
 
 
 _REGISTRY: dict[str, _Entry] = {}
@@ -39,21 +51,19 @@ _REGISTRY: dict[str, _Entry] = {}
 
 def register(kind: str) -> Callable[[_B], _B]:
     """Register `builder` (a class or function taking one dataclass config) under `kind`."""
+    return _registrar(kind, estimator=False)
 
-    def decorator(builder: _B) -> _B:
-        config_cls = _config_type(builder)
-        names = {f.name for f in dataclasses.fields(config_cls)}
-        missing = [n for n in _REQUIRED if n not in names]
-        if missing:
-            raise TypeError(f"{config_cls.__name__} (model kind {kind!r}) must declare fields {missing}")
-        previous = _REGISTRY.get(kind)
-        # re-importing the defining module (reload, notebooks) may register the same builder again
-        if previous is not None and _qualname(previous.builder) != _qualname(builder):
-            raise ValueError(f"model kind {kind!r} is already registered to {_qualname(previous.builder)}")
-        _REGISTRY[kind] = _Entry(builder=builder, config=config_cls)
-        return builder
 
-    return decorator
+def register_estimator(kind: str) -> Callable[[_E], _E]:
+    """Register `builder` (a function taking one dataclass config, returning a scikit-learn
+    estimator) under `kind`; the config must also declare `task`."""
+    return _registrar(kind, estimator=True)
+
+
+def is_estimator(spec: ModelConfig | Mapping[str, Any], /) -> bool:
+    """Whether `spec`'s kind builds a scikit-learn estimator rather than an nn.Module."""
+    kind, _ = _parse(spec)
+    return _entry(kind).estimator
 
 
 def kinds() -> list[str]:
@@ -61,16 +71,16 @@ def kinds() -> list[str]:
     return sorted(_REGISTRY)
 
 
-def build(spec: ModelConfig | Mapping[str, Any], /, **params: Any) -> nn.Module:
+def build(spec: ModelConfig | Mapping[str, Any], /, **params: Any) -> nn.Module | BaseEstimator:
     """Build the model `spec` describes: `{"kind": ..., "params": {...}}` or a ModelConfig.
 
     Keyword `params` are merged over the spec's params (e.g. in_features from the data).
+    Returns an nn.Module, or an unfitted scikit-learn estimator for kinds registered with
+    `register_estimator` (see `is_estimator`).
     Raises ValueError naming an unknown kind or an unknown, missing or invalid param.
     """
     kind, spec_params = _parse(spec)
-    entry = _REGISTRY.get(kind)
-    if entry is None:
-        raise ValueError(f"unknown model kind {kind!r}; registered kinds: {kinds()}")
+    entry = _entry(kind)
     config = _make_config(kind, entry.config, {**spec_params, **params})
     return entry.builder(config)
 
@@ -78,11 +88,43 @@ def build(spec: ModelConfig | Mapping[str, Any], /, **params: Any) -> nn.Module:
 # ---------------------------------------------------------------------------- helpers
 
 
+def _registrar(kind: str, *, estimator: bool) -> Callable[[Any], Any]:
+    def decorator(builder: Any) -> Any:
+        config_cls = _config_type(builder)
+        required = (*_REQUIRED, "task") if estimator else _REQUIRED
+        names = {f.name for f in dataclasses.fields(config_cls)}
+        missing = [n for n in required if n not in names]
+        if missing:
+            raise TypeError(f"{config_cls.__name__} (model kind {kind!r}) must declare fields {missing}")
+        if estimator:
+            task = typing.get_type_hints(config_cls)["task"]
+            if typing.get_origin(task) is not Literal or sorted(typing.get_args(task)) != sorted(_TASKS):
+                raise TypeError(
+                    f"{config_cls.__name__} (model kind {kind!r}): field 'task' must be annotated "
+                    f"Literal{list(_TASKS)}, got {task!r}"
+                )
+        previous = _REGISTRY.get(kind)
+        # re-importing the defining module (reload, notebooks) may register the same builder again
+        if previous is not None and _qualname(previous.builder) != _qualname(builder):
+            raise ValueError(f"model kind {kind!r} is already registered to {_qualname(previous.builder)}")
+        _REGISTRY[kind] = _Entry(builder=builder, config=config_cls, estimator=estimator)
+        return builder
+
+    return decorator
+
+
+def _entry(kind: str) -> _Entry:
+    entry = _REGISTRY.get(kind)
+    if entry is None:
+        raise ValueError(f"unknown model kind {kind!r}; registered kinds: {kinds()}")
+    return entry
+
+
 def _qualname(obj: Any) -> str:
     return f"{obj.__module__}.{obj.__qualname__}"
 
 
-def _config_type(builder: Callable[..., nn.Module]) -> type:
+def _config_type(builder: Callable[..., Any]) -> type:
     target = builder.__init__ if inspect.isclass(builder) else builder
     params = [p for p in inspect.signature(target).parameters.values() if p.name != "self"]
     if len(params) != 1:
@@ -168,6 +210,9 @@ def _match(value: Any, tp: Any, origin: Any, args: tuple[Any, ...]) -> tuple[boo
                 return False, value
             outs.append(out)
         return True, origin(outs)
+    if origin in (dict, Mapping) or tp in (dict, Mapping):
+        # nested specs (an ensemble's base model) arrive as YAML mappings; copy so the config owns it
+        return isinstance(value, Mapping), dict(value) if isinstance(value, Mapping) else value
     if tp is type(None):
         return value is None, value
     if tp is bool:
@@ -190,6 +235,8 @@ def _describe(tp: Any) -> str:
         return f"one of {list(args)}"
     if origin in (list, tuple):
         return f"a list of {_describe(args[0]) if args else 'values'}"
+    if origin in (dict, Mapping) or tp in (dict, Mapping):
+        return "a mapping"
     if origin in (Union, types.UnionType):
         return " or ".join(_describe(a) for a in args)
     if tp is type(None):

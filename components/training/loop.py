@@ -150,13 +150,13 @@ def evaluate(
     loss_sum, count = _all_reduce_sum(session, loss_sum, count)
     y_true, y_pred = _gather(session, ys), _gather(session, preds)
     if count == 0:
-        return {"val_loss": math.nan}
+        return {"val_loss": math.nan, "val_rows": 0}
     if task == "classification":
         n_classes = max(2, out_features)
         metrics = classification_metrics(y_true.astype(np.int64), y_pred, n_classes)
     else:
         metrics = regression_metrics(y_true, y_pred)
-    return {"val_loss": loss_sum / count, **{f"val_{k}": float(v) for k, v in metrics.items()}}
+    return {"val_loss": loss_sum / count, "val_rows": count, **{f"val_{k}": float(v) for k, v in metrics.items()}}
 
 
 def _report(

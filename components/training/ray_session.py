@@ -9,6 +9,7 @@ Ray Data: workers receive shards of a streaming dataset, never a pickled DataFra
 from __future__ import annotations
 
 import contextlib
+from dataclasses import dataclass
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -25,8 +26,21 @@ from ray.train import Checkpoint, CheckpointConfig, RunConfig, ScalingConfig
 from deltalake import DeltaTable
 from ray.train.torch import TorchConfig, TorchTrainer
 
+from components.data.preparation import LABEL
 from components.training.loop import Batch, train_model
 from components.training.outcome import TrialOutcome
+
+
+@dataclass(frozen=True)
+class SilverInputs:
+    """What a training run reads: the train/val silver tables at pinned versions."""
+
+    tables: dict[str, tuple[str, int]]  # split -> (uri, version)
+    columns: list[str]  # model input columns
+    label_dtype: str  # int64 for classification, float32 for regression
+
+    def datasets(self) -> dict[str, ray.data.Dataset]:
+        return silver_datasets(self.tables, self.columns, LABEL, self.label_dtype)
 
 
 def silver_datasets(
@@ -161,6 +175,19 @@ class TuneSession:
     def report(self, metrics: dict[str, float], checkpoint_dir: str | None) -> None:
         checkpoint = ray.tune.Checkpoint.from_directory(checkpoint_dir) if checkpoint_dir else None
         ray.tune.report(metrics, checkpoint=checkpoint)
+
+
+def require_capacity(num_workers: int, use_gpu: bool, extra_cpus: float = 0.0) -> None:
+    """Fail now, naming the setting, when the connected cluster cannot ever hold the workers:
+    Ray would otherwise wait for resources that never come."""
+    resources = ray.cluster_resources()
+    kind, have = ("GPU", resources.get("GPU", 0)) if use_gpu else ("CPU", resources.get("CPU", 0))
+    need = num_workers + (0 if use_gpu else extra_cpus)
+    if have < need:
+        raise ValueError(
+            f"training.num_workers={num_workers} needs {need:g} {kind}s (one per worker"
+            f"{', plus the trial driver' if extra_cpus else ''}); the Ray cluster has {have:g}"
+        )
 
 
 def train_loop_per_worker(config: dict[str, Any]) -> list[dict[str, float]]:

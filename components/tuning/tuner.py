@@ -19,13 +19,15 @@ from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 from components.config import TrainingConfig, TuningConfig, apply_overrides
 from components.training.loop import train_model
 from components.training.outcome import TrialOutcome
-from components.training.ray_session import TuneSession, make_trainer
+from components.models import is_estimator
+from components.training.estimator_fit import estimator_trial
+from components.training.ray_session import SilverInputs, TuneSession, make_trainer, require_capacity
 from components.tuning.search_space import to_tune_space
 
 
 def run_search(
     base: dict[str, Any],
-    datasets: dict[str, ray.data.Dataset],
+    inputs: SilverInputs,
     tuning: TuningConfig,
     *,
     storage_path: str,
@@ -33,13 +35,21 @@ def run_search(
 ) -> tune.ResultGrid:
     """Run `tuning.num_samples` trials of the loop config `base` with `tuning.space` applied."""
     training = TrainingConfig.model_validate(base["training"])
-    if training.num_workers == 1:
-        trainable = tune.with_parameters(_trial, base=base, datasets=datasets)
+    if is_estimator(base["model"]):
+        # One fit per trial on in-memory arrays: a Ray actor with one CPU, no worker group.
+        trainable = tune.with_parameters(
+            estimator_trial, base=base, tables=inputs.tables, columns=inputs.columns, label_dtype=inputs.label_dtype
+        )
+        resources = {"CPU": 1}
+        training = training.model_copy(update={"num_workers": 1, "use_gpu": False})
+    elif training.num_workers == 1:
+        trainable = tune.with_parameters(_trial, base=base, datasets=inputs.datasets())
         resources = {"CPU": 1, "GPU": 1 if training.use_gpu else 0}
     else:
-        trainable = tune.with_parameters(_driver, base=base, datasets=datasets, storage_path=storage_path)
+        trainable = tune.with_parameters(_driver, base=base, datasets=inputs.datasets(), storage_path=storage_path)
         # The driver only waits on its TorchTrainer, whose workers hold the real resources.
-        resources = {"CPU": 0.01}
+        resources = {"CPU": _DRIVER_CPUS}
+    require_capacity(training.num_workers, training.use_gpu, _DRIVER_CPUS if training.num_workers > 1 else 0.0)
     scheduler = (
         ASHAScheduler(time_attr="training_iteration", max_t=training.epochs, grace_period=tuning.grace_period)
         if tuning.scheduler == "asha"
@@ -59,6 +69,9 @@ def run_search(
         run_config=tune.RunConfig(name=name, storage_path=storage_path, verbose=1),  # trial table as progress
     )
     return tuner.fit()
+
+
+_DRIVER_CPUS = 0.01
 
 
 def concurrent_trials(training: TrainingConfig) -> int:

@@ -25,7 +25,8 @@ pytestmark = pytest.mark.integration
 def ray_session():
     for key, value in RAY_ENV.items():  # the settings rayline's own Ray gets
         os.environ.setdefault(key, value)
-    ray.init(num_cpus=2, include_dashboard=False, logging_level=logging.WARNING, log_to_driver=False)
+    # Three logical CPUs on two cores: room for a two-worker trial plus its driver.
+    ray.init(num_cpus=3, include_dashboard=False, logging_level=logging.WARNING, log_to_driver=False)
     yield
     from ray import serve
 
@@ -78,7 +79,7 @@ def search(ray_session, silver, iris_pipeline: PipelineConfig, profile: ProfileC
     """A 3-trial ASHA search over learning rate and width; returns its trial outcomes."""
     from components.config import TuningConfig
     from components.training.loop import loop_config
-    from components.training.ray_session import silver_datasets
+    from components.training.ray_session import SilverInputs
     from components.tuning.tuner import run_search, trial_outcomes
 
     _, snapshot = silver
@@ -96,8 +97,6 @@ def search(ray_session, silver, iris_pipeline: PipelineConfig, profile: ProfileC
         iris_pipeline.model.model_dump(), iris_pipeline.training.model_dump(), task="classification",
         in_features=snapshot.features.in_features, out_features=snapshot.features.out_features,
     )
-    datasets = silver_datasets(
-        {s: snapshot.tables[s] for s in ("train", "val")}, snapshot.features.columns, "label", "int64"
-    )
-    grid = run_search(base, datasets, tuning, storage_path=profile.runs, name="iris-search")
+    inputs = SilverInputs({s: snapshot.tables[s] for s in ("train", "val")}, snapshot.features.columns, "int64")
+    grid = run_search(base, inputs, tuning, storage_path=profile.runs, name="iris-search")
     return trial_outcomes(grid, list(tuning.space))
