@@ -29,6 +29,15 @@ def test_quickstart_config_loads():
     assert config.training.num_workers == 1
 
 
+@pytest.mark.parametrize("path", sorted((ROOT / "conf" / "pipelines").glob("*.yaml")), ids=lambda p: p.name)
+def test_every_shipped_pipeline_loads_and_builds(path):
+    from components.models import build, is_estimator
+
+    config = load_pipeline(path)
+    extra = {"task": config.schema_.task} if is_estimator(config.model) else {}
+    assert build(config.model, in_features=len(config.schema_.features), out_features=1, **extra) is not None
+
+
 def test_unknown_key_is_named_with_its_path(tmp_path):
     config = iris_config()
     config["training"]["optimzer"] = {"lr": 0.1}
