@@ -6,7 +6,6 @@ import hashlib
 import json
 import subprocess
 from pathlib import Path
-from typing import Any
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
