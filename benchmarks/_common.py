@@ -6,11 +6,14 @@ import datetime as dt
 import os
 import platform
 import shlex
+import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
+# Other work on a 2-core machine skews every timing: the load average is recorded with the results.
+_LOAD_AT_START = os.getloadavg()
 _HEADER = "# Benchmark results\n\nEach section is rewritten by the script named in it; see README.md.\n"
 
 
@@ -28,6 +31,63 @@ def machine() -> str:
     return f"{os.cpu_count()} cores CPU, no GPU ({platform.machine()}, Python {platform.python_version()})"
 
 
+def project_code() -> str:
+    """The commit of the project code this process imports, and whether it differs from it."""
+    import components
+
+    root = Path(components.__file__).resolve().parent.parent
+
+    def git(*args: str) -> str:
+        return subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True, check=True).stdout.strip()
+
+    try:
+        commit = git("rev-parse", "--short", "HEAD")
+        dirty = git("status", "--porcelain", "--", "components", "flows", "serving", "conf")
+    except (OSError, subprocess.CalledProcessError):
+        return "project code: not a git checkout"
+    return f"project code at commit {commit}" + (" plus uncommitted changes" if dirty else "")
+
+
+def load_note() -> str:
+    """1-minute load average when the script started and now, from other processes and this one."""
+    return f"load average (1 min) {_LOAD_AT_START[0]:.2f} at start, {os.getloadavg()[0]:.2f} at the end"
+
+
+_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def machine_busy_s() -> float:
+    """Non-idle CPU seconds of the whole machine since boot, all cores, from /proc/stat."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+    return (sum(fields[:8]) - idle) / _TICKS  # user nice system idle iowait irq softirq steal
+
+
+def process_tree_cpu(root_pid: int) -> dict[int, tuple[str, float]]:
+    """pid -> (command line, user + system CPU seconds) for `root_pid` and all its descendants."""
+    procs: dict[int, tuple[int, str, float]] = {}
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = Path(entry.path, "stat").read_text()
+            cmdline = Path(entry.path, "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue  # exited while we looked
+        fields = stat[stat.rindex(")") + 2 :].split()  # after "pid (comm) "
+        procs[int(entry.name)] = (int(fields[1]), cmdline, (int(fields[11]) + int(fields[12])) / _TICKS)
+    children: dict[int, list[int]] = {}
+    for pid, (ppid, _, _) in procs.items():
+        children.setdefault(ppid, []).append(pid)
+    out, todo = {}, [root_pid]
+    while todo:
+        pid = todo.pop()
+        if pid in procs:
+            out[pid] = procs[pid][1:]
+            todo.extend(children.get(pid, []))
+    return out
+
+
 def table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
     """A Markdown table; it also reads fine on a terminal."""
     cells = [[str(c) for c in header], *[[str(c) for c in r] for r in rows]]
@@ -43,7 +103,8 @@ def write_section(key: str, title: str, body: str) -> None:
     stamp = (
         f"Command: `{command_line()}`  \n"
         f"Date: {dt.datetime.now().astimezone().strftime('%Y-%m-%d %H:%M %Z')}  \n"
-        f"Machine: {machine()}"
+        f"Machine: {machine()}; {load_note()}  \n"
+        f"Code: {project_code()}"
     )
     section = f"{start}\n## {title}\n\n{stamp}\n\n{body.strip()}\n{end}"
     text = RESULTS.read_text() if RESULTS.exists() else _HEADER

@@ -3,11 +3,24 @@
 Both sides train the same MLP (same spec, seed, optimizer, batch size) on the same rows
 and run the same validation pass every epoch. The Ray side is the production path:
 Delta tables written by `Lake`, read by `silver_datasets`, trained by `train_model` inside
-a Train V2 `TorchTrainer` built as `make_trainer` builds it. The only difference is the
+a Train V2 `TorchTrainer` built as `make_trainer` builds it, on a local Ray started by
+`flows.workspace.connect_ray` (which applies `RAY_ENV`). The only difference is the
 session: `_TimedSession` is the project's `TrainSession` plus wall-clock stamps at each
 phase, so nothing in project code changes.
 
     .venv/bin/python benchmarks/train_overhead.py [--epochs 6] [--rows 20000]
+        [--variants production stream stream-delta poll=2]
+
+Each Ray variant runs in its own subprocess with its own local Ray, so a variant's
+environment (the Train controller's poll interval) reaches every Ray process it starts:
+
+    production    project defaults: RAY_ENV, small tables materialized, small shards kept
+                  in worker memory after the first pass (gives the headline ratio)
+    stream        as production, but the worker re-streams its shard every epoch
+                  (ShardBatches(keep_below_bytes=0)) from the materialized dataset
+    stream-delta  as stream, and the dataset is not materialized either: every epoch reads
+                  and packs the Delta files again, the path a table over 256 MiB takes
+    poll=S        as production, with RAY_TRAIN_HEALTH_CHECK_INTERVAL_S=S (Ray's default: 2)
 
 The first epoch of each side is warm-up and is discarded; the ratio compares medians.
 Ray gives a 1-CPU worker OMP_NUM_THREADS=1, so the plain loop runs with
@@ -16,16 +29,16 @@ torch.set_num_threads(1) too (both sides report the thread count they ran with).
 
 from __future__ import annotations
 
-import os
-
-# Train V2 is the only trainer API the project uses (flows.workspace.connect_ray sets the same).
-os.environ.setdefault("RAY_TRAIN_V2_ENABLED", "1")
-
 import argparse
+import json
+import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterable, Iterator
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -33,6 +46,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 import ray
+import ray.train
 import torch
 from ray.train import CheckpointConfig, RunConfig, ScalingConfig
 from ray.train.torch import TorchConfig, TorchTrainer
@@ -40,6 +54,7 @@ from ray.train.torch import TorchConfig, TorchTrainer
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import table, write_section  # noqa: E402
 
+import components.training.ray_session as ray_session  # noqa: E402
 from components.config import ProfileConfig, TrainingConfig  # noqa: E402
 from components.data.lake import Lake  # noqa: E402
 from components.data.preparation import LABEL, input_columns  # noqa: E402
@@ -48,11 +63,13 @@ from components.training.checkpoint import save_checkpoint  # noqa: E402
 from components.training.loop import evaluate, loop_config, train_model  # noqa: E402
 from components.training.losses import loss_fn  # noqa: E402
 from components.training.optim import make_optimizer  # noqa: E402
-from components.training.ray_session import TrainSession, silver_datasets  # noqa: E402
-from flows.workspace import connect_ray  # noqa: E402
+from components.training.ray_session import ShardBatches, TrainSession  # noqa: E402
+from flows.workspace import RAY_ENV, connect_ray  # noqa: E402
 
 TARGET_RATIO = 1.10
 N_CLASSES = 10
+_POLL_ENV = "RAY_TRAIN_HEALTH_CHECK_INTERVAL_S"
+_CHILD_TIMEOUT_S = 240
 
 
 # ---------------------------------------------------------------------------- data
@@ -74,59 +91,209 @@ def _tensors(frame: pl.DataFrame, features: int) -> tuple[torch.Tensor, torch.Te
     return x.contiguous(), y
 
 
-# ---------------------------------------------------------------------------- Ray side
+# ---------------------------------------------------------------------------- variants
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One Ray-side run. None means "as the project does it"."""
+
+    key: str
+    poll_s: float | None = None  # RAY_TRAIN_HEALTH_CHECK_INTERVAL_S; None: RAY_ENV's value
+    keep_below_bytes: int | None = None  # ShardBatches limit; None: the project's default
+    materialize: bool = True  # False: never materialize in silver_datasets
+
+    @property
+    def label(self) -> str:
+        if self.key == "production":
+            return "Ray Train, as in production"
+        if self.key == "stream":
+            return "Ray Train, streaming every epoch"
+        if self.key == "stream-delta":
+            return "Ray Train, streaming from Delta every epoch"
+        default = " (Ray's default)" if self.poll_s == 2.0 else ""
+        return f"Ray Train, controller poll {self.poll_s:g} s{default}"
+
+    @property
+    def env(self) -> dict[str, str]:
+        """What the child's environment sets before connect_ray; RAY_ENV fills in the rest."""
+        return {} if self.poll_s is None else {_POLL_ENV: f"{self.poll_s:g}"}
+
+
+def _variant(text: str) -> Variant:
+    if text == "production":
+        return Variant(text)
+    if text == "stream":
+        return Variant(text, keep_below_bytes=0)
+    if text == "stream-delta":
+        return Variant(text, keep_below_bytes=0, materialize=False)
+    if text.startswith("poll="):
+        try:
+            return Variant(text, poll_s=float(text.removeprefix("poll=")))
+        except ValueError:
+            pass
+    raise argparse.ArgumentTypeError(f"a variant is production, stream, stream-delta or poll=SECONDS, got {text!r}")
+
+
+# ---------------------------------------------------------------------------- Ray side (child process)
 
 
 class _TimedSession(TrainSession):
-    """The project's TrainSession, stamping (phase, epoch, wall time) as the loop calls it."""
+    """The project's TrainSession, stamping (phase, wall time) as the loop calls it; with
+    `keep_below_bytes` set, shards are built with that limit instead of the default."""
 
-    def __init__(self) -> None:
+    def __init__(self, keep_below_bytes: int | None) -> None:
         super().__init__()
         self.stamps: list[tuple[str, float]] = []
+        self._keep_below = keep_below_bytes
+        self._own: dict[str, ShardBatches] = {}
 
     def batches(self, split: str, batch_size: int, shuffle: bool, seed: int):
         self.stamps.append((split, time.time()))
-        return super().batches(split, batch_size, shuffle, seed)
+        if self._keep_below is None:
+            return self._waited(split, super().batches(split, batch_size, shuffle, seed))
+        if split not in self._own:
+            self._own[split] = ShardBatches(ray.train.get_dataset_shard(split), keep_below_bytes=self._keep_below)
+        return self._waited(split, self._own[split](batch_size, shuffle, seed))
+
+    def _waited(self, split: str, batches: Iterable[Any]) -> Iterator[Any]:
+        """The batches unchanged; records the seconds the loop waited for them (and for the first)."""
+        waited, first = 0.0, None
+        t0 = time.perf_counter()
+        for batch in batches:
+            now = time.perf_counter()
+            waited += now - t0
+            first = now - t0 if first is None else first
+            yield batch
+            t0 = time.perf_counter()
+        waited += time.perf_counter() - t0
+        self.stamps.append((f"{split}_wait", waited))
+        self.stamps.append((f"{split}_first", first or 0.0))
 
     def report(self, metrics: dict[str, float], checkpoint_dir: str | None) -> None:
         self.stamps.append(("report", time.time()))
         super().report(metrics, checkpoint_dir)
         self.stamps.append(("reported", time.time()))
 
+    def kept_in_memory(self) -> bool:
+        # Sanity check of what the row claims; reads ShardBatches' private state.
+        shard = (self._own or getattr(self, "_shards", {})).get("train")
+        return getattr(shard, "_kept", None) is not None
+
 
 def _timed_worker(config: dict[str, Any]) -> dict[str, Any]:
+    """The loop as `train_loop_per_worker` runs it, with `_TimedSession` as its session."""
     entered = time.time()
-    session = _TimedSession()
+    config = dict(config)
+    session = _TimedSession(config.pop("_keep_below_bytes"))
     history = train_model(config, session)
-    return {"entered": entered, "stamps": session.stamps, "threads": torch.get_num_threads(), "history": history}
+    return {
+        "entered": entered, "stamps": session.stamps, "threads": torch.get_num_threads(), "history": history,
+        "kept": session.kept_in_memory(), "code": _code_dir(),
+    }
 
 
-def run_ray(config: dict[str, Any], tables: dict[str, tuple[str, int]], features: int, storage: str) -> dict[str, Any]:
-    datasets = silver_datasets(tables, input_columns(features), LABEL, "int64")
-    # Built exactly as components.training.ray_session.make_trainer builds it (num_workers=1,
-    # CPU), with the timed worker function in place of train_loop_per_worker.
-    trainer = TorchTrainer(
-        _timed_worker,
-        train_loop_config=config,
-        torch_config=TorchConfig(backend="gloo"),
-        scaling_config=ScalingConfig(num_workers=1, use_gpu=False),
-        run_config=RunConfig(
-            name="train-overhead", storage_path=storage, checkpoint_config=CheckpointConfig(num_to_keep=2)
-        ),
-        datasets=datasets,
-    )
-    fit_called = time.time()
-    result = trainer.fit()
-    fit_returned = time.time()
-    if result.error is not None:
-        raise RuntimeError(f"the Ray Train run failed: {result.error}")
-    out = dict(result.return_value)
-    out.update(fit_called=fit_called, fit_returned=fit_returned)
+def _code_dir() -> str:
+    """Where this process imports the project from (driver and workers must agree)."""
+    return str(Path(ray_session.__file__).resolve().parent.parent)
+
+
+def data_only_passes(datasets: dict[str, Any], batch_size: int, epochs: int) -> dict[str, float]:
+    """Median seconds to stream each split once through Ray Data in the driver, no model:
+    the same datasets and the same `iter_torch_batches` arguments `ShardBatches` uses."""
+    out = {}
+    for split, shuffle in (("train", True), ("val", False)):
+        times = []
+        for epoch in range(epochs):
+            t0 = time.perf_counter()
+            for _ in datasets[split].iter_torch_batches(
+                batch_size=batch_size,
+                local_shuffle_buffer_size=batch_size * 16 if shuffle else None,
+                local_shuffle_seed=epoch if shuffle else None,
+            ):
+                pass
+            times.append(time.perf_counter() - t0)
+        out[split] = statistics.median(times[1:])
+    return out
+
+
+def ray_child(spec_path: str) -> int:
+    """One variant on its own local Ray: connect_ray, silver_datasets, the timed Train run,
+    Ray Data alone, shutdown. Writes its measurements as JSON next to the spec."""
+    spec = json.loads(Path(spec_path).read_text())
+    variant = Variant(**spec["variant"])
+    tables = {split: tuple(t) for split, t in spec["tables"].items()}
+    if not variant.materialize:
+        ray_session.CACHE_BELOW_BYTES = -1  # this process only: every table streams from Delta
+    t0 = time.perf_counter()
+    connect_ray(ProfileConfig())
+    init_s = time.perf_counter() - t0
+    try:
+        t0 = time.perf_counter()
+        datasets = ray_session.silver_datasets(tables, input_columns(spec["features"]), LABEL, "int64")
+        datasets_s = time.perf_counter() - t0
+        config = {**spec["config"], "_keep_below_bytes": variant.keep_below_bytes}
+        # Built exactly as components.training.ray_session.make_trainer builds it (num_workers=1,
+        # CPU), with the timed worker function in place of train_loop_per_worker.
+        trainer = TorchTrainer(
+            _timed_worker,
+            train_loop_config=config,
+            torch_config=TorchConfig(backend="gloo"),
+            scaling_config=ScalingConfig(num_workers=1, use_gpu=False),
+            run_config=RunConfig(
+                name="train-overhead", storage_path=spec["storage"], checkpoint_config=CheckpointConfig(num_to_keep=2)
+            ),
+            datasets=datasets,
+        )
+        fit_called = time.time()
+        result = trainer.fit()
+        fit_returned = time.time()
+        if result.error is not None:
+            raise RuntimeError(f"the Ray Train run failed: {result.error}")
+        out = dict(result.return_value)
+        out.update(
+            fit_called=fit_called, fit_returned=fit_returned, ray_init_s=init_s, datasets_s=datasets_s,
+            poll_s=os.environ.get(_POLL_ENV), data_only=data_only_passes(datasets, spec["batch_size"], epochs=4),
+            blocks={
+                split: ds.num_blocks() if type(ds).__name__ == "MaterializedDataset" else None
+                for split, ds in datasets.items()
+            },
+            driver_code=_code_dir(),
+        )
+    finally:
+        ray.shutdown()
+    Path(spec["out"]).write_text(json.dumps(out))
+    return 0
+
+
+def run_variant(variant: Variant, spec: dict[str, Any], workdir: Path) -> dict[str, Any]:
+    """`ray_child` in a fresh interpreter whose environment carries only this variant's settings."""
+    spec_path, out_path, log_path = (workdir / f"{variant.key}.{ext}" for ext in ("spec.json", "out.json", "log"))
+    spec_path.write_text(json.dumps({**spec, "variant": asdict(variant), "out": str(out_path)}))
+    env = {k: v for k, v in os.environ.items() if k not in RAY_ENV and k != "RAY_ADDRESS"}  # always a local Ray
+    env.update(variant.env)
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--ray-child", str(spec_path)]
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
+        try:
+            code = proc.wait(timeout=_CHILD_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            proc.terminate()  # the child's ray.shutdown (in `finally`) stops the Ray it started
+            proc.wait(timeout=30)
+            code = None
+    if code != 0 or not out_path.exists():
+        tail = log_path.read_text(errors="replace")[-4000:]
+        raise RuntimeError(f"{variant.label} failed (exit {code}); its output ends:\n{tail}")
+    out = json.loads(out_path.read_text())
+    if {out["code"], out["driver_code"]} != {_code_dir()}:
+        raise RuntimeError(f"{variant.label} imported project code from {out['driver_code']} (driver) and "
+                           f"{out['code']} (worker), not {_code_dir()}")
     return out
 
 
 def ray_phases(out: dict[str, Any]) -> list[dict[str, float]]:
-    """Per epoch: start, train, val (+ checkpoint write), report and whole-cycle seconds."""
+    """Per epoch: train, val (+ checkpoint write), report and whole-cycle seconds, and the
+    seconds the loop waited for batches (all of them; the first of each split)."""
     epochs: list[dict[str, float]] = []
     current: dict[str, float] = {}
     for phase, t in out["stamps"]:
@@ -141,6 +308,8 @@ def ray_phases(out: dict[str, Any]) -> list[dict[str, float]]:
             "train": e["val"] - e["train"],
             "val": e["report"] - e["val"],
             "report": e["reported"] - e["report"],
+            "wait": e["train_wait"] + e["val_wait"],
+            "first": e["train_first"] + e["val_first"],
             "epoch": e["reported"] - previous_end,
             "start": e["train"],
             "end": e["reported"],
@@ -172,9 +341,12 @@ def run_plain(
         model.train()
         order = torch.randperm(len(y_train), generator=generator)
         total, count = 0.0, 0
+        wait = time.perf_counter() - t0
         for start in range(0, len(order), cfg.batch_size):
+            w0 = time.perf_counter()
             idx = order[start : start + cfg.batch_size]
             x, y = x_train[idx], y_train[idx]  # (B, F), (B,)
+            wait += time.perf_counter() - w0
             loss = criterion(model(x), y)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -188,7 +360,7 @@ def run_plain(
         )
         last = {"train_loss": total / count, **evaluate(model, criterion, val_batches, config["task"], out_features, session)}
         t2 = time.perf_counter()
-        rows.append({"train": t1 - t0, "val": t2 - t1, "report": 0.0, "epoch": t2 - t0})
+        rows.append({"train": t1 - t0, "val": t2 - t1, "report": 0.0, "wait": wait, "first": 0.0, "epoch": t2 - t0})
     return rows, last
 
 
@@ -212,58 +384,96 @@ def checkpoint_write_s(config: dict[str, Any], repeats: int = 5) -> float:
     return statistics.median(times)
 
 
-def data_only_epochs(tables: dict[str, tuple[str, int]], features: int, batch_size: int, epochs: int) -> dict[str, float]:
-    """Median seconds to stream each split once through Ray Data in the driver, no model:
-    the same datasets and the same `iter_torch_batches` arguments the session uses."""
-    datasets = silver_datasets(tables, input_columns(features), LABEL, "int64")
-    out = {}
-    for split, shuffle in (("train", True), ("val", False)):
-        times = []
-        for epoch in range(epochs):
-            t0 = time.perf_counter()
-            for _ in datasets[split].iter_torch_batches(
-                batch_size=batch_size,
-                local_shuffle_buffer_size=batch_size * 16 if shuffle else None,
-                local_shuffle_seed=epoch if shuffle else None,
-            ):
-                pass
-            times.append(time.perf_counter() - t0)
-        out[split] = statistics.median(times[1:])
-    return out
-
-
 # ---------------------------------------------------------------------------- main
-
-_POLL_ENV = "RAY_TRAIN_HEALTH_CHECK_INTERVAL_S"
 
 
 def _median(rows: list[dict[str, float]], key: str) -> float:
     return statistics.median(r[key] for r in rows)
 
 
-def _ray_run(
-    poll_s: str, config: dict[str, Any], tables: dict[str, tuple[str, int]], args: argparse.Namespace, storage: str,
-    measure_data: bool,
-) -> dict[str, Any]:
-    """One local Ray session: ray.init, the timed Train run, optionally Ray Data alone, shutdown.
-    The controller reads its poll interval from the environment it inherits at ray.init."""
-    previous = os.environ.pop(_POLL_ENV, None)
-    if poll_s != "default":
-        os.environ[_POLL_ENV] = poll_s
-    try:
-        t0 = time.perf_counter()
-        connect_ray(ProfileConfig())
-        init_s = time.perf_counter() - t0
-        out = run_ray(config, tables, args.features, storage)
-        out["ray_init_s"] = init_s
-        if measure_data:
-            out["data_only"] = data_only_epochs(tables, args.features, args.batch_size, epochs=4)
-        return out
-    finally:
-        ray.shutdown()
-        os.environ.pop(_POLL_ENV, None)
-        if previous is not None:
-            os.environ[_POLL_ENV] = previous
+def _fit_s(out: dict[str, Any]) -> float:
+    return out["fit_returned"] - out["fit_called"]
+
+
+def _notes(
+    runs: dict[Variant, dict[str, Any]], steady: dict[Variant, list[dict[str, float]]],
+    plain: list[dict[str, float]], ckpt_s: float,
+) -> list[str]:
+    """What each row is and, from this run's numbers, what makes up each gap to plain."""
+    by_key = {v.key: v for v in runs}
+    med = {v: _median(rows, "epoch") for v, rows in steady.items()}
+    plain_median = _median(plain, "epoch")
+    notes = [
+        "- Epoch time is report-end to report-end on the Ray side: everything the worker does per epoch. "
+        "\"val phase\" runs from the val-batch request to the report call, so it includes the loop's "
+        f"`save_checkpoint` to a temp dir (measured alone: {ckpt_s * 1000:.1f} ms for this model); "
+        "\"report s\" is the time blocked in `ray.train.report` (checkpoint persisted to the run's storage path, "
+        "result handed to the controller). The plain loop shuffles in-memory tensors with `torch.randperm`, runs "
+        "the loop's own `evaluate`, and writes no checkpoint. Torch threads: 1 on both sides.",
+        "- Every Ray row runs in its own subprocess whose Ray was started by `flows.workspace.connect_ray`, which "
+        f"applies `RAY_ENV` ({', '.join(f'{k}={v}' for k, v in RAY_ENV.items())}) before `ray.init`; only the "
+        "controller-poll row overrides one of them in that subprocess's environment.",
+    ]
+    production = by_key.get("production")
+    if production is not None:
+        p = steady[production]
+        blocks = runs[production]["blocks"]
+        notes.append(
+            f"- **as in production**: `silver_datasets` materializes both tables (each far below 256 MiB; "
+            f"{blocks['train']} + {blocks['val']} blocks in the object store); the worker's `ShardBatches` streams "
+            f"its shard once in epoch 0 and then keeps it (train shard kept in memory: "
+            f"{'yes' if runs[production]['kept'] else 'NO'}), so epochs 1+ reshuffle in-memory tensors like the "
+            f"plain loop (batch wait {_median(p, 'wait') * 1000:.0f} ms vs {_median(plain, 'wait') * 1000:.0f} ms "
+            f"plain). What is left of the gap, {(med[production] - plain_median) * 1000:+.0f} ms per epoch, splits "
+            f"into `ray.train.report` {_median(p, 'report') * 1000:.0f} ms, val phase "
+            f"{(_median(p, 'val') - _median(plain, 'val')) * 1000:+.0f} ms (the checkpoint write) and train phase "
+            f"{(_median(p, 'train') - _median(plain, 'train')) * 1000:+.0f} ms (medians, so the parts need not add "
+            f"up exactly); the production epochs themselves spread over "
+            f"{(max(r['epoch'] for r in p) - min(r['epoch'] for r in p)) * 1000:.0f} ms."
+        )
+    for key, what in (
+        ("stream", "re-streams its shard of the materialized dataset every epoch (`ShardBatches(shard, "
+         "keep_below_bytes=0)` in a session subclass)"),
+        ("stream-delta", "re-streams every epoch and its datasets are not materialized either (`CACHE_BELOW_BYTES` "
+         "set to -1 in that subprocess), so each epoch reads and packs the Delta files again: the path a table "
+         "over 256 MiB takes"),
+    ):
+        v = by_key.get(key)
+        if v is None:
+            continue
+        rows, data = steady[v], runs[v]["data_only"]
+        base, base_name = (steady[production], "production") if production is not None else (plain, "plain")
+        extra = _median(rows, "epoch") - _median(base, "epoch")
+        more_wait = _median(rows, "wait") - _median(base, "wait")
+        relaunch = ", which launches the Delta read and pack tasks again" if not v.materialize else ""
+        notes.append(
+            f"- **{v.label.removeprefix('Ray Train, ')}**: the worker {what}. {extra:+.3f} s per epoch against "
+            f"{base_name}, of which {more_wait:+.3f} s ({more_wait / extra * 100:.0f}%) is the loop waiting for "
+            f"batches: {_median(rows, 'first'):.3f} s until the first batch of train and of val arrives (each pass "
+            f"has the dataset's SplitCoordinator actor start a new streaming execution{relaunch}) and the rest "
+            "while later blocks arrive, one coordinator call each. The other "
+            f"{extra - more_wait:+.3f} s is outside the waits: the model steps ran slower, most likely because "
+            "Ray Data's prefetching in the worker and its executor shared the 2 cores with them. The same "
+            "datasets iterated in the driver with the same arguments, without Train's split (after the run): "
+            f"{data['train']:.3f} s per train pass, {data['val']:.3f} s per val pass."
+        )
+    for v in runs:
+        if v.poll_s is None:
+            continue
+        rows = steady[v]
+        notes.append(
+            f"- **{v.label.removeprefix('Ray Train, ')}**: `ray.train.report` puts each result on a per-worker "
+            f"queue of size 1 that the Train V2 controller drains once per poll ({_POLL_ENV}). With {v.poll_s:g} s "
+            f"a loop that reports more often blocks in report until the next poll: median {_median(rows, 'report'):.3f} s "
+            f"blocked per epoch, epoch {med[v]:.3f} s ({med[v] / plain_median:.1f}x plain)"
+            + (
+                f", and fit() takes {_fit_s(runs[v]):.1f} s end to end instead of {_fit_s(runs[production]):.1f} s"
+                if production is not None else ""
+            )
+            + ". `RAY_ENV`'s 0.1 s is what the production row runs with."
+        )
+    return notes
+
 
 
 def main() -> int:
@@ -275,12 +485,17 @@ def main() -> int:
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--epochs", type=int, default=6)
     parser.add_argument(
-        "--poll", nargs="+", default=["default", "0.1"],
-        help=f"Train controller poll intervals to run the Ray side with ({_POLL_ENV}); 'default' leaves it unset "
-        "(Ray's 2.0 s). The first is the headline ratio.",
+        "--variants", nargs="+", type=_variant, default=["production", "stream", "stream-delta", "poll=2"],
+        help="Ray-side runs, each on its own local Ray: production, stream, stream-delta, poll=SECONDS "
+        "(see the module docstring). The first gives the headline ratio.",
     )
     parser.add_argument("--no-write", action="store_true", help="print only; leave RESULTS.md alone")
+    parser.add_argument("--ray-child", metavar="SPEC", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.ray_child:
+        return ray_child(args.ray_child)
+    # argparse applies `type` to given values only, not to a list default.
+    args.variants = [v if isinstance(v, Variant) else _variant(v) for v in args.variants]
     if args.epochs < 3:
         parser.error(f"--epochs must be >= 3 (the first is discarded as warm-up), got {args.epochs}")
 
@@ -305,92 +520,71 @@ def main() -> int:
         plain_rows, plain_last = run_plain(config, plain_train, plain_val)
         ckpt_s = checkpoint_write_s(config)
 
-        runs = {
-            poll: _ray_run(poll, config, tables, args, f"{tmp}/runs-{i}", measure_data=i == 0)
-            for i, poll in enumerate(args.poll)
-        }
+        spec = {"tables": tables, "features": args.features, "batch_size": args.batch_size, "config": config}
+        runs = {}
+        for i, v in enumerate(args.variants):
+            print(f"running {v.label} ...", flush=True)
+            runs[v] = run_variant(v, {**spec, "storage": f"{tmp}/runs-{i}"}, Path(tmp))
 
     steady_plain = plain_rows[1:]
     plain_median = _median(steady_plain, "epoch")
-
-    def label(poll: str) -> str:
-        return "Ray Train, controller poll 2.0 s (default)" if poll == "default" else f"Ray Train, {_POLL_ENV}={poll}"
 
     def line(name: str, rows: list[dict[str, float]], threads: int) -> list[object]:
         return [
             name, threads, f"{_median(rows, 'epoch'):.3f}", f"{_median(rows, 'epoch') / plain_median:.2f}",
             f"{min(r['epoch'] for r in rows):.3f}", f"{max(r['epoch'] for r in rows):.3f}",
             f"{_median(rows, 'train'):.3f}", f"{_median(rows, 'val'):.3f}", f"{_median(rows, 'report'):.3f}",
+            f"{_median(rows, 'wait'):.3f}",
         ]
 
     lines = [line("plain PyTorch", steady_plain, 1)]
     startup_rows: list[list[object]] = []
-    ratios: dict[str, float] = {}
+    steady: dict[Variant, list[dict[str, float]]] = {}
     accuracies = [f"plain {plain_last.get('val_accuracy', float('nan')):.3f}"]
-    for poll, out in runs.items():
+    for v, out in runs.items():
         rows = ray_phases(out)
-        steady = rows[1:]
-        ratios[poll] = _median(steady, "epoch") / plain_median
-        lines.append(line(label(poll), steady, out["threads"]))
-        accuracies.append(f"{label(poll)} {out['history'][-1].get('val_accuracy', float('nan')):.3f}")
+        steady[v] = rows[1:]
+        lines.append(line(v.label, steady[v], out["threads"]))
+        accuracies.append(f"{v.label.removeprefix('Ray Train, ')} {out['history'][-1].get('val_accuracy', float('nan')):.3f}")
         first = rows[0]["end"]
         startup_rows.append([
-            label(poll), f"{out['ray_init_s']:.2f}", f"{out['entered'] - out['fit_called']:.2f}",
-            f"{first - out['entered']:.2f}", f"{first - out['fit_called']:.2f}", f"{rows[0]['epoch']:.2f}",
-            f"{out['fit_returned'] - rows[-1]['end']:.2f}", f"{out['fit_returned'] - out['fit_called']:.2f}",
+            v.label, out["poll_s"], f"{out['ray_init_s']:.2f}", f"{out['datasets_s']:.2f}",
+            f"{out['entered'] - out['fit_called']:.2f}", f"{first - out['entered']:.2f}",
+            f"{first - out['fit_called']:.2f}", f"{rows[0]['epoch']:.2f}",
+            f"{out['fit_returned'] - rows[-1]['end']:.2f}", f"{_fit_s(out):.2f}",
         ])
 
     epochs_table = table(
         ["loop", "torch threads", "median epoch s", "ratio to plain", "min s", "max s",
-         "train phase s", "val phase s", "report s"],
+         "train phase s", "val phase s", "report s", "batch wait s"],
         lines,
     )
     startup_table = table(
-        ["Ray run", "ray.init s", "fit() -> worker fn entered s", "worker entered -> 1st report s",
-         "fit() -> 1st report s", "1st epoch s", "last report -> fit() returns s", "fit() total s"],
+        ["Ray run", f"{_POLL_ENV}", "ray.init s", "silver_datasets s", "fit() -> worker fn entered s",
+         "worker entered -> 1st report s", "fit() -> 1st report s", "1st epoch s",
+         "last report -> fit() returns s", "fit() total s"],
         startup_rows,
     )
-    headline_poll = args.poll[0]
-    ratio = ratios[headline_poll]
+    headline = args.variants[0]
+    ratio = _median(steady[headline], "epoch") / plain_median
     verdict = (
         "met" if ratio <= TARGET_RATIO
         else f"missed by {ratio - TARGET_RATIO:.2f} ({(ratio / TARGET_RATIO - 1) * 100:.0f}% over)"
     )
-    data_only = runs[headline_poll].get("data_only", {})
     summary = (
         f"Workload: synthetic {args.rows:,} train / {args.val_rows:,} val rows x {args.features} float32 features, "
         f"{N_CLASSES} classes, Delta tables written with `Lake.overwrite`; MLP hidden {args.hidden}, Adam lr 1e-3, "
         f"batch size {args.batch_size}, {args.epochs} epochs, epoch 0 discarded on both sides "
         f"({len(steady_plain)} steady epochs each). Plain first epoch (discarded): {plain_rows[0]['epoch']:.3f} s.\n\n"
-        f"**Epoch-time ratio Ray/plain (medians, {label(headline_poll)}): {ratio:.2f}** "
+        f"**Epoch-time ratio Ray/plain (medians, {headline.label}): {ratio:.2f}** "
         f"(target <= {TARGET_RATIO:.2f}: {verdict}).\n\n"
         f"Final val accuracy (sanity check that every side trained): {', '.join(accuracies)}.\n"
     )
-    notes = [
-        "- Epoch time on the Ray side is report-end to report-end: everything the worker does per epoch. "
-        "\"val phase\" runs from the val-batch request to the report call, so it includes the loop's "
-        f"`save_checkpoint` to a temp dir (measured alone: {ckpt_s * 1000:.1f} ms for this model). "
-        "\"report s\" is the time blocked inside `ray.train.report` (checkpoint persisted to the run's "
-        "storage path, then the result handed to the controller).",
-        "- `ray.train.report` puts each result on a per-worker queue of size 1 that the Train V2 controller "
-        f"drains once per poll ({_POLL_ENV}, default 2.0 s). A loop that reports more often than every 2 s "
-        "therefore blocks in report until the next poll: with the default, epochs cannot be shorter than ~2 s.",
-        "- The plain loop shuffles in-memory tensors with `torch.randperm` each epoch, calls the loop's own "
-        "`evaluate` for validation, and writes no checkpoint; the Ray loop streams both Delta tables through "
-        "Ray Data every epoch (`read_delta` -> `map_batches` packing -> `iter_torch_batches`, local shuffle "
-        "buffer of 16 batches).",
-        "- Torch threads: 1 on both sides (Ray sets OMP_NUM_THREADS=1 for a 1-CPU worker; the plain loop calls "
-        "`torch.set_num_threads(1)`).",
-    ]
-    if data_only:
-        notes.append(
-            f"- Ray Data alone (driver, no model, same datasets and iterator arguments): one pass over train "
-            f"{data_only['train']:.3f} s, over val {data_only['val']:.3f} s (medians of 3 after one warm-up)."
-        )
+    notes = _notes(runs, steady, steady_plain, ckpt_s)
     body = f"{summary}\n{epochs_table}\n\nStart-up (not in the ratio):\n\n{startup_table}\n\n" + "\n".join(notes) + "\n"
     print(body)
-    for poll, out in runs.items():
-        print(f"per-epoch seconds, {label(poll)}: {[round(r['epoch'], 3) for r in ray_phases(out)]}")
+    for v, out in runs.items():
+        print(f"per-epoch seconds, {v.label}: {[round(r['epoch'], 3) for r in ray_phases(out)]}")
     print(f"per-epoch seconds, plain PyTorch: {[round(r['epoch'], 3) for r in plain_rows]}")
     if not args.no_write:
         write_section("train_overhead", "Ray Train loop overhead (train_overhead.py)", body)
