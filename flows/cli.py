@@ -46,9 +46,11 @@ def run(
     """The whole pipeline: ingest, preprocess, tune or train, evaluate, register, deploy."""
     ws = _workspace(config)
     from flows.pipeline import pipeline
-    from flows.summary import show, summary_table
+    from flows.summary import leaderboard_table, show, summary_table
 
     summary = pipeline(ws, serve=serve)
+    if summary.fit is not None and len(summary.fit.leaderboard) > 1:
+        show(leaderboard_table(summary.fit.leaderboard))
     show(summary_table(summary))
     if summary.endpoint and smoke:
         _smoke(ws, summary.endpoint, smoke)
@@ -93,9 +95,12 @@ def _fit(config: Path, search: bool) -> None:
         typer.echo(f"{config}: no 'tuning' section to search; use `rayline train`", err=True)
         raise typer.Exit(2)
     from flows.pipeline import PipelineSummary, fit
-    from flows.summary import show, summary_table
+    from flows.summary import leaderboard_table, show, summary_table
 
-    show(summary_table(PipelineSummary(ws.name, fit=fit(ws, search))))
+    result = fit(ws, search)
+    if len(result.leaderboard) > 1:
+        show(leaderboard_table(result.leaderboard))
+    show(summary_table(PipelineSummary(ws.name, fit=result)))
 
 
 @app.command()

@@ -10,11 +10,12 @@ from prefect import flow
 
 from components.artifacts.registry import Registration
 from components.data.silver import SilverSnapshot
+from components.evaluation.leaderboard import leaderboard
 from components.training.outcome import TrialOutcome, best_of
 from flows.deploy import deploy
 from flows.ingest import IngestReport, ingest
 from flows.preprocess import preprocess
-from flows.register import build_bundle, close_run, log_trials, open_parent_run, register, selection
+from flows.register import build_bundle, close_run, log_report, log_trials, open_parent_run, register, selection
 from flows.train import load_snapshot, train, tune
 from flows.workspace import Workspace
 
@@ -27,6 +28,7 @@ class FitResult:
     registration: Registration
     snapshot: SilverSnapshot
     parent_run_id: str
+    leaderboard: list[dict[str, Any]]
 
 
 @dataclass
@@ -46,11 +48,14 @@ def fit(ws: Workspace, search: bool) -> FitResult:
     run_name = f"{ws.name}-{parent[:8]}"
     outcomes = tune(ws, run_name) if search else train(ws, run_name)
     runs = log_trials(experiment_id, parent, outcomes)
-    best = best_of(outcomes, *selection(ws))
-    bundle_dir, metrics = build_bundle(ws, best, snapshot, runs[best.trial_id])
+    metric, mode = selection(ws)
+    best = best_of(outcomes, metric, mode)
+    board = leaderboard(outcomes, metric, mode)
+    bundle_dir, metrics, images = build_bundle(ws, best, snapshot, runs[best.trial_id])
+    log_report(runs[best.trial_id], images, board, parent)
     registration = register(ws, bundle_dir, runs[best.trial_id], metrics)
     close_run(parent, metrics)
-    return FitResult(outcomes, best, metrics, registration, snapshot, parent)
+    return FitResult(outcomes, best, metrics, registration, snapshot, parent, board)
 
 
 @flow(name="pipeline", log_prints=True, validate_parameters=False)

@@ -6,16 +6,17 @@ import hashlib
 import json
 import subprocess
 from pathlib import Path
+from typing import Any
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from components.artifacts.bundle import load_bundle, save_bundle
 from components.artifacts.registry import Registration, register_bundle
-from components.artifacts.tracking import end_run, log_metrics, log_trial, start_run, use_tracking
+from components.artifacts.tracking import end_run, log_files, log_metrics, log_trial, start_run, use_tracking
 from components.data.lake import Lake
 from components.data.silver import SilverSnapshot, read_split
-from components.evaluation.scoring import score
+from components.evaluation.report import holdout_report
 from components.training.outcome import TrialOutcome
 from flows.workspace import Workspace
 
@@ -36,9 +37,11 @@ def log_trials(experiment_id: str, parent_id: str, outcomes: list[TrialOutcome])
 
 
 @task(cache_policy=NO_CACHE)
-def build_bundle(ws: Workspace, best: TrialOutcome, snapshot: SilverSnapshot, run_id: str) -> tuple[Path, dict[str, float]]:
+def build_bundle(
+    ws: Workspace, best: TrialOutcome, snapshot: SilverSnapshot, run_id: str
+) -> tuple[Path, dict[str, float], dict[str, bytes]]:
     """Assemble the bundle from the best checkpoint, score it on the test split, and
-    record the scores in its metrics.json. Returns (bundle dir, metrics)."""
+    record the scores in its metrics.json. Returns (bundle dir, metrics, report images)."""
     lineage = {**snapshot.lineage, "config_hash": config_hash(ws), "code_version": _code_version(), "run_id": run_id}
     val = {k: float(v) for k, v in best.metrics.items() if k.startswith("val_")}
     directory = save_bundle(
@@ -46,10 +49,21 @@ def build_bundle(ws: Workspace, best: TrialOutcome, snapshot: SilverSnapshot, ru
     )
     bundle = load_bundle(directory)
     inputs, labels = read_split(Lake(ws.lake), snapshot, "test")
-    test = score(bundle.model, inputs.to_numpy(), labels.to_numpy(), bundle.task, snapshot.features.out_features)
-    metrics = {**val, **{f"test_{k}": float(v) for k, v in test.items()}}
+    labels_index = snapshot.features.labels
+    report = holdout_report(
+        bundle.model, inputs.to_numpy(), labels.to_numpy(), bundle.task, snapshot.features.out_features,
+        [str(c) for c in labels_index.classes_] if labels_index is not None else None,
+    )
+    metrics = {**val, **report.metrics}
     (directory / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True))
-    return directory, metrics
+    return directory, metrics, report.images
+
+
+@task(retries=2, retry_delay_seconds=1, cache_policy=NO_CACHE)
+def log_report(run_id: str, images: dict[str, bytes], board: list[dict[str, Any]], parent_id: str) -> None:
+    """Report images on the chosen trial's run; the leaderboard on the pipeline's run."""
+    log_files(run_id, images, "report")
+    log_files(parent_id, {"leaderboard.json": json.dumps(board, indent=2, default=str).encode()}, "report")
 
 
 @task(retries=2, retry_delay_seconds=1, cache_policy=NO_CACHE)

@@ -39,7 +39,8 @@ def summary_table(summary: PipelineSummary) -> Table:
             table.add_row("best params", ", ".join(f"{k}={_fmt(v)}" for k, v in fit.best.params.items()))
         reg = fit.registration
         table.add_row(f"validation {reg.metric}", _fmt(reg.value))
-        tests = {k.removeprefix("test_"): v for k, v in fit.metrics.items() if k.startswith("test_")}
+        # Averages here; the per-class numbers (test_precision.<label>, ...) are in MLflow.
+        tests = {k.removeprefix("test_"): v for k, v in fit.metrics.items() if k.startswith("test_") and "." not in k}
         table.add_row("test metrics", ", ".join(f"{k}={_fmt(v)}" for k, v in sorted(tests.items())))
         champion = "champion" if reg.champion else f"not champion (v{reg.previous_champion} stays)"
         table.add_row("model", f"{reg.name} v{reg.version}, {champion}")
@@ -49,6 +50,16 @@ def summary_table(summary: PipelineSummary) -> Table:
         table.add_row("endpoint", f"{summary.endpoint}/v1/models/{name}:predict")
     if summary.seconds:
         table.add_row("seconds", ", ".join(f"{k} {v:.1f}" for k, v in summary.seconds.items()))
+    return table
+
+
+def leaderboard_table(rows: list[dict[str, Any]]) -> Table:
+    table = Table(title="leaderboard (validation)", title_justify="left")
+    for column in rows[0] if rows else []:
+        table.add_column(column)
+    for row in rows:
+        params = ", ".join(f"{k}={_fmt(v)}" for k, v in row["params"].items()) or "-"
+        table.add_row(*(params if k == "params" else _fmt(v) for k, v in row.items()))
     return table
 
 

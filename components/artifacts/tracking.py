@@ -7,6 +7,7 @@ threads, where MLflow's fluent "active run" would not be the one we mean.
 from __future__ import annotations
 
 import math
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -68,6 +69,15 @@ def log_metrics(run_id: str, metrics: dict[str, float]) -> None:
     MlflowClient().log_batch(
         run_id, metrics=[Metric(k, float(v), int(time.time() * 1000), 0) for k, v in metrics.items() if _is_metric(k, v)]
     )
+
+
+def log_files(run_id: str, files: dict[str, bytes], artifact_path: str) -> None:
+    """Log in-memory files (name -> bytes) as artifacts of the run."""
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, data in files.items():
+            (Path(tmp) / name).write_bytes(data)
+        if files:
+            MlflowClient().log_artifacts(run_id, tmp, artifact_path)
 
 
 def end_run(run_id: str, failed: bool = False) -> None:

@@ -90,6 +90,17 @@ def test_run_then_predict_over_http(tmp_path: Path):
     assert reasons == ["column 'sepal_width_cm': cannot parse 'wide' as float", "column 'target': missing value"]
     assert lake.read("bronze").height == 148
 
+    # The chosen trial's run holds the test report; the pipeline's run the leaderboard.
+    from mlflow import MlflowClient
+
+    client = MlflowClient(f"sqlite:///{tmp_path}/.rayline/mlflow.db")
+    version = client.get_model_version_by_alias("tiny", "champion")
+    assert [a.path for a in client.list_artifacts(version.run_id, "report")] == ["report/confusion_matrix.png"]
+    parent = client.get_run(version.run_id).data.tags["mlflow.parentRunId"]
+    assert [a.path for a in client.list_artifacts(parent, "report")] == ["report/leaderboard.json"]
+    assert "test_precision.0" in client.get_run(version.run_id).data.metrics
+    assert "leaderboard (validation)" in output
+
     # The same landing file again adds nothing.
     version = lake.version("bronze")
     again = subprocess.run([RAYLINE, "ingest", str(path)], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=180)
