@@ -14,8 +14,7 @@ from prefect.cache_policies import NO_CACHE
 from components.artifacts.bundle import load_bundle, save_bundle
 from components.artifacts.registry import Registration, register_bundle
 from components.artifacts.tracking import end_run, log_files, log_metrics, log_trial, start_run, use_tracking
-from components.data.lake import Lake
-from components.data.silver import SilverSnapshot, read_split
+from components.data.silver import SilverSnapshot, read_arrays
 from components.evaluation.report import holdout_report
 from components.training.outcome import TrialOutcome
 from flows.workspace import Workspace
@@ -48,11 +47,11 @@ def build_bundle(
         ws.bundles / run_id, checkpoint_dir=best.checkpoint, features=snapshot.features, metrics=val, lineage=lineage
     )
     bundle = load_bundle(directory)
-    inputs, labels = read_split(Lake(ws.lake), snapshot, "test")
-    labels_index = snapshot.features.labels
+    features = snapshot.features
+    inputs, labels = read_arrays(*snapshot.tables["test"], features.columns, features.label_dtype)
     report = holdout_report(
-        bundle.model, inputs.to_numpy(), labels.to_numpy(), bundle.task, snapshot.features.out_features,
-        [str(c) for c in labels_index.classes_] if labels_index is not None else None,
+        bundle.model, inputs, labels, bundle.task, features.out_features,
+        [str(c) for c in features.labels.classes_] if features.labels is not None else None,
     )
     metrics = {**val, **report.metrics}
     (directory / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True))

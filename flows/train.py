@@ -41,7 +41,7 @@ def _inputs(ws: Workspace, snapshot: SilverSnapshot) -> tuple[dict[str, Any], Si
     inputs = SilverInputs(
         tables={s: snapshot.tables[s] for s in ("train", "val")},
         columns=features.columns,
-        label_dtype="int64" if features.labels is not None else "float32",
+        label_dtype=features.label_dtype,
     )
     return config, inputs
 

@@ -32,6 +32,25 @@ def iris_config(name: str = "iris", **overrides: Any) -> dict[str, Any]:
     return config
 
 
+def diabetes_regression():
+    """Two diabetes features through the real schema check and preparation, as a regression:
+    (config, raw frame, silver frames, feature state)."""
+    from components.config import PipelineConfig
+    from components.data.bundled import bundled_frame
+    from components.data.preparation import prepare
+    from components.data.schema import check_rows
+
+    config = PipelineConfig.model_validate(
+        iris_config(schema={"target": "target", "task": "regression",
+                            "columns": {"s1": "float", "bmi": "float", "target": "float"}},
+                    split={"seed": 1})
+    )
+    frame = bundled_frame("diabetes").select("s1", "bmi", "target")
+    bronze, _ = check_rows(frame, config.schema_, "d.csv")
+    frames, features = prepare(bronze, config.schema_, config.split, config.preprocessing)
+    return config, frame, frames, features
+
+
 def write_config(directory: Path, config: dict[str, Any]) -> Path:
     path = directory / "conf" / "pipelines" / f"{config['name']}.yaml"
     path.parent.mkdir(parents=True, exist_ok=True)

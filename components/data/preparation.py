@@ -41,6 +41,11 @@ class FeatureState:
         return 1 if k == 2 else k  # binary: one logit and a sigmoid
 
     @property
+    def label_dtype(self) -> str:
+        """dtype of the silver `label` column: class indices or regression targets."""
+        return "int64" if self.labels is not None else "float32"
+
+    @property
     def columns(self) -> list[str]:
         return input_columns(self.in_features)
 

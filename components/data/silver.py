@@ -60,12 +60,6 @@ def read_silver(lake: Lake) -> SilverSnapshot:
     return SilverSnapshot(tables, int(row["bronze_version"]), lake.version(STATE_TABLE) or 0, features)
 
 
-def read_split(lake: Lake, snapshot: SilverSnapshot, split: str) -> tuple[pl.DataFrame, pl.Series]:
-    """(inputs, labels) of one split at the snapshot's version."""
-    frame = lake.read(f"silver_{split}", snapshot.tables[split][1])
-    return frame.select(snapshot.features.columns), frame[LABEL]
-
-
 def read_arrays(uri: str, version: int, columns: list[str], label_dtype: str) -> tuple[np.ndarray, np.ndarray]:
     """(inputs (N, F) float32, labels (N,)) of one silver table at a pinned version, for
     models that train on in-memory arrays (scikit-learn estimators)."""

@@ -48,9 +48,9 @@ def silver_datasets(
 ) -> dict[str, ray.data.Dataset]:
     """Ray Datasets over Delta tables pinned at versions: {split: (uri, version)} -> {split: ds}.
 
-    Needs a connected Ray (small tables are materialized here).
     Each batch becomes {"x": (B, F) float32, "y": (B,) label_dtype}; the packing runs inside
-    Ray Data's streaming read tasks, not in the training loop.
+    Ray Data's streaming read tasks, not in the training loop. Needs a connected Ray: small
+    tables are materialized here.
     """
 
     def pack(batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

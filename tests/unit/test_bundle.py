@@ -17,7 +17,7 @@ from components.data.schema import check_rows
 from components.models import build
 from components.training.checkpoint import save_checkpoint
 from components.training.optim import make_optimizer
-from tests.conftest import iris_config
+from tests.conftest import diabetes_regression, iris_config
 
 
 @pytest.fixture(scope="module")
@@ -79,14 +79,7 @@ def test_loading_something_that_is_not_a_bundle_says_what_is_missing(tmp_path):
 
 
 def test_regression_bundle_predicts_numbers(tmp_path):
-    config = PipelineConfig.model_validate(
-        iris_config(schema={"target": "target", "task": "regression",
-                            "columns": {"s1": "float", "bmi": "float", "target": "float"}},
-                    split={"seed": 1})
-    )
-    frame = bundled_frame("diabetes").select("s1", "bmi", "target")
-    bronze, _ = check_rows(frame, config.schema_, "d.csv")
-    frames, features = prepare(bronze, config.schema_, config.split, config.preprocessing)
+    config, frame, frames, features = diabetes_regression()
     assert features.labels is None and features.out_features == 1
     assert frames["train"]["label"].dtype == pl.Float32
     spec = {"kind": "linear_regression", "params": {"in_features": 2, "out_features": 1}}

@@ -24,7 +24,7 @@ from components.data.schema import check_rows
 from components.models import build
 from components.training.checkpoint import read_state, save_checkpoint
 from components.training.optim import make_optimizer
-from tests.conftest import iris_config
+from tests.conftest import diabetes_regression, iris_config
 
 SPECIES = ["setosa", "versicolor", "virginica"]
 
@@ -122,14 +122,7 @@ def test_a_class_missing_from_the_estimators_training_rows_gets_probability_zero
 
 
 def test_regression_bundle_predicts_floats(tmp_path):
-    config = PipelineConfig.model_validate(
-        iris_config(schema={"target": "target", "task": "regression",
-                            "columns": {"s1": "float", "bmi": "float", "target": "float"}},
-                    split={"seed": 1})
-    )
-    frame = bundled_frame("diabetes").select("s1", "bmi", "target")
-    bronze, _ = check_rows(frame, config.schema_, "d.csv")
-    frames, features = prepare(bronze, config.schema_, config.split, config.preprocessing)
+    config, frame, frames, features = diabetes_regression()
     spec = {"kind": "gradient_boosting", "params": {"task": "regression", "n_estimators": 10}}
     estimator = _fit(spec, frames, features)
     bundle = load_bundle(_bundle(tmp_path, estimator, spec, features))
