@@ -3,7 +3,7 @@
 Importing this package imports every model module, so each registers its kind.
 """
 
-from components.models.registry import build, is_estimator, kinds, register, register_estimator
+from components.models.registry import Family, build, family, is_estimator, kinds, register, register_estimator
 from components.models import estimators, linear, mlp  # noqa: F401  (modules register their kinds on import)
 
-__all__ = ["build", "is_estimator", "kinds", "register", "register_estimator"]
+__all__ = ["Family", "build", "family", "is_estimator", "kinds", "register", "register_estimator"]

@@ -6,11 +6,18 @@ one decorator and the config stays the single place where its parameters are dec
 `params` always carry `in_features` and `out_features`; the training code fills them from
 the data.
 
-Two families share one namespace of kinds: `register` for builders returning an
-nn.Module (trained by the torch loop), `register_estimator` for builders returning a
-scikit-learn estimator (fitted with `fit(X, y)`). An estimator config also declares
-`task: Literal["classification", "regression"]`, because scikit-learn picks a different
-class per task where torch only changes the loss.
+Families share one namespace of kinds: `register` for builders returning an nn.Module
+(family "torch", trained by the torch loop), `register_estimator` for builders returning an
+object with scikit-learn's `fit(X, y)`/`predict` (family "sklearn", or "xgboost" for models
+trained by XGBoost's own trainer and stored in its format). An estimator config also declares
+`task: Literal["classification", "regression"]`, because scikit-learn picks a different class
+per task where torch only changes the loss.
+
+One kind may be registered once per family when it is one model with several solvers
+(`linear_regression` solved in closed form by scikit-learn or by gradient descent in
+torch): every such config declares `solver: Literal[...]`, the solver sets are disjoint,
+and exactly one config gives `solver` a default, which picks its builder when a spec names
+no solver.
 """
 
 from __future__ import annotations
@@ -38,32 +45,51 @@ _E = TypeVar("_E", bound=Callable[..., Any])
 _REQUIRED = ("in_features", "out_features")
 _TASKS = ("classification", "regression")
 
+Family = Literal["torch", "sklearn", "xgboost"]
+
 
 @dataclass(frozen=True)
 class _Entry:
     builder: Callable[[Any], Any]
     config: type
-    estimator: bool = False
+    family: Family = "torch"
+
+    @property
+    def solvers(self) -> tuple[str, ...]:
+        hint = typing.get_type_hints(self.config).get("solver")
+        return typing.get_args(hint) if typing.get_origin(hint) is Literal else ()
+
+    @property
+    def default_solver(self) -> bool:
+        field_ = next((f for f in dataclasses.fields(self.config) if f.name == "solver"), None)
+        return field_ is not None and field_.default is not dataclasses.MISSING
 
 
-_REGISTRY: dict[str, _Entry] = {}
+_REGISTRY: dict[str, dict[Family, _Entry]] = {}
 
 
 def register(kind: str) -> Callable[[_B], _B]:
     """Register `builder` (a class or function taking one dataclass config) under `kind`."""
-    return _registrar(kind, estimator=False)
+    return _registrar(kind, "torch")
 
 
-def register_estimator(kind: str) -> Callable[[_E], _E]:
-    """Register `builder` (a function taking one dataclass config, returning a scikit-learn
-    estimator) under `kind`; the config must also declare `task`."""
-    return _registrar(kind, estimator=True)
+def register_estimator(kind: str, *, family: Family = "sklearn") -> Callable[[_E], _E]:
+    """Register `builder` (a function taking one dataclass config, returning an estimator with
+    scikit-learn's API) under `kind`; the config must also declare `task`. `family="xgboost"`
+    marks models trained by XGBoost's trainer and stored in XGBoost's own format."""
+    if family == "torch":
+        raise ValueError("register_estimator: family must be 'sklearn' or 'xgboost'; use register for torch")
+    return _registrar(kind, family)
+
+
+def family(spec: ModelConfig | Mapping[str, Any], /) -> Family:
+    """Which family builds and trains `spec`: "torch", "sklearn" or "xgboost"."""
+    return _entry(*_parse(spec)).family
 
 
 def is_estimator(spec: ModelConfig | Mapping[str, Any], /) -> bool:
-    """Whether `spec`'s kind builds a scikit-learn estimator rather than an nn.Module."""
-    kind, _ = _parse(spec)
-    return _entry(kind).estimator
+    """Whether `spec` builds an estimator with scikit-learn's API rather than an nn.Module."""
+    return family(spec) != "torch"
 
 
 def kinds() -> list[str]:
@@ -80,7 +106,7 @@ def build(spec: ModelConfig | Mapping[str, Any], /, **params: Any) -> nn.Module 
     Raises ValueError naming an unknown kind or an unknown, missing or invalid param.
     """
     kind, spec_params = _parse(spec)
-    entry = _entry(kind)
+    entry = _entry(kind, {**spec_params, **params})
     config = _make_config(kind, entry.config, {**spec_params, **params})
     return entry.builder(config)
 
@@ -88,7 +114,9 @@ def build(spec: ModelConfig | Mapping[str, Any], /, **params: Any) -> nn.Module 
 # ---------------------------------------------------------------------------- helpers
 
 
-def _registrar(kind: str, *, estimator: bool) -> Callable[[Any], Any]:
+def _registrar(kind: str, family: Family) -> Callable[[Any], Any]:
+    estimator = family != "torch"
+
     def decorator(builder: Any) -> Any:
         config_cls = _config_type(builder)
         required = (*_REQUIRED, "task") if estimator else _REQUIRED
@@ -103,21 +131,49 @@ def _registrar(kind: str, *, estimator: bool) -> Callable[[Any], Any]:
                     f"{config_cls.__name__} (model kind {kind!r}): field 'task' must be annotated "
                     f"Literal{list(_TASKS)}, got {task!r}"
                 )
-        previous = _REGISTRY.get(kind)
+        entry = _Entry(builder=builder, config=config_cls, family=family)
+        entries = _REGISTRY.setdefault(kind, {})
+        previous = entries.get(family)
         # re-importing the defining module (reload, notebooks) may register the same builder again
         if previous is not None and _qualname(previous.builder) != _qualname(builder):
             raise ValueError(f"model kind {kind!r} is already registered to {_qualname(previous.builder)}")
-        _REGISTRY[kind] = _Entry(builder=builder, config=config_cls, estimator=estimator)
+        others = [e for f, e in entries.items() if f != family]
+        if others:
+            _check_solvers(kind, [entry, *others])
+        entries[family] = entry
         return builder
 
     return decorator
 
 
-def _entry(kind: str) -> _Entry:
-    entry = _REGISTRY.get(kind)
-    if entry is None:
+def _check_solvers(kind: str, entries: list[_Entry]) -> None:
+    names = [_qualname(e.builder) for e in entries]
+    if not all(e.solvers for e in entries):
+        raise ValueError(
+            f"model kind {kind!r} is already registered to {names[1:]}; a kind registered in several "
+            "families needs a 'solver: Literal[...]' field in every config"
+        )
+    solvers = [s for e in entries for s in e.solvers]
+    if len(set(solvers)) != len(solvers):
+        raise ValueError(f"model kind {kind!r}: solvers overlap between {names}: {solvers}")
+    if sum(e.default_solver for e in entries) != 1:
+        raise ValueError(f"model kind {kind!r}: exactly one of {names} must give 'solver' a default")
+
+
+def _entry(kind: str, params: Mapping[str, Any] | None = None) -> _Entry:
+    entries = _REGISTRY.get(kind)
+    if entries is None:
         raise ValueError(f"unknown model kind {kind!r}; registered kinds: {kinds()}")
-    return entry
+    if len(entries) == 1:
+        return next(iter(entries.values()))
+    solver = (params or {}).get("solver")
+    if solver is None:
+        return next(e for e in entries.values() if e.default_solver)
+    for entry in entries.values():
+        if solver in entry.solvers:
+            return entry
+    allowed = [s for e in entries.values() for s in e.solvers]
+    raise ValueError(f"model {kind!r}: param 'solver' must be one of {allowed}, got {solver!r}")
 
 
 def _qualname(obj: Any) -> str:
