@@ -153,13 +153,7 @@ class AutoKNeighborsClassifier(ClassifierMixin, _AutoKNeighbors):
         check_classification_targets(y)
 
     def _stratify(self, y: np.ndarray) -> np.ndarray | None:
-        # train_test_split refuses to stratify when a class has one row or the held-out part
-        # is smaller than the number of classes; a plain seeded shuffle is the best left then
-        _, counts = np.unique(y, return_counts=True)
-        n_val = math.ceil(self.validation_fraction * len(y))
-        if counts.min() < 2 or n_val < len(counts) or len(y) - n_val < len(counts):
-            return None
-        return y
+        return holdout_stratify(y, self.validation_fraction)
 
     def _score(self, model: Any, X: np.ndarray, y: np.ndarray) -> float:
         return float(np.mean(model.predict(X) == y))
@@ -173,6 +167,17 @@ class AutoKNeighborsRegressor(RegressorMixin, _AutoKNeighbors):
 
     def _score(self, model: Any, X: np.ndarray, y: np.ndarray) -> float:
         return float(np.mean((model.predict(X) - y) ** 2))
+
+
+def holdout_stratify(y: np.ndarray, fraction: float) -> np.ndarray | None:
+    """`y` as train_test_split's `stratify` for a hold-out of `fraction`, or None where it
+    cannot stratify (a class with one row, or fewer held-out rows than classes): a plain
+    seeded shuffle is the best left then."""
+    _, counts = np.unique(y, return_counts=True)
+    n_val = math.ceil(fraction * len(y))
+    if counts.min() < 2 or n_val < len(counts) or len(y) - n_val < len(counts):
+        return None
+    return y
 
 
 # ---------------------------------------------------------------------------- configs

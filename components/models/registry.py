@@ -8,8 +8,9 @@ the data.
 
 Families share one namespace of kinds: `register` for builders returning an nn.Module
 (family "torch", trained by the torch loop), `register_estimator` for builders returning an
-object with scikit-learn's `fit(X, y)`/`predict` (family "sklearn", or "xgboost" for models
-trained by XGBoost's own trainer and stored in its format). An estimator config also declares
+object with scikit-learn's `fit(X, y)`/`predict` (family "sklearn"; "xgboost" for models
+trained by XGBoost's own trainer and stored in its format; "ensemble" for compositions of
+other kinds, stored member by member). An estimator config also declares
 `task: Literal["classification", "regression"]`, because scikit-learn picks a different class
 per task where torch only changes the loss.
 
@@ -45,7 +46,7 @@ _E = TypeVar("_E", bound=Callable[..., Any])
 _REQUIRED = ("in_features", "out_features")
 _TASKS = ("classification", "regression")
 
-Family = Literal["torch", "sklearn", "xgboost"]
+Family = Literal["torch", "sklearn", "xgboost", "ensemble"]
 
 
 @dataclass(frozen=True)
@@ -75,15 +76,15 @@ def register(kind: str) -> Callable[[_B], _B]:
 
 def register_estimator(kind: str, *, family: Family = "sklearn") -> Callable[[_E], _E]:
     """Register `builder` (a function taking one dataclass config, returning an estimator with
-    scikit-learn's API) under `kind`; the config must also declare `task`. `family="xgboost"`
-    marks models trained by XGBoost's trainer and stored in XGBoost's own format."""
+    scikit-learn's API) under `kind`; the config must also declare `task`. `family` says how
+    the pipeline trains and stores it (see the module docstring)."""
     if family == "torch":
-        raise ValueError("register_estimator: family must be 'sklearn' or 'xgboost'; use register for torch")
+        raise ValueError("register_estimator: family must not be 'torch'; use register for torch models")
     return _registrar(kind, family)
 
 
 def family(spec: ModelConfig | Mapping[str, Any], /) -> Family:
-    """Which family builds and trains `spec`: "torch", "sklearn" or "xgboost"."""
+    """Which family builds, trains and stores `spec`: "torch", "sklearn", "xgboost" or "ensemble"."""
     return _entry(*_parse(spec)).family
 
 

@@ -27,6 +27,7 @@ from deltalake import DeltaTable
 from ray.train.torch import TorchConfig, TorchTrainer
 
 from components.data.preparation import LABEL
+from components.training.array_session import memory_batches
 from components.training.loop import Batch, train_model
 from components.training.outcome import TrialOutcome
 
@@ -92,7 +93,7 @@ class ShardBatches:
 
     def __call__(self, batch_size: int, shuffle: bool, seed: int) -> Iterator[Batch]:
         if self._kept is not None:
-            yield from self._from_memory(batch_size, shuffle, seed)
+            yield from memory_batches(self._kept, batch_size, shuffle, seed)
             return
         parts: list[Batch] | None = []
         size = 0
@@ -108,14 +109,6 @@ class ShardBatches:
             yield batch
         if parts:
             self._kept = {key: torch.cat([p[key] for p in parts]) for key in parts[0]}
-
-    def _from_memory(self, batch_size: int, shuffle: bool, seed: int) -> Iterator[Batch]:
-        kept = self._kept
-        n = len(kept["y"])
-        order = torch.randperm(n, generator=torch.Generator().manual_seed(seed)) if shuffle else torch.arange(n)
-        for start in range(0, n, batch_size):
-            index = order[start : start + batch_size]
-            yield {key: value[index] for key, value in kept.items()}
 
 
 @contextlib.contextmanager

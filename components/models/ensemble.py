@@ -1,0 +1,350 @@
+"""Ensembles of any model kinds: voting, weighted (greedy selection) and stacking.
+
+    voting     hard: weighted majority of the members' labels; soft: weighted mean of their
+               class probabilities; regression: weighted mean of their values
+    weighted   weights learned by greedy ensemble selection with replacement (Caruana et
+               al. 2004, as AutoGluon's WeightedEnsemble) on out-of-fold predictions
+    stacking   a meta-learner fitted on the members' out-of-fold predictions
+
+Out-of-fold predictions come from k-fold: every member is fitted k times on k-1 folds and
+predicts the fold it did not see; the members themselves are then fitted on all rows. The
+fits are independent jobs run by joblib, so under Ray's joblib backend they spread across
+the cluster.
+
+Combining is one pure function of the members' outputs (`Combiner`): `Ensemble.predict`
+and the serving combiner, which receives the outputs from member deployments, share it.
+A member output is (N, C) class probabilities for classification, (N,) values otherwise.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any, Literal
+
+import numpy as np
+from joblib import Parallel, delayed
+from sklearn.base import BaseEstimator
+from sklearn.model_selection import KFold, StratifiedKFold
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from components.models.registry import build, family, register_estimator
+
+Task = Literal["classification", "regression"]
+Method = Literal["voting", "weighted", "stacking"]
+_EPS = 1e-12
+
+
+# ---------------------------------------------------------------------------- combining
+
+
+def soft_vote(probas: Sequence[np.ndarray], weights: Sequence[float]) -> np.ndarray:
+    """Weighted mean of the members' class probabilities: M x (N, C) -> (N, C)."""
+    w = _normalised(weights)
+    return np.tensordot(w, np.stack(probas), axes=1)  # (M,) . (M, N, C) -> (N, C)
+
+
+def hard_vote(labels: Sequence[np.ndarray], weights: Sequence[float], n_classes: int) -> np.ndarray:
+    """Each class's share of the weighted votes: M x (N,) labels -> (N, C).
+
+    The answer is the argmax; a tie goes to the lowest class index, as scikit-learn's
+    VotingClassifier does."""
+    w = _normalised(weights)
+    shares = np.zeros((len(labels[0]), n_classes))  # (N, C)
+    for weight, votes in zip(w, labels):
+        shares[np.arange(len(votes)), votes.astype(np.int64)] += weight
+    return shares
+
+
+def average(values: Sequence[np.ndarray], weights: Sequence[float]) -> np.ndarray:
+    """Weighted mean of the members' regression outputs: M x (N,) -> (N,)."""
+    return np.tensordot(_normalised(weights), np.stack(values), axes=1)  # (M,) . (M, N) -> (N,)
+
+
+def stack_features(outputs: Sequence[np.ndarray], task: str) -> np.ndarray:
+    """The meta-learner's inputs: the members' outputs side by side, (N, M·C) or (N, M).
+
+    For two classes only P(class 1) is kept per member (the other column is 1 minus it),
+    as scikit-learn's StackingClassifier does."""
+    if task == "regression":
+        return np.stack(outputs, axis=1)  # (N, M)
+    cols = [p[:, 1:] if p.shape[1] == 2 else p for p in outputs]
+    return np.concatenate(cols, axis=1)  # (N, M·C) or (N, M) for binary
+
+
+def greedy_weights(
+    outputs: Sequence[np.ndarray], y: np.ndarray, task: str, rounds: int
+) -> np.ndarray:
+    """Greedy ensemble selection with replacement: `rounds` times, add the member whose
+    addition gives the lowest loss (log loss, or MSE) of the running mean; the weights are
+    how often each member was picked, over `rounds`. Ties go to the earlier member."""
+    if rounds < 1:
+        raise ValueError(f"rounds must be >= 1, got {rounds!r}")
+    stacked = np.stack(outputs)  # (M, N, C) or (M, N)
+    counts = np.zeros(len(outputs))
+    total = np.zeros_like(stacked[0])
+    for step in range(1, rounds + 1):
+        losses = [_loss((total + candidate) / step, y, task) for candidate in stacked]
+        best = int(np.argmin(losses))
+        counts[best] += 1
+        total += stacked[best]
+    return counts / rounds
+
+
+@dataclass(frozen=True)
+class Combiner:
+    """How an ensemble turns its members' outputs into one answer.
+
+    `weights` has one entry per member; `meta` is the fitted stacking meta-learner.
+    """
+
+    method: Method
+    task: str
+    n_classes: int  # 0 for regression
+    weights: tuple[float, ...]
+    voting: Literal["soft", "hard"] = "soft"
+    meta: Any = None
+
+    def __call__(self, outputs: Sequence[np.ndarray]) -> np.ndarray:
+        """(N, C) probabilities (vote shares for hard voting) or (N,) values."""
+        if len(outputs) != len(self.weights):
+            raise ValueError(f"expected {len(self.weights)} member outputs, got {len(outputs)}")
+        if self.method == "stacking":
+            x = stack_features(outputs, self.task)
+            if self.task == "regression":
+                return np.asarray(self.meta.predict(x), dtype=np.float64).reshape(-1)
+            proba = np.zeros((len(x), self.n_classes))
+            proba[:, np.asarray(self.meta.classes_, dtype=np.int64)] = self.meta.predict_proba(x)
+            return proba
+        if self.task == "regression":
+            return average(outputs, self.weights)
+        if self.voting == "hard":
+            return hard_vote([p.argmax(axis=1) for p in outputs], self.weights, self.n_classes)
+        return soft_vote(outputs, self.weights)
+
+    def without(self, missing: Sequence[int]) -> Combiner:
+        """The combiner for the members left when those at `missing` did not answer: their
+        weights drop out. The meta-learner needs every member, so a degraded stacking
+        ensemble averages the members left, with equal weights."""
+        keep = [w for i, w in enumerate(self.weights) if i not in set(missing)]
+        if not keep:
+            raise ValueError("no member left to combine")
+        if self.method == "stacking":
+            return replace(self, method="voting", voting="soft", weights=(1.0,) * len(keep), meta=None)
+        if sum(keep) <= 0:  # greedy selection may have given every remaining member weight 0
+            keep = [1.0] * len(keep)
+        return replace(self, weights=tuple(keep))
+
+
+# ---------------------------------------------------------------------------- the estimator
+
+
+def member_names(members: Sequence[dict[str, Any]]) -> list[str]:
+    """Readable unique names: the kind, numbered from the second of a kind on."""
+    seen: Counter[str] = Counter()
+    names = []
+    for spec in members:
+        kind = spec["kind"]
+        seen[kind] += 1
+        names.append(kind if seen[kind] == 1 else f"{kind}_{seen[kind]}")
+    return names
+
+
+class Ensemble(BaseEstimator):
+    """An ensemble of model specs ({kind, params}) of any family, with scikit-learn's API.
+
+    Classification targets are label indices 0..C-1. Torch members train with the
+    project's loop under `training` (the pipeline's training config).
+    Learned: `members_` (fitted models: estimators or nn.Modules), `names_`, `weights_`,
+    `meta_` (stacking), `combiner_`, `classes_` (classification).
+    """
+
+    def __init__(
+        self,
+        *,
+        members: list[dict[str, Any]],
+        task: str,
+        method: str = "voting",
+        voting: str = "soft",
+        weights: list[float] | None = None,
+        meta: dict[str, Any] | None = None,
+        folds: int = 5,
+        rounds: int = 25,
+        out_features: int | None = None,
+        training: dict[str, Any] | None = None,
+        n_jobs: int | None = None,
+        random_state: int = 0,
+    ) -> None:
+        self.members = members
+        self.task = task
+        self.method = method
+        self.voting = voting
+        self.weights = weights
+        self.meta = meta
+        self.folds = folds
+        self.rounds = rounds
+        self.out_features = out_features
+        self.training = training
+        self.n_jobs = n_jobs
+        self.random_state = random_state
+
+    def fit(self, X: Any, y: Any) -> Ensemble:
+        """Fit every member on all rows (and on k-1 folds for weighted / stacking), then
+        learn the weights or the meta-learner from the out-of-fold predictions."""
+        X, y = validate_data(self, X, y, dtype=np.float32)
+        classify = self.task == "classification"
+        n_classes = int(y.max()) + 1 if classify else 0
+        out_features = self.out_features or ((1 if n_classes <= 2 else n_classes) if classify else 1)
+        oof = self.method in ("weighted", "stacking")
+        splits = list(self._folds(y).split(X, y)) if oof else []
+        jobs = [(i, np.arange(len(y)), None) for i in range(len(self.members))]
+        jobs += [(i, train, test) for i in range(len(self.members)) for train, test in splits]
+        fitted = Parallel(n_jobs=self.n_jobs)(
+            delayed(_fit_member)(
+                self.members[i], self.task, self.training, X[train], y[train], X.shape[1], out_features, self.random_state
+            )
+            for i, train, test in jobs
+        )
+        self.members_ = fitted[: len(self.members)]
+        self.names_ = member_names(self.members)
+        self.n_classes_ = n_classes
+        self.out_features_ = out_features
+        if classify:
+            self.classes_ = np.arange(n_classes)
+
+        weights = self.weights or [1.0] * len(self.members)
+        meta = None
+        if oof:
+            outputs = [np.zeros((len(y), max(2, n_classes))) if classify else np.zeros(len(y)) for _ in self.members]
+            for (i, _, test), model in zip(jobs[len(self.members) :], fitted[len(self.members) :]):
+                outputs[i][test] = member_output(model, X[test], self.task, out_features)
+            if self.method == "weighted":
+                weights = list(greedy_weights(outputs, y, self.task, self.rounds))
+            else:
+                stacked = stack_features(outputs, self.task)
+                meta = self._meta(stacked.shape[1]).fit(stacked, y)
+        self.weights_ = np.asarray(weights, dtype=np.float64)
+        self.meta_ = meta
+        self.combiner_ = Combiner(
+            method=self.method, task=self.task, n_classes=max(2, n_classes) if classify else 0,
+            weights=tuple(float(w) for w in weights), voting=self.voting, meta=meta,
+        )
+        return self
+
+    def member_outputs(self, X: Any) -> list[np.ndarray]:
+        """Each member's output on X: (N, C) probabilities or (N,) values."""
+        check_is_fitted(self, "members_")
+        X = validate_data(self, X, reset=False, dtype=np.float32)
+        return [member_output(m, X, self.task, self.out_features_) for m in self.members_]
+
+    def predict(self, X: Any) -> np.ndarray:
+        """Class indices (the argmax of `predict_proba`) or values."""
+        outputs = self.member_outputs(X)
+        combined = self.combiner_(outputs)
+        return combined.argmax(axis=1) if self.task == "classification" else combined
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        """(N, C) class probabilities; vote shares for hard voting."""
+        if self.task != "classification":
+            raise AttributeError("predict_proba is only available when task is 'classification'")
+        outputs = self.member_outputs(X)
+        return self.combiner_(outputs)
+
+    def _folds(self, y: np.ndarray) -> KFold | StratifiedKFold:
+        if self.folds < 2:
+            raise ValueError(f"folds must be >= 2 for method {self.method!r}, got {self.folds!r}")
+        if self.task == "classification" and np.bincount(y.astype(np.int64)).min() >= self.folds:
+            return StratifiedKFold(self.folds, shuffle=True, random_state=self.random_state)
+        return KFold(self.folds, shuffle=True, random_state=self.random_state)
+
+    def _meta(self, n_inputs: int) -> Any:
+        spec = self.meta or {"kind": "logistic_regression" if self.task == "classification" else "linear_regression"}
+        if family(spec) != "sklearn":
+            raise ValueError(f"meta must be a scikit-learn model kind, got {spec.get('kind')!r}")
+        return build(spec, task=self.task, in_features=n_inputs, out_features=self.out_features_)
+
+
+def member_output(model: Any, X: np.ndarray, task: str, out_features: int) -> np.ndarray:
+    """A fitted member's output: (N, C) class probabilities or (N,) values."""
+    from components.evaluation.scoring import predict_arrays  # evaluation imports models
+
+    pred, proba = predict_arrays(model, X, task, out_features)
+    return proba if task == "classification" else pred
+
+
+def _fit_member(
+    spec: dict[str, Any], task: str, training: dict[str, Any] | None, X: np.ndarray, y: np.ndarray,
+    in_features: int, out_features: int, random_state: int,
+) -> Any:
+    params = {**spec.get("params", {}), "in_features": in_features, "out_features": out_features}
+    if family(spec) == "torch":
+        # training imports models (the loop builds its model from the registry), so import late
+        from components.training.torch_estimator import TorchEstimator
+
+        member = TorchEstimator(
+            model={"kind": spec["kind"], "params": params}, task=task, training=training, random_state=random_state
+        )
+        return member.fit(X, y).module_
+    return build({"kind": spec["kind"], "params": params}, task=task).fit(X, y)
+
+
+# ---------------------------------------------------------------------------- the kind
+
+
+@dataclass
+class EnsembleConfig:
+    in_features: int
+    out_features: int
+    task: Task
+    members: list[dict[str, Any]] = field(default_factory=list)  # specs {kind, params}, any family
+    method: Method = "voting"
+    voting: Literal["soft", "hard"] = "soft"  # voting only
+    weights: list[float] | None = None  # voting only; equal weights when None
+    meta: dict[str, Any] | None = None  # stacking: the meta-learner (default logistic/linear regression)
+    folds: int = 5  # weighted and stacking: k of the out-of-fold k-fold
+    rounds: int = 25  # weighted: greedy selection steps
+    training: dict[str, Any] = field(default_factory=dict)  # torch members' training config
+    n_jobs: int | None = None  # parallel fits; -1: all (under Ray's joblib backend, the cluster)
+    random_state: int = 0
+
+    def __post_init__(self) -> None:
+        for i, spec in enumerate(self.members):
+            if not isinstance(spec, dict) or not isinstance(spec.get("kind"), str):
+                raise ValueError(f"members[{i}] must be a model spec {{kind, params}}, got {spec!r}")
+            if spec["kind"] == "ensemble":
+                raise ValueError(f"members[{i}]: an ensemble cannot be a member of an ensemble")
+            family(spec)  # an unknown kind or solver fails here, naming it
+        if self.weights is not None:
+            if len(self.weights) != len(self.members):
+                raise ValueError(f"weights needs one entry per member ({len(self.members)}), got {len(self.weights)}")
+            if min(self.weights) < 0 or sum(self.weights) <= 0:
+                raise ValueError(f"weights must be >= 0 with a positive sum, got {self.weights!r}")
+        if self.folds < 2:
+            raise ValueError(f"folds must be >= 2, got {self.folds!r}")
+        if self.rounds < 1:
+            raise ValueError(f"rounds must be >= 1, got {self.rounds!r}")
+
+
+@register_estimator("ensemble", family="ensemble")
+def _ensemble(config: EnsembleConfig) -> Ensemble:
+    if not config.members:
+        raise ValueError("model 'ensemble': param 'members' is empty; list member specs or search families in tuning")
+    return Ensemble(
+        members=config.members, task=config.task, method=config.method, voting=config.voting,
+        weights=config.weights, meta=config.meta, folds=config.folds, rounds=config.rounds,
+        out_features=config.out_features, training=config.training, n_jobs=config.n_jobs,
+        random_state=config.random_state,
+    )
+
+
+def _normalised(weights: Sequence[float]) -> np.ndarray:
+    w = np.asarray(weights, dtype=np.float64)
+    return w / w.sum()
+
+
+def _loss(combined: np.ndarray, y: np.ndarray, task: str) -> float:
+    if task == "regression":
+        return float(np.mean((combined - y) ** 2))
+    picked = combined[np.arange(len(y)), y.astype(np.int64)]
+    return float(-np.log(np.clip(picked, _EPS, 1.0)).mean())
