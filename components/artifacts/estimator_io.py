@@ -15,13 +15,12 @@ from __future__ import annotations
 
 import builtins
 import importlib
-import json
 from pathlib import Path
 from typing import Any
 
 import skops.io as sio
 
-from components.training.checkpoint import STATE_FILE
+from components.training.checkpoint import write_state
 
 ESTIMATOR_FILE = "model.skops"
 
@@ -59,9 +58,7 @@ def write_estimator_checkpoint(
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     save_estimator(estimator, directory / ESTIMATOR_FILE)
-    state = {"epoch": 0, "spec": spec, "metrics": metrics, "best_metrics": {}, "early_stopping": None}
-    (directory / STATE_FILE).write_text(json.dumps(state, indent=2))
-    return directory
+    return write_state(directory, spec, metrics)
 
 
 def _trusted(name: str) -> bool:

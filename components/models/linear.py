@@ -1,7 +1,21 @@
-"""Linear and logistic (softmax) regression, plus closed-form least squares.
+"""Linear and logistic (softmax) regression: one kind each, fitted by scikit-learn or by gradient descent.
 
-Both modules are a single nn.Linear; they differ in what the output means and so in the
-loss the training code picks: linear regression outputs the prediction (MSE), logistic
+`params.solver` picks the family. `lbfgs` (the default) and, for linear regression, `ols`
+build a scikit-learn estimator; a gradient-descent solver (`sgd`, `momentum`, `rmsprop`,
+`adam`, `adamw`, the names of `OptimizerConfig.name`) builds the nn.Module the torch loop
+trains, with that solver as its optimizer (`components.training.loop.loop_config`).
+
+linear_regression, estimator: LinearRegression, or Ridge / Lasso with `penalty` and
+`alpha`, behind PolynomialFeatures when `degree` > 1. Its `ols` and `lbfgs` are two names
+for the same estimator: scikit-learn solves least squares in closed form (Lasso by
+coordinate descent), and `lbfgs` is accepted so one default means "the estimator" for
+both kinds.
+
+logistic_regression, estimator: LogisticRegression with lbfgs, binary or multinomial
+(> 2 classes) as scikit-learn decides from y; regularised by scikit-learn's `C`.
+
+Both torch modules are a single nn.Linear; they differ in what the output means and so in
+the loss the training code picks: linear regression outputs the prediction (MSE), logistic
 regression outputs logits (sigmoid + binary cross-entropy when out_features == 1,
 softmax + cross-entropy when out_features > 1).
 """
@@ -9,18 +23,30 @@ softmax + cross-entropy when out_features > 1).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
-import numpy as np
 import torch
 import torch.nn as nn
+from sklearn import linear_model
+from sklearn.base import BaseEstimator
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import PolynomialFeatures
 
-from components.models.registry import register
+from components.models.registry import register, register_estimator
+
+Task = Literal["classification", "regression"]
+# the optimizer names of components.config.OptimizerConfig: the solver is the optimizer
+GradientSolver = Literal["sgd", "momentum", "rmsprop", "adam", "adamw"]
+
+
+# ---------------------------------------------------------------------------- torch (gradient descent)
 
 
 @dataclass
 class LinearRegressionConfig:
     in_features: int
     out_features: int
+    solver: GradientSolver  # no default: a spec without a solver builds the estimator
     bias: bool = True  # False fits y = a·x through the origin
 
 
@@ -28,6 +54,7 @@ class LinearRegressionConfig:
 class LogisticRegressionConfig:
     in_features: int
     out_features: int  # 1: binary (sigmoid); > 1: softmax regression over that many classes
+    solver: GradientSolver
     bias: bool = True
 
 
@@ -53,59 +80,82 @@ class LogisticRegression(nn.Module):
         return self.linear(x)  # (B, in) -> (B, out) logits; log-odds when out == 1
 
 
-# ---------------------------------------------------------------------------- closed form
+# ---------------------------------------------------------------------------- scikit-learn
 
 
-def ols_fit(x: np.ndarray, y: np.ndarray, fit_intercept: bool = True) -> tuple[float, np.ndarray]:
-    """Ordinary least squares: minimise Σ(y − b0 − x·b)²; returns (b0, b) with b of shape (d,).
+@dataclass
+class LinearRegressionEstimatorConfig:
+    in_features: int
+    out_features: int
+    task: Task
+    solver: Literal["lbfgs", "ols"] = "lbfgs"  # the same estimator either way (module docstring)
+    degree: int = 1  # > 1: all monomials of the features up to this degree, cross terms included
+    penalty: Literal["none", "ridge", "lasso"] = "none"  # none: OLS; ridge: + alpha·‖w‖²; lasso: + alpha·‖w‖₁
+    alpha: float | None = None  # ridge/lasso strength; None: 1.0, scikit-learn's default
+    bias: bool = True  # False fits through the origin
 
-    x is (n, d) or (n,) for one feature, y is (n,). Solved with lstsq on [1 | x], which is the
-    normal-equation solution (XᵀX)⁻¹Xᵀy without forming XᵀX; for one feature it equals
-    b1 = (Σxy − n·x̄ȳ)/(Σx² − n·x̄²), b0 = ȳ − b1·x̄. Without an intercept b0 is 0.0.
-    """
-    x = np.asarray(x, dtype=np.float64)
-    y = np.asarray(y, dtype=np.float64)
-    if x.ndim == 1:
-        x = x[:, None]  # (n, 1)
-    if x.ndim != 2 or y.ndim != 1 or x.shape[0] != y.shape[0]:
-        raise ValueError(f"ols_fit expects x (n, d) and y (n,), got x {x.shape} and y {y.shape}")
-    if x.shape[0] == 0:
-        raise ValueError("ols_fit needs at least one row, got 0")
-    design = np.hstack([np.ones((x.shape[0], 1)), x]) if fit_intercept else x  # (n, d+1) or (n, d)
-    beta, *_ = np.linalg.lstsq(design, y, rcond=None)  # (d+1,) or (d,)
-    if fit_intercept:
-        return float(beta[0]), beta[1:]
-    return 0.0, beta
-
-
-def polynomial_features(x: np.ndarray, degree: int) -> np.ndarray:
-    """Powers 1..degree of every feature, grouped by power: [x, x², ..., x^degree], (n, d·degree).
-
-    No constant column (the intercept is the model's bias) and no cross terms.
-    """
-    if not isinstance(degree, (int, np.integer)) or isinstance(degree, bool) or degree < 1:
-        raise ValueError(f"degree must be an integer >= 1, got {degree!r}")
-    x = np.asarray(x, dtype=np.float64)
-    if x.ndim == 1:
-        x = x[:, None]  # (n, 1)
-    if x.ndim != 2:
-        raise ValueError(f"polynomial_features expects x (n,) or (n, d), got {x.shape}")
-    return np.hstack([x**p for p in range(1, degree + 1)])  # (n, d·degree)
+    def __post_init__(self) -> None:
+        if self.task != "regression":
+            raise ValueError(
+                f"linear_regression is a regressor: task must be 'regression', got {self.task!r} "
+                "(logistic_regression classifies)"
+            )
+        if self.degree < 1:
+            raise ValueError(f"degree must be >= 1, got {self.degree!r}")
+        if self.alpha is not None:
+            # refused rather than ignored: an alpha with no penalty is a config mistake
+            if self.penalty == "none":
+                raise ValueError(f"alpha is only read with penalty 'ridge' or 'lasso', got penalty 'none' "
+                                 f"and alpha {self.alpha!r}")
+            if not self.alpha > 0:
+                raise ValueError(f"alpha must be > 0 (penalty 'none' fits without one), got {self.alpha!r}")
 
 
-def load_ols(model: LinearRegression, intercept: float, coef: np.ndarray) -> LinearRegression:
-    """Copy an OLS solution into a single-output LinearRegression's weight and bias; returns it."""
-    coef = np.asarray(coef, dtype=np.float64).reshape(-1)
-    weight = model.linear.weight  # (1, in)
-    if weight.shape != (1, coef.shape[0]):
-        raise ValueError(
-            f"load_ols needs a model with out_features 1 and in_features {coef.shape[0]}, "
-            f"got out_features {weight.shape[0]} and in_features {weight.shape[1]}"
-        )
-    if model.linear.bias is None and intercept != 0.0:
-        raise ValueError(f"load_ols: the model has no bias (bias=False) but intercept is {intercept}")
-    with torch.no_grad():
-        weight.copy_(torch.as_tensor(coef, dtype=weight.dtype).view(1, -1))
-        if model.linear.bias is not None:
-            model.linear.bias.fill_(float(intercept))
-    return model
+@dataclass
+class LogisticRegressionEstimatorConfig:
+    in_features: int
+    out_features: int  # unused: scikit-learn reads the classes from y
+    task: Task
+    solver: Literal["lbfgs"] = "lbfgs"
+    # inverse L2 strength, scikit-learn's name and meaning (smaller: stronger); None: unpenalised
+    C: float | None = 1.0
+    max_iter: int = 100
+    bias: bool = True
+
+    def __post_init__(self) -> None:
+        if self.task != "classification":
+            raise ValueError(
+                f"logistic_regression is a classifier: task must be 'classification', got {self.task!r} "
+                "(linear_regression regresses)"
+            )
+        if self.C is not None and not self.C > 0:
+            raise ValueError(f"C must be > 0 (None: no penalty), got {self.C!r}")
+        if self.max_iter < 1:
+            raise ValueError(f"max_iter must be >= 1, got {self.max_iter!r}")
+
+
+@register_estimator("linear_regression")
+def _linear_regression_estimator(config: LinearRegressionEstimatorConfig) -> BaseEstimator:
+    alpha = 1.0 if config.alpha is None else config.alpha
+    if config.penalty == "ridge":
+        model = linear_model.Ridge(alpha=alpha, fit_intercept=config.bias)
+    elif config.penalty == "lasso":
+        model = linear_model.Lasso(alpha=alpha, fit_intercept=config.bias)
+    else:
+        model = linear_model.LinearRegression(fit_intercept=config.bias)
+    if config.degree == 1:
+        return model
+    # no constant column: the intercept is the linear model's, and Ridge/Lasso leave it unpenalised
+    poly = PolynomialFeatures(degree=config.degree, include_bias=False)
+    return Pipeline([("poly", poly), ("linear", model)])
+
+
+@register_estimator("logistic_regression")
+def _logistic_regression_estimator(config: LogisticRegressionEstimatorConfig) -> BaseEstimator:
+    # scikit-learn >= 1.8 spells "no penalty" C=inf (its `penalty` argument is deprecated)
+    return linear_model.LogisticRegression(
+        C=float("inf") if config.C is None else config.C,
+        solver="lbfgs",
+        max_iter=config.max_iter,
+        fit_intercept=config.bias,
+    )

@@ -52,11 +52,27 @@ def save_checkpoint(
         best = stopper_state.pop("best_state")
         if best is not None:
             save_file(_contiguous(best), str(directory / _BEST_FILE))
+    write_state(directory, spec, metrics, epoch=epoch, best_metrics=best_metrics, early_stopping=stopper_state)
+
+
+def write_state(
+    directory: str | Path,
+    spec: dict[str, Any],
+    metrics: dict[str, float],
+    *,
+    epoch: int = 0,
+    best_metrics: dict[str, float] | None = None,
+    early_stopping: dict[str, Any] | None = None,
+) -> Path:
+    """Write state.json, the part every checkpoint has whatever its model's format: epoch,
+    model spec, metrics. Returns the directory."""
+    directory = Path(directory)
     state = {
         "epoch": epoch, "spec": spec, "metrics": metrics,
-        "best_metrics": best_metrics or {}, "early_stopping": stopper_state,
+        "best_metrics": best_metrics or {}, "early_stopping": early_stopping,
     }
     (directory / STATE_FILE).write_text(json.dumps(state, indent=2))
+    return directory
 
 
 def load_checkpoint(

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import tempfile
+import typing
 from collections.abc import Iterable
 from contextlib import AbstractContextManager
 from typing import Any, Protocol
@@ -20,7 +21,7 @@ import torch
 import torch.distributed as dist
 import torch.nn as nn
 
-from components.config import TrainingConfig
+from components.config import OptimizerConfig, TrainingConfig
 from components.evaluation.metrics import classification_metrics, regression_metrics
 from components.models import build
 from components.training.checkpoint import load_checkpoint, read_state, save_checkpoint
@@ -56,10 +57,28 @@ def loop_config(
     return {"model": {"kind": model["kind"], "params": params}, "training": training, "task": task}
 
 
+def training_config(config: dict[str, Any]) -> TrainingConfig:
+    """The loop's training config. A torch model whose params name a `solver`
+    (`linear_regression`, `logistic_regression` fitted by gradient descent) trains with that
+    optimizer: the model spec alone says how the model is fitted, searched or not."""
+    cfg = TrainingConfig.model_validate(config["training"])
+    solver = config["model"].get("params", {}).get("solver")
+    if solver is None:
+        return cfg
+    try:
+        optimizer = cfg.optimizer.model_copy(update={"name": solver})
+        return cfg.model_copy(update={"optimizer": OptimizerConfig.model_validate(optimizer.model_dump())})
+    except ValueError:
+        raise ValueError(
+            f"model {config['model']['kind']!r}: solver {solver!r} is not an optimizer; allowed: "
+            f"{list(typing.get_args(OptimizerConfig.model_fields['name'].annotation))}"
+        ) from None
+
+
 def train_model(config: dict[str, Any], session: Session) -> list[dict[str, float]]:
     """Train `config["model"]` for `config["training"]["epochs"]`, reporting each epoch;
     return the metrics reported by this run (epochs before a resume are not repeated)."""
-    cfg = TrainingConfig.model_validate(config["training"])
+    cfg = training_config(config)
     task: str = config["task"]
     spec = config["model"]
     out_features = int(spec["params"]["out_features"])

@@ -82,7 +82,7 @@ def test_regression_bundle_predicts_numbers(tmp_path):
     config, frame, frames, features = diabetes_regression()
     assert features.labels is None and features.out_features == 1
     assert frames["train"]["label"].dtype == pl.Float32
-    spec = {"kind": "linear_regression", "params": {"in_features": 2, "out_features": 1}}
+    spec = {"kind": "linear_regression", "params": {"solver": "sgd", "in_features": 2, "out_features": 1}}
     model = build(spec)
     ckpt = tmp_path / "ckpt"
     ckpt.mkdir()

@@ -9,7 +9,6 @@ import torch
 from components.config import OptimizerConfig
 from components.evaluation.metrics import regression_metrics
 from components.models import build
-from components.models.linear import load_ols, ols_fit
 from components.training.losses import loss_fn
 from components.training.optim import make_optimizer
 
@@ -19,9 +18,16 @@ UNITS = np.array([1, 2, 3, 4, 4, 5, 6, 6, 7, 8, 9, 9, 10, 10], dtype=np.float64)
 MINUTES = np.array([23, 29, 49, 64, 74, 87, 96, 97, 109, 119, 149, 145, 154, 166], dtype=np.float64)
 
 
-def _linear(in_features: int = 1, **params) -> torch.nn.Module:
-    model = build({"kind": "linear_regression", "params": {"in_features": in_features, "out_features": 1, **params}})
-    return model.double()
+def _ols(**params):
+    """The `linear_regression` kind solved in closed form by scikit-learn."""
+    spec = {"kind": "linear_regression", "params": {"solver": "ols", "task": "regression", **params}}
+    return build(spec, in_features=1, out_features=1)
+
+
+def _linear(**params) -> torch.nn.Module:
+    """The `linear_regression` kind as the torch module gradient descent trains."""
+    spec = {"kind": "linear_regression", "params": {"solver": "sgd", **params}}
+    return build(spec, in_features=1, out_features=1).double()
 
 
 def _predict(model: torch.nn.Module, x: np.ndarray) -> np.ndarray:
@@ -30,12 +36,11 @@ def _predict(model: torch.nn.Module, x: np.ndarray) -> np.ndarray:
 
 
 def test_units_to_minutes_closed_form():
-    b0, coef = ols_fit(UNITS, MINUTES)
-    assert b0 == pytest.approx(4.161654, abs=1e-6)
-    assert coef[0] == pytest.approx(15.50877, abs=1e-5)
+    model = _ols().fit(UNITS.reshape(-1, 1), MINUTES)  # (14, 1) -> (14,)
+    assert model.intercept_ == pytest.approx(4.161654, abs=1e-6)
+    assert model.coef_[0] == pytest.approx(15.50877, abs=1e-5)
 
-    model = load_ols(_linear(), b0, coef)
-    fitted = regression_metrics(MINUTES, _predict(model, UNITS))
+    fitted = regression_metrics(MINUTES, model.predict(UNITS.reshape(-1, 1)))
     assert fitted["sse"] == pytest.approx(348.8484, abs=1e-4)
 
     baseline = regression_metrics(MINUTES, np.full_like(MINUTES, MINUTES.mean()))
@@ -44,13 +49,14 @@ def test_units_to_minutes_closed_form():
 
 
 def test_units_to_minutes_by_gradient_descent_reaches_the_closed_form():
+    closed = _ols().fit(UNITS.reshape(-1, 1), MINUTES)
     mu, sigma = UNITS.mean(), UNITS.std()
     x = torch.from_numpy((UNITS - mu) / sigma).reshape(-1, 1)  # (14, 1) standardised
     y = torch.from_numpy(MINUTES)  # (14,)
     torch.manual_seed(0)
     model = _linear()
     loss = loss_fn("regression", 1)
-    opt = make_optimizer(model.parameters(), OptimizerConfig(name="sgd", lr=0.1))
+    opt = make_optimizer(model.parameters(), OptimizerConfig(name=model.config.solver, lr=0.1))
     for _ in range(2000):  # full-batch gradient descent
         opt.zero_grad()
         loss(model(x), y).backward()
@@ -59,8 +65,8 @@ def test_units_to_minutes_by_gradient_descent_reaches_the_closed_form():
     # undo the standardisation: y = w·(x − μ)/σ + b
     b1 = w / sigma
     b0 = b - w * mu / sigma
-    assert b1 == pytest.approx(15.50877, abs=1e-2)
-    assert b0 == pytest.approx(4.161654, abs=1e-2)
+    assert b1 == pytest.approx(closed.coef_[0], abs=1e-2)
+    assert b0 == pytest.approx(closed.intercept_, abs=1e-2)
 
 
 # ---------------------------------------------------------------------------- §2 model selection
@@ -70,10 +76,17 @@ VAL_X, VAL_Y = np.array([6, 7, 8], dtype=np.float64), np.array([19, 25.5, 33])
 SLOPES = [5, 4, 3, 2, 2.5, 2.25, 2.31]
 
 
+def _through_origin(slope: float) -> torch.nn.Module:
+    model = _linear(bias=False)
+    with torch.no_grad():
+        model.linear.weight.fill_(slope)  # y = a·x
+    return model
+
+
 def test_model_selection_by_validation_error():
     train_mse, val_mse = {}, {}
     for a in SLOPES:
-        model = load_ols(_linear(bias=False), 0.0, np.array([a]))  # y = a·x
+        model = _through_origin(a)
         train_mse[a] = regression_metrics(TRAIN_Y, _predict(model, TRAIN_X))["mse"]
         val_mse[a] = regression_metrics(VAL_Y, _predict(model, VAL_X))["mse"]
 
@@ -83,9 +96,10 @@ def test_model_selection_by_validation_error():
     assert train_mse[2.31] == pytest.approx(0.9491)
 
     # the least-squares slope through the origin, Σxy/Σx² = 127/55, is the 2.31 of the course
-    _, coef = ols_fit(TRAIN_X, TRAIN_Y, fit_intercept=False)
-    assert coef[0] == pytest.approx(127 / 55)
-    assert round(coef[0], 2) == 2.31
+    fitted = _ols(bias=False).fit(TRAIN_X.reshape(-1, 1), TRAIN_Y)
+    assert fitted.intercept_ == 0.0
+    assert fitted.coef_[0] == pytest.approx(127 / 55)
+    assert round(fitted.coef_[0], 2) == 2.31
 
 
 # ---------------------------------------------------------------------------- §3 2-2-2 sigmoid net

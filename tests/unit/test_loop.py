@@ -12,7 +12,8 @@ import pytest
 import torch
 
 from components.training.checkpoint import read_state
-from components.training.loop import loop_config, train_model
+from components.config import apply_overrides
+from components.training.loop import loop_config, train_model, training_config
 
 
 class MemorySession:
@@ -118,7 +119,7 @@ def test_regression_reports_regression_metrics():
     y = (x @ np.array([1.0, -2.0, 0.5]) + 0.3).astype(np.float32)
     session = MemorySession(x, y)
     config = loop_config(
-        {"kind": "linear_regression", "params": {}},
+        {"kind": "linear_regression", "params": {"solver": "adam"}},
         {"epochs": 40, "batch_size": 16, "optimizer": {"name": "adam", "lr": 0.1}, "grad_clip": 10.0, "l2": 1e-6},
         task="regression", in_features=3, out_features=1,
     )
@@ -126,3 +127,46 @@ def test_regression_reports_regression_metrics():
     last = session.reports[-1]
     assert {"val_mse", "val_rmse", "val_mae", "val_r2"} <= set(last)
     assert last["val_r2"] > 0.99
+
+
+# ---------------------------------------------------------------------------- solver picks the optimizer
+
+
+def test_a_torch_solver_names_the_optimizer_and_keeps_its_other_settings():
+    model = {"kind": "logistic_regression", "params": {"solver": "momentum"}}
+    training = {"epochs": 1, "optimizer": {"name": "adam", "lr": 0.5}}
+    config = loop_config(model, training, task="classification", in_features=2, out_features=1)
+    optimizer = training_config(config).optimizer
+    assert (optimizer.name, optimizer.lr) == ("momentum", 0.5)
+    assert training == {"epochs": 1, "optimizer": {"name": "adam", "lr": 0.5}}
+    # a searched solver arrives as a tuning override of model.params.solver: same rule
+    tuned = apply_overrides(config, {"model.params.solver": "rmsprop"})
+    assert training_config(tuned).optimizer.name == "rmsprop"
+
+
+def test_without_a_solver_the_training_config_decides():
+    config = loop_config({"kind": "mlp", "params": {"hidden": [4]}}, {"optimizer": {"name": "sgd"}},
+                         task="regression", in_features=2, out_features=1)
+    assert training_config(config).optimizer.name == "sgd"
+
+
+def test_a_solver_that_is_no_optimizer_is_refused_with_the_allowed_ones():
+    config = loop_config({"kind": "mlp", "params": {"solver": "newton"}}, {},
+                         task="regression", in_features=2, out_features=1)
+    with pytest.raises(ValueError, match=r"model 'mlp': solver 'newton' is not an optimizer; allowed: \['sgd'"):
+        training_config(config)
+
+
+def test_the_loop_trains_with_the_solvers_optimizer():
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(40, 2)).astype(np.float32)
+    y = (x @ np.array([2.0, -1.0]) + 0.5).astype(np.float32)
+    session = MemorySession(x, y)
+    config = loop_config(
+        {"kind": "linear_regression", "params": {"solver": "adam"}},
+        {"epochs": 1, "batch_size": 8, "optimizer": {"name": "sgd", "lr": 0.01}},
+        task="regression", in_features=2, out_features=1,
+    )
+    train_model(config, session)
+    state = torch.load(Path(session.checkpoints[-1]) / "optimizer.pt", weights_only=True)["optimizer"]["state"]
+    assert all("exp_avg" in s for s in state.values())  # Adam's moments: SGD keeps none

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 import pytest
 import torch
 
 from components.config import ModelConfig
 from components.models import build, kinds, register
-from components.models.linear import LinearRegression, load_ols, ols_fit, polynomial_features
+from components.models.linear import LinearRegression
 from components.models.mlp import MLP
 
 
@@ -29,10 +28,10 @@ def test_kinds_lists_the_registered_models():
 @pytest.mark.parametrize(
     ("kind", "params", "out_shape"),
     [
-        ("linear_regression", {"in_features": 5, "out_features": 1}, (8, 1)),
-        ("linear_regression", {"in_features": 5, "out_features": 2}, (8, 2)),
-        ("logistic_regression", {"in_features": 5, "out_features": 1}, (8, 1)),
-        ("logistic_regression", {"in_features": 5, "out_features": 4}, (8, 4)),
+        ("linear_regression", {"solver": "sgd", "in_features": 5, "out_features": 1}, (8, 1)),
+        ("linear_regression", {"solver": "sgd", "in_features": 5, "out_features": 2}, (8, 2)),
+        ("logistic_regression", {"solver": "adam", "in_features": 5, "out_features": 1}, (8, 1)),
+        ("logistic_regression", {"solver": "adam", "in_features": 5, "out_features": 4}, (8, 4)),
         ("mlp", {"in_features": 5, "out_features": 3}, (8, 3)),
         ("mlp", {"in_features": 5, "out_features": 3, "hidden": [16, 8], "activation": "tanh"}, (8, 3)),
         ("mlp", {"in_features": 5, "out_features": 1, "hidden": []}, (8, 1)),
@@ -72,7 +71,7 @@ def test_unknown_param_names_it_and_the_allowed_ones():
 
 def test_missing_feature_counts_are_named():
     with pytest.raises(ValueError, match=r"missing param\(s\) \['in_features'\]"):
-        build({"kind": "linear_regression", "params": {"out_features": 1}})
+        build({"kind": "linear_regression", "params": {"solver": "sgd", "out_features": 1}})
 
 
 @pytest.mark.parametrize(
@@ -197,45 +196,3 @@ def test_batch_norm_uses_running_statistics_in_eval():
 
     model.train()
     assert not torch.allclose(model(x), batch_out)
-
-
-# ---------------------------------------------------------------------------- closed-form OLS
-
-
-def test_ols_matches_the_one_feature_formula_and_numpy():
-    rng = np.random.default_rng(0)
-    x = rng.normal(size=50)
-    y = 3.0 - 2.0 * x + rng.normal(scale=0.1, size=50)
-    b0, coef = ols_fit(x, y)
-    n = len(x)
-    b1 = (np.sum(x * y) - n * x.mean() * y.mean()) / (np.sum(x**2) - n * x.mean() ** 2)
-    assert coef.shape == (1,)
-    assert coef[0] == pytest.approx(b1, rel=1e-10)
-    assert b0 == pytest.approx(y.mean() - b1 * x.mean(), rel=1e-10)
-
-
-def test_ols_multiple_features_and_polynomial_terms_recover_the_curve():
-    x = np.linspace(-2, 2, 30)
-    y = 1.0 + 0.5 * x - 2.0 * x**2 + 0.25 * x**3
-    feats = polynomial_features(x, 3)  # (30, 3)
-    assert feats.shape == (30, 3)
-    np.testing.assert_allclose(feats[:, 2], x**3)
-    b0, coef = ols_fit(feats, y)
-    assert b0 == pytest.approx(1.0)
-    np.testing.assert_allclose(coef, [0.5, -2.0, 0.25], atol=1e-10)
-
-    two = polynomial_features(np.stack([x, 2 * x], axis=1), 2)  # grouped by power: x1, x2, x1², x2²
-    np.testing.assert_allclose(two[:, 3], (2 * x) ** 2)
-    with pytest.raises(ValueError, match="degree must be an integer >= 1, got 0"):
-        polynomial_features(x, 0)
-
-
-def test_load_ols_puts_the_solution_in_the_module():
-    model = build({"kind": "linear_regression", "params": {"in_features": 2, "out_features": 1}})
-    load_ols(model, 1.5, np.array([2.0, -1.0]))
-    out = model(torch.tensor([[1.0, 1.0], [0.0, 2.0]]))
-    assert out[:, 0].tolist() == pytest.approx([2.5, -0.5])
-    with pytest.raises(ValueError, match="in_features 3"):
-        load_ols(model, 0.0, np.zeros(3))
-    with pytest.raises(ValueError, match=r"x \(n, d\) and y \(n,\)"):
-        ols_fit(np.zeros((3, 1)), np.zeros(4))

@@ -186,8 +186,8 @@ def test_penalty_on_known_weights_skips_biases_and_norm_params():
 
 def test_l2_penalty_gradient_equals_sgd_weight_decay():
     torch.manual_seed(0)
-    a = build({"kind": "linear_regression", "params": {"in_features": 3, "out_features": 1}})
-    b = build({"kind": "linear_regression", "params": {"in_features": 3, "out_features": 1}})
+    a = build({"kind": "linear_regression", "params": {"solver": "sgd", "in_features": 3, "out_features": 1}})
+    b = build({"kind": "linear_regression", "params": {"solver": "sgd", "in_features": 3, "out_features": 1}})
     b.load_state_dict(a.state_dict())
     x, y = torch.randn(8, 3), torch.randn(8)
     loss = loss_fn("regression", 1)
