@@ -61,3 +61,30 @@ def write_config(directory: Path, config: dict[str, Any]) -> Path:
 @pytest.fixture
 def iris_yaml(tmp_path: Path) -> Path:
     return write_config(tmp_path, iris_config())
+
+
+SPECIES = ["setosa", "versicolor", "virginica"]
+
+
+def iris_species() -> tuple[Any, Any, dict[str, Any], Any, Any]:
+    """Iris with string labels through the real schema check and preparation, so answers
+    must map a model's class indices back through LabelIndex.
+    Returns (config, bronze, silver frames by split, feature state, raw test rows)."""
+    import polars as pl
+
+    from components.config import PipelineConfig
+    from components.data.bundled import bundled_frame
+    from components.data.preparation import prepare, raw_split
+    from components.data.schema import check_rows
+
+    columns = {**bundled_schema("iris"), "target": "str"}
+    config = PipelineConfig.model_validate(
+        iris_config(schema={"target": "target", "task": "classification", "columns": columns})
+    )
+    frame = bundled_frame("iris").with_columns(
+        pl.col("target").replace_strict(dict(enumerate(SPECIES)), return_dtype=pl.String)
+    )
+    bronze, _ = check_rows(frame, config.schema_, "iris.csv")
+    frames, features = prepare(bronze, config.schema_, config.split, config.preprocessing)
+    rows = raw_split(bronze, config.schema_, config.split, "test").drop("target")
+    return config, bronze, frames, features, rows

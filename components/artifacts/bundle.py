@@ -1,14 +1,19 @@
 """The model bundle: the unit that is registered, versioned and served.
 
     model.safetensors   weights of a torch model, or
-    model.skops         a fitted scikit-learn estimator (`components.artifacts.estimator_io`)
+    model.skops         a fitted scikit-learn estimator (`components.artifacts.estimator_io`), or
+    model.ubj           an XGBoost booster in XGBoost's own format (`components.artifacts.xgboost_io`), or
+    ensemble.json +     an ensemble: its members, each stored as above, and the combination
+      members/, meta.skops                                   (`components.artifacts.ensemble_io`)
     spec.json           {kind, params} for `components.models.build`
     preprocess.json     the fitted feature state (schema, transforms, class labels)
     metrics.json        validation and test metrics
     lineage.json        Delta table versions read, config hash, code version
 
-Loading builds a torch model from spec.json and reads its weights with safetensors, or
-reads an estimator with skops against a type allowlist: nothing is unpickled.
+Loading builds a torch model from spec.json and reads its weights with safetensors, reads
+an estimator with skops against a type allowlist, or reads an XGBoost model with XGBoost's
+own loader into its scikit-learn wrapper (`components.artifacts.model_files`); an
+ensemble's members are read the same way: nothing is unpickled.
 """
 
 from __future__ import annotations
@@ -19,17 +24,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import polars as pl
-import torch
 import torch.nn as nn
-from safetensors.torch import load_file
 
-from components.artifacts.estimator_io import ESTIMATOR_FILE, load_estimator
+from components.artifacts.ensemble_io import ENSEMBLE_FILE, copy_ensemble, read_ensemble
+from components.artifacts.model_files import MODEL_FILES, read_model
 from components.data.preparation import FeatureState
-from components.models import build, is_estimator
-from components.training.checkpoint import MODEL_FILE, read_state
-from components.training.losses import predict_output
+from components.evaluation.scoring import predict_arrays
+from components.models import family
+from components.training.checkpoint import read_state
 
 
 def save_bundle(
@@ -42,19 +45,26 @@ def save_bundle(
 ) -> Path:
     """Assemble a bundle in `directory` from a training checkpoint and the feature state.
 
-    The checkpoint holds either torch weights (model.safetensors) or a fitted estimator
-    (model.skops); whichever it holds is copied.
+    The checkpoint holds torch weights (model.safetensors), a fitted estimator (model.skops),
+    an XGBoost booster (model.ubj) or an ensemble (ensemble.json and its members); whichever
+    it holds is copied.
     """
     directory = Path(directory)
-    present = [f for f in (MODEL_FILE, ESTIMATOR_FILE) if (Path(checkpoint_dir) / f).is_file()]
-    if not present:
-        raise FileNotFoundError(
-            f"checkpoint_dir {checkpoint_dir} holds no model: expected {MODEL_FILE} or {ESTIMATOR_FILE}"
-        )
-    if len(present) > 1:
-        raise ValueError(f"checkpoint_dir {checkpoint_dir} must hold one model file, got both {present}")
-    directory.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(Path(checkpoint_dir) / present[0], directory / present[0])
+    source = Path(checkpoint_dir)
+    if (source / ENSEMBLE_FILE).is_file():
+        directory.mkdir(parents=True, exist_ok=True)
+        copy_ensemble(source, directory)
+    else:
+        present = [f for f in MODEL_FILES.values() if (source / f).is_file()]
+        if not present:
+            raise FileNotFoundError(
+                f"checkpoint_dir {checkpoint_dir} holds no model: expected {' or '.join(MODEL_FILES.values())} "
+                f"or {ENSEMBLE_FILE}"
+            )
+        if len(present) > 1:
+            raise ValueError(f"checkpoint_dir {checkpoint_dir} must hold one model file, got {present}")
+        directory.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source / present[0], directory / present[0])
     _write_json(directory / "spec.json", read_state(checkpoint_dir)["spec"])
     _write_json(directory / "preprocess.json", features.to_dict())
     _write_json(directory / "metrics.json", metrics)
@@ -66,7 +76,7 @@ def save_bundle(
 class Bundle:
     """A loaded bundle, ready to answer: raw feature rows in, predictions out."""
 
-    model: nn.Module | Any  # Any: a fitted scikit-learn estimator
+    model: nn.Module | Any  # Any: a fitted scikit-learn estimator (XGBoost's wrapper included)
     spec: dict[str, Any]
     features: FeatureState
     metrics: dict[str, float]
@@ -81,58 +91,29 @@ class Bundle:
         """Whether the model is a scikit-learn estimator (else an nn.Module)."""
         return not isinstance(self.model, nn.Module)
 
-    @torch.no_grad()
     def predict(self, rows: pl.DataFrame) -> list[Any]:
         """One answer per row: {"label", "probabilities"} for classifiers, a number otherwise."""
-        x = self.features.inputs(rows)  # (N, F)
-        if self.is_estimator:
-            return self._predict_estimator(x)
-        out = predict_output(self.model(torch.from_numpy(x)), self.task, self.features.out_features)
-        if self.features.labels is None:
-            return [float(v) for v in out["value"].reshape(-1)]
-        labels = self.features.labels.decode(out["class"].tolist())
-        return self._answers(labels, out["proba"].numpy().astype(np.float64))
-
-    def _predict_estimator(self, x: np.ndarray) -> list[Any]:
-        if self.features.labels is None:
-            return [float(v) for v in np.asarray(self.model.predict(x)).reshape(-1)]
-        # the estimator was fitted on LabelIndex codes, so classes_ are indices into the labels;
-        # a class absent from its training rows gets probability 0 so every answer lists all classes
-        codes = np.asarray(self.model.classes_, dtype=np.int64)  # (K,), K <= C
-        fitted = self.model.predict_proba(x)  # (N, K)
-        proba = np.zeros((x.shape[0], len(self.features.labels.classes_)))  # (N, C)
-        proba[:, codes] = fitted
-        labels = self.features.labels.decode(codes[fitted.argmax(axis=1)].tolist())
-        return self._answers(labels, proba)
-
-    def _answers(self, labels: list[Any], proba: np.ndarray) -> list[dict[str, Any]]:
-        classes = self.features.labels.classes_
-        return [
-            {"label": label, "probabilities": {str(c): round(float(p), 6) for c, p in zip(classes, row)}}
-            for label, row in zip(labels, proba)
-        ]
+        pred, proba = predict_arrays(self.model, self.features.inputs(rows), self.task, self.features.out_features)
+        return self.features.answers(proba if proba is not None else pred)
 
 
 def load_bundle(directory: str | Path) -> Bundle:
-    """Read a bundle written by `save_bundle`: a torch model or a scikit-learn estimator."""
+    """Read a bundle written by `save_bundle`: a torch model, a scikit-learn estimator, an
+    XGBoost model (in XGBoost's scikit-learn wrapper) or an ensemble of those."""
     directory = Path(directory)
     spec = _read_json(directory / "spec.json")
     # spec.json says which model file to expect; without a usable kind, report the torch one
-    estimator = isinstance(spec, dict) and isinstance(spec.get("kind"), str) and is_estimator(spec)
-    model_file = ESTIMATOR_FILE if estimator else MODEL_FILE
+    model_family = family(spec) if isinstance(spec, dict) and isinstance(spec.get("kind"), str) else "torch"
+    model_file = ENSEMBLE_FILE if model_family == "ensemble" else MODEL_FILES[model_family]
     missing = [f for f in (model_file, "spec.json", "preprocess.json") if not (directory / f).is_file()]
     if missing:
         raise FileNotFoundError(f"{directory} is not a model bundle: missing {missing}")
-    if estimator:
-        model = load_estimator(directory / ESTIMATOR_FILE)
-    else:
-        model = build(spec)
-        model.load_state_dict(load_file(str(directory / MODEL_FILE)))
-        model.eval()
+    features = FeatureState.from_dict(_read_json(directory / "preprocess.json"))
+    model = read_ensemble(directory) if model_family == "ensemble" else read_model(directory, spec)
     return Bundle(
         model=model,
         spec=spec,
-        features=FeatureState.from_dict(_read_json(directory / "preprocess.json")),
+        features=features,
         metrics=_read_json(directory / "metrics.json"),
         lineage=_read_json(directory / "lineage.json"),
     )

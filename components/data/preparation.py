@@ -53,6 +53,18 @@ class FeatureState:
         """(N, in_features) float32 model inputs for raw feature rows: the serving path."""
         return self.preprocessor.transform(rows)
 
+    def answers(self, output: np.ndarray) -> list[Any]:
+        """Model outputs back in the data's terms, one answer per row: (N, C) class
+        probabilities -> {"label", "probabilities": {class: p}}; (N,) values -> numbers."""
+        if self.labels is None:
+            return [float(v) for v in np.asarray(output).reshape(-1)]
+        classes = self.labels.classes_
+        decoded = self.labels.decode(output.argmax(axis=1).tolist())
+        return [
+            {"label": label, "probabilities": {str(c): round(float(p), 6) for c, p in zip(classes, row)}}
+            for label, row in zip(decoded, output)
+        ]
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "schema": self.schema.model_dump(),

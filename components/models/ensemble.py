@@ -156,8 +156,9 @@ class Ensemble(BaseEstimator):
 
     Classification targets are label indices 0..C-1. Torch members train with the
     project's loop under `training` (the pipeline's training config).
-    Learned: `members_` (fitted models: estimators or nn.Modules), `names_`, `weights_`,
-    `meta_` (stacking), `combiner_`, `classes_` (classification).
+    Learned: `members_` (fitted models: estimators or nn.Modules), `member_specs_` (the
+    specs they were built with), `names_`, `combiner_` (with `weights_` and, stacking,
+    `meta_`), `classes_` (classification).
     """
 
     def __init__(
@@ -191,46 +192,94 @@ class Ensemble(BaseEstimator):
 
     def fit(self, X: Any, y: Any) -> Ensemble:
         """Fit every member on all rows (and on k-1 folds for weighted / stacking), then
-        learn the weights or the meta-learner from the out-of-fold predictions."""
-        X, y = validate_data(self, X, y, dtype=np.float32)
+        learn the weights or the meta-learner from the out-of-fold predictions. The fits
+        run as joblib jobs (`n_jobs`); `plan` + `complete` let a caller run them elsewhere."""
+        X, y = self._validate(X, y)
+        jobs = self.plan(X, y)
+        fitted = Parallel(n_jobs=self.n_jobs)(delayed(job.run)(X, y, self.training) for job in jobs)
+        return self.complete(X, y, jobs, fitted)
+
+    def plan(self, X: Any, y: Any) -> list[FitJob]:
+        """The independent fits `fit` needs: each member on all rows first, then (weighted,
+        stacking) each member on every k-1 folds."""
+        X, y = self._validate(X, y)
         classify = self.task == "classification"
         n_classes = int(y.max()) + 1 if classify else 0
         out_features = self.out_features or ((1 if n_classes <= 2 else n_classes) if classify else 1)
-        oof = self.method in ("weighted", "stacking")
-        splits = list(self._folds(y).split(X, y)) if oof else []
-        jobs = [(i, np.arange(len(y)), None) for i in range(len(self.members))]
-        jobs += [(i, train, test) for i in range(len(self.members)) for train, test in splits]
-        fitted = Parallel(n_jobs=self.n_jobs)(
-            delayed(_fit_member)(
-                self.members[i], self.task, self.training, X[train], y[train], X.shape[1], out_features, self.random_state
-            )
-            for i, train, test in jobs
-        )
-        self.members_ = fitted[: len(self.members)]
-        self.names_ = member_names(self.members)
-        self.n_classes_ = n_classes
-        self.out_features_ = out_features
+        specs = [_member_spec(spec, self.task, X.shape[1], out_features) for spec in self.members]
+        splits = list(self._folds(y).split(X, y)) if self.method in ("weighted", "stacking") else []
+        everything = np.arange(len(y))
+        jobs = [FitJob(i, spec, self.task, everything, None, self.random_state) for i, spec in enumerate(specs)]
+        jobs += [
+            FitJob(i, spec, self.task, train, test, self.random_state)
+            for i, spec in enumerate(specs)
+            for train, test in splits
+        ]
+        return jobs
+
+    def complete(self, X: Any, y: Any, jobs: list[FitJob], fitted: list[Any]) -> Ensemble:
+        """Finish `fit` from the models the `plan`'s jobs produced, in the same order."""
+        X, y = self._validate(X, y)
+        if len(fitted) != len(jobs):
+            raise ValueError(f"expected one fitted model per job ({len(jobs)}), got {len(fitted)}")
+        classify = self.task == "classification"
+        n_classes = int(y.max()) + 1 if classify else 0
+        full = [(job, model) for job, model in zip(jobs, fitted) if job.test is None]
+        folds = [(job, model) for job, model in zip(jobs, fitted) if job.test is not None]
+        self.member_specs_ = [job.spec for job, _ in full]
+        self.members_ = [model for _, model in full]
+        self.names_ = member_names(self.member_specs_)
+        self.out_features_ = int(self.member_specs_[0]["params"]["out_features"])
         if classify:
             self.classes_ = np.arange(n_classes)
 
-        weights = self.weights or [1.0] * len(self.members)
+        weights = self.weights or [1.0] * len(full)
         meta = None
-        if oof:
-            outputs = [np.zeros((len(y), max(2, n_classes))) if classify else np.zeros(len(y)) for _ in self.members]
-            for (i, _, test), model in zip(jobs[len(self.members) :], fitted[len(self.members) :]):
-                outputs[i][test] = member_output(model, X[test], self.task, out_features)
+        if folds:
+            outputs = [np.zeros((len(y), max(2, n_classes))) if classify else np.zeros(len(y)) for _ in full]
+            for job, model in folds:
+                outputs[job.member][job.test] = member_output(model, X[job.test], self.task, self.out_features_)
             if self.method == "weighted":
                 weights = list(greedy_weights(outputs, y, self.task, self.rounds))
             else:
                 stacked = stack_features(outputs, self.task)
                 meta = self._meta(stacked.shape[1]).fit(stacked, y)
-        self.weights_ = np.asarray(weights, dtype=np.float64)
-        self.meta_ = meta
         self.combiner_ = Combiner(
             method=self.method, task=self.task, n_classes=max(2, n_classes) if classify else 0,
             weights=tuple(float(w) for w in weights), voting=self.voting, meta=meta,
         )
         return self
+
+    def _validate(self, X: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:
+        return validate_data(self, X, y, dtype=np.float32)
+
+    @property
+    def weights_(self) -> np.ndarray:
+        return np.asarray(self.combiner_.weights)
+
+    @property
+    def meta_(self) -> Any:
+        return self.combiner_.meta
+
+    @classmethod
+    def assemble(
+        cls, *, members: list[Any], member_specs: list[dict[str, Any]], combiner: Combiner, n_features_in: int,
+        out_features: int,
+    ) -> Ensemble:
+        """A fitted ensemble from members fitted elsewhere (a stored ensemble, read back)."""
+        ensemble = cls(
+            members=[{"kind": s["kind"], "params": s["params"]} for s in member_specs], task=combiner.task,
+            method=combiner.method, voting=combiner.voting, out_features=out_features,
+        )
+        ensemble.members_ = members
+        ensemble.member_specs_ = member_specs
+        ensemble.names_ = member_names(member_specs)
+        ensemble.out_features_ = out_features
+        ensemble.n_features_in_ = n_features_in
+        ensemble.combiner_ = combiner
+        if combiner.task == "classification":
+            ensemble.classes_ = np.arange(combiner.n_classes)
+        return ensemble
 
     def member_outputs(self, X: Any) -> list[np.ndarray]:
         """Each member's output on X: (N, C) probabilities or (N,) values."""
@@ -273,20 +322,36 @@ def member_output(model: Any, X: np.ndarray, task: str, out_features: int) -> np
     return proba if task == "classification" else pred
 
 
-def _fit_member(
-    spec: dict[str, Any], task: str, training: dict[str, Any] | None, X: np.ndarray, y: np.ndarray,
-    in_features: int, out_features: int, random_state: int,
-) -> Any:
+def _member_spec(spec: dict[str, Any], task: str, in_features: int, out_features: int) -> dict[str, Any]:
+    """The spec a member is built (and stored) with: the data's sizes, and the task for
+    estimators, whose classes differ per task."""
     params = {**spec.get("params", {}), "in_features": in_features, "out_features": out_features}
-    if family(spec) == "torch":
-        # training imports models (the loop builds its model from the registry), so import late
-        from components.training.torch_estimator import TorchEstimator
+    if family(spec) != "torch":
+        params["task"] = task
+    return {"kind": spec["kind"], "params": params}
 
-        member = TorchEstimator(
-            model={"kind": spec["kind"], "params": params}, task=task, training=training, random_state=random_state
-        )
-        return member.fit(X, y).module_
-    return build({"kind": spec["kind"], "params": params}, task=task).fit(X, y)
+
+@dataclass(frozen=True)
+class FitJob:
+    """One member fitted on some rows: all of them (`test` is None) or every fold but one."""
+
+    member: int
+    spec: dict[str, Any]
+    task: str
+    train: np.ndarray  # row indices to fit on
+    test: np.ndarray | None  # the held-out fold's row indices
+    random_state: int
+
+    def run(self, X: np.ndarray, y: np.ndarray, training: dict[str, Any] | None) -> Any:
+        """The fitted member: an estimator, or the trained nn.Module of a torch kind."""
+        X, y = X[self.train], y[self.train]
+        if family(self.spec) == "torch":
+            # training imports models (the loop builds its model from the registry), so import late
+            from components.training.torch_estimator import TorchEstimator
+
+            member = TorchEstimator(model=self.spec, task=self.task, training=training, random_state=self.random_state)
+            return member.fit(X, y).module_
+        return build(self.spec).fit(X, y)
 
 
 # ---------------------------------------------------------------------------- the kind

@@ -17,16 +17,10 @@ from components.artifacts.estimator_io import (
     save_estimator,
     write_estimator_checkpoint,
 )
-from components.config import PipelineConfig
-from components.data.bundled import bundled_frame
-from components.data.preparation import prepare, raw_split
-from components.data.schema import check_rows
 from components.models import build
 from components.training.checkpoint import read_state, save_checkpoint
 from components.training.optim import make_optimizer
-from tests.conftest import diabetes_regression, iris_config
-
-SPECIES = ["setosa", "versicolor", "virginica"]
+from tests.conftest import SPECIES, diabetes_regression, iris_species
 
 
 class Sneaky:
@@ -38,17 +32,7 @@ class Sneaky:
 
 @pytest.fixture(scope="module")
 def iris():
-    # string labels, so the answer must map the estimator's class indices back through LabelIndex
-    columns = {**iris_config()["schema"]["columns"], "target": "str"}
-    config = PipelineConfig.model_validate(
-        iris_config(schema={"target": "target", "task": "classification", "columns": columns})
-    )
-    frame = bundled_frame("iris").with_columns(
-        pl.col("target").replace_strict(dict(enumerate(SPECIES)), return_dtype=pl.String)
-    )
-    bronze, _ = check_rows(frame, config.schema_, "iris.csv")
-    frames, features = prepare(bronze, config.schema_, config.split, config.preprocessing)
-    rows = raw_split(bronze, config.schema_, config.split, "test").drop("target")
+    config, _, frames, features, rows = iris_species()
     return config, frames, features, rows
 
 
