@@ -204,9 +204,16 @@ Distribution = Uniform | LogUniform | RandInt | Choice | Grid
 
 
 class TuningConfig(_Strict):
-    """A search over dotted config keys, e.g. `training.optimizer.lr: {loguniform: [1e-4, 1e-1]}`."""
+    """A search over dotted config keys, e.g. `training.optimizer.lr: {loguniform: [1e-4, 1e-1]}`.
 
-    space: dict[str, Distribution]
+    `families` searches several model kinds at once (a conditional space): each kind gets
+    its own `model.params.*` space and `num_samples` trials; `space` applies to all of them.
+    """
+
+    space: dict[str, Distribution] = Field(default_factory=dict)
+    families: dict[str, dict[str, Distribution]] = Field(
+        default_factory=dict, description="model kind -> its own space of model.params.* keys"
+    )
     num_samples: int = Field(4, ge=1)
     metric: str = "val_loss"
     mode: Literal["min", "max"] = "min"
@@ -222,6 +229,24 @@ class TuningConfig(_Strict):
                 raise ValueError(f"key {key!r} must start with 'model.' or 'training.'")
         return space
 
+    @field_validator("families")
+    @classmethod
+    def _family_keys_are_model_params(cls, families: dict[str, Any]) -> dict[str, Any]:
+        for kind, space in families.items():
+            for key in space:
+                if not key.startswith("model.params."):
+                    raise ValueError(f"families.{kind}: key {key!r} must start with 'model.params.'")
+        return families
+
+    @model_validator(mode="after")
+    def _something_to_search(self) -> "TuningConfig":
+        if not self.space and not self.families:
+            raise ValueError("tuning needs a 'space', 'families', or both")
+        clash = sorted({k for k in self.space if k.startswith("model.")} if self.families else set())
+        if clash:
+            raise ValueError(f"with families, model keys belong in each family's space, not in 'space': {clash}")
+        return self
+
 
 # ---------------------------------------------------------------------------- serving
 
@@ -236,6 +261,10 @@ class ServingConfig(_Strict):
     batch_wait_timeout_s: float = Field(0.0, ge=0)
     max_ongoing_requests: int = Field(64, ge=1, description="per model replica; keep >= max_batch_size")
     max_instances: int = Field(1024, ge=1, description="largest accepted request batch")
+    # ensembles
+    member_replicas: int = Field(1, ge=1, description="replicas of each member's deployment")
+    member_timeout_s: float = Field(10.0, gt=0, description="how long the combiner waits for a member")
+    allow_degraded: bool = Field(False, description="combine the members that answered when others fail")
 
 
 # ---------------------------------------------------------------------------- profile and pipeline
@@ -297,6 +326,16 @@ class PipelineConfig(_Strict):
         ]
         if text:
             raise ValueError(f"str feature columns {text} must be listed in preprocessing.one_hot")
+        if self.model.kind == "ensemble":
+            members = self.model.params.get("members")
+            families = self.tuning.families if self.tuning else {}
+            if bool(members) == bool(families):
+                raise ValueError(
+                    "an ensemble needs its members from exactly one place: model.params.members, "
+                    "or tuning.families (the best trial of each family)"
+                )
+            if self.tuning and not families:
+                raise ValueError("an ensemble is tuned through tuning.families, not tuning.space alone")
         return self
 
 

@@ -45,6 +45,9 @@ def served_model(serving: ServingConfig) -> ServedModel:
         max_batch_size=serving.max_batch_size,
         batch_wait_s=serving.batch_wait_timeout_s,
         max_ongoing_requests=serving.max_ongoing_requests,
+        member_replicas=serving.member_replicas,
+        allow_degraded=serving.allow_degraded,
+        member_timeout_s=serving.member_timeout_s,
     )
 
 

@@ -11,6 +11,7 @@ from prefect import flow
 from components.artifacts.registry import Registration
 from components.data.silver import SilverSnapshot
 from components.evaluation.leaderboard import leaderboard
+from components.training.ensemble_fit import ENSEMBLE_TRIAL
 from components.training.outcome import TrialOutcome, best_of
 from flows.deploy import deploy
 from flows.ingest import IngestReport, ingest
@@ -49,13 +50,20 @@ def fit(ws: Workspace, search: bool) -> FitResult:
     outcomes = tune(ws, run_name) if search else train(ws, run_name)
     runs = log_trials(experiment_id, parent, outcomes)
     metric, mode = selection(ws)
-    best = best_of(outcomes, metric, mode)
+    best = chosen(ws, outcomes, metric, mode)
     board = leaderboard(outcomes, metric, mode)
     bundle_dir, metrics, images = build_bundle(ws, best, snapshot, runs[best.trial_id])
     log_report(runs[best.trial_id], images, board, parent)
     registration = register(ws, bundle_dir, runs[best.trial_id], metrics)
     close_run(parent, metrics)
     return FitResult(outcomes, best, metrics, registration, snapshot, parent, board)
+
+
+def chosen(ws: Workspace, outcomes: list[TrialOutcome], metric: str, mode: str) -> TrialOutcome:
+    """What gets registered: the ensemble when the config asks for one, else the best trial."""
+    if ws.config.model.kind == "ensemble":
+        return next(o for o in outcomes if o.trial_id == ENSEMBLE_TRIAL)
+    return best_of(outcomes, metric, mode)
 
 
 @flow(name="pipeline", log_prints=True, validate_parameters=False)

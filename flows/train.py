@@ -1,5 +1,8 @@
 """Flows `train` and `tune`: the silver snapshot -> Ray Train / Ray Tune -> trial outcomes.
 
+An ensemble trains its members (and folds) across the cluster; after a search over
+several families, the configured ensemble is built from the best trial of each.
+
 Both log to MLflow from the driver: one child run per trial under the caller's parent run.
 """
 
@@ -15,11 +18,14 @@ from prefect.logging import get_run_logger
 
 from components.data.lake import Lake
 from components.data.silver import SilverSnapshot, read_silver
-from components.models import is_estimator
+from components.models import family, is_estimator
 from components.training.estimator_fit import fit_estimator_task
+from components.training.ensemble_fit import fit_ensemble
 from components.training.loop import loop_config
-from components.training.outcome import TrialOutcome
+from components.training.outcome import TrialOutcome, best_per_kind
 from components.training.ray_session import SilverInputs, make_trainer, require_capacity, training_outcome
+from components.training.xgboost_fit import make_xgboost_trainer
+from components.tuning.search_space import KIND_KEY, space_keys, trial_spec
 from components.tuning.tuner import run_search, trial_outcomes
 from flows.workspace import Workspace, connect_ray
 
@@ -47,20 +53,49 @@ def _inputs(ws: Workspace, snapshot: SilverSnapshot) -> tuple[dict[str, Any], Si
 
 
 @task(retries=1, retry_delay_seconds=5, cache_policy=NO_CACHE, task_run_name="ray-train")
-def train_on_ray(ws: Workspace, snapshot: SilverSnapshot, run_name: str) -> TrialOutcome:
+def train_on_ray(ws: Workspace, snapshot: SilverSnapshot, run_name: str) -> list[TrialOutcome]:
+    """The run's outcome; for an ensemble, the ensemble's then one per member."""
     connect_ray(ws.profile)
     config, inputs = _inputs(ws, snapshot)
+    if family(config["model"]) == "ensemble":
+        return fit_ensemble(config, inputs.tables, inputs.columns, inputs.label_dtype, f"{ws.runs}/{run_name}/ensemble")
+    if family(config["model"]) == "xgboost":
+        training = ws.config.training
+        require_capacity(training.num_workers, use_gpu=False)
+        trainer = make_xgboost_trainer(
+            config, inputs.datasets(), num_workers=training.num_workers, use_gpu=training.use_gpu,
+            storage_path=ws.runs, name=run_name,
+        )
+        return [training_outcome(trainer.fit(), run_name)]
     if is_estimator(config["model"]):
         out_dir = f"{ws.runs}/{run_name}/model"
         metrics = ray.get(fit_estimator_task.remote(config, inputs.tables, inputs.columns, inputs.label_dtype, out_dir))
-        return TrialOutcome(trial_id=run_name, params={}, history=[metrics], checkpoint=out_dir, metrics=metrics)
+        return [TrialOutcome(trial_id=run_name, params={}, history=[metrics], checkpoint=out_dir, metrics=metrics)]
     training = ws.config.training
     require_capacity(training.num_workers, training.use_gpu)
     trainer = make_trainer(
         config, inputs.datasets(), num_workers=training.num_workers, use_gpu=training.use_gpu,
         storage_path=ws.runs, name=run_name,
     )
-    return training_outcome(trainer.fit(), run_name)
+    return [training_outcome(trainer.fit(), run_name)]
+
+
+@task(retries=1, retry_delay_seconds=5, cache_policy=NO_CACHE, task_run_name="ray-ensemble")
+def ensemble_on_ray(
+    ws: Workspace, snapshot: SilverSnapshot, trials: list[TrialOutcome], run_name: str
+) -> list[TrialOutcome]:
+    """The configured ensemble over the best trial of each searched family."""
+    connect_ray(ws.profile)
+    config, inputs = _inputs(ws, snapshot)
+    metric, mode = ws.config.tuning.metric, ws.config.tuning.mode
+    best = best_per_kind(trials, metric, mode, KIND_KEY)
+    if not best:
+        raise RuntimeError(f"no searched family finished a trial with a finite {metric!r}: nothing to ensemble")
+    members = [trial_spec(o.params) for o in best]
+    get_run_logger().info("ensemble of %s (trials %s)", [m["kind"] for m in members], [o.trial_id for o in best])
+    return fit_ensemble(
+        config, inputs.tables, inputs.columns, inputs.label_dtype, f"{ws.runs}/{run_name}/ensemble", members=members
+    )
 
 
 @task(retries=1, retry_delay_seconds=5, cache_policy=NO_CACHE, task_run_name="ray-tune")
@@ -69,16 +104,16 @@ def tune_on_ray(ws: Workspace, snapshot: SilverSnapshot, run_name: str) -> list[
     config, inputs = _inputs(ws, snapshot)
     tuning = ws.config.tuning
     grid = run_search(config, inputs, tuning, storage_path=ws.runs, name=run_name)
-    return trial_outcomes(grid, list(tuning.space))
+    return trial_outcomes(grid, space_keys(tuning))
 
 
 @flow(name="train", log_prints=True, validate_parameters=False)
 def train(ws: Workspace, run_name: str | None = None) -> list[TrialOutcome]:
     snapshot = load_snapshot(ws.lake)
     started = time.perf_counter()
-    outcome = train_on_ray(ws, snapshot, run_name or f"{ws.name}-train-{int(time.time())}")
-    get_run_logger().info("trained %d epochs in %.1fs", len(outcome.history), time.perf_counter() - started)
-    return [outcome]
+    outcomes = train_on_ray(ws, snapshot, run_name or f"{ws.name}-train-{int(time.time())}")
+    get_run_logger().info("trained %d epochs in %.1fs", len(outcomes[0].history), time.perf_counter() - started)
+    return outcomes
 
 
 @flow(name="tune", log_prints=True, validate_parameters=False)
@@ -87,9 +122,14 @@ def tune(ws: Workspace, run_name: str | None = None) -> list[TrialOutcome]:
         raise ValueError(f"{ws.name}: the config has no 'tuning' section; use the train stage")
     snapshot = load_snapshot(ws.lake)
     started = time.perf_counter()
-    outcomes = tune_on_ray(ws, snapshot, run_name or f"{ws.name}-tune-{int(time.time())}")
+    run_name = run_name or f"{ws.name}-tune-{int(time.time())}"
+    outcomes = tune_on_ray(ws, snapshot, run_name)
     get_run_logger().info(
         "%d trials (%d failed) in %.1fs", len(outcomes), sum(o.error is not None for o in outcomes),
         time.perf_counter() - started,
     )
+    if ws.config.model.kind == "ensemble":
+        started = time.perf_counter()
+        outcomes = [*ensemble_on_ray(ws, snapshot, outcomes, run_name)[:1], *outcomes]
+        get_run_logger().info("ensemble fitted and scored in %.1fs", time.perf_counter() - started)
     return outcomes

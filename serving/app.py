@@ -1,14 +1,15 @@
 """The Ray Serve application: a FastAPI ingress speaking KServe v1, one deployment per model.
 
     GET  /v1/models                    names of the served models
-    GET  /v1/models/{name}             ready state, version, inputs
-    POST /v1/models/{name}:predict     {"instances": [{column: value}, ...]}
+    GET  /v1/models/{name}             ready state, version, inputs (and members)
+    POST /v1/models/{name}:predict     {"instances": [{column: value}, ...], "explain": false}
     GET  /healthz                      liveness
     GET  /docs                         OpenAPI
 """
 
 
-from dataclasses import dataclass
+import tempfile
+from dataclasses import dataclass, replace
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -16,6 +17,9 @@ from fastapi.responses import JSONResponse
 from ray import serve
 from ray.serve.handle import DeploymentHandle
 
+from components.artifacts.ensemble_io import ENSEMBLE_FILE, read_description
+from components.artifacts.registry import download_bundle, resolve_version
+from serving.ensemble import EnsembleServer, MemberServer
 from serving.model import ModelServer
 from serving.schemas import ErrorBody, ModelList, ModelStatus, PredictRequest, PredictResponse
 
@@ -52,7 +56,10 @@ class Gateway:
     async def list_models(self) -> ModelList:
         return ModelList(models=sorted(self.models))
 
-    @api.get("/v1/models/{name}", response_model=ModelStatus, responses={404: {"model": ErrorBody}})
+    @api.get(
+        "/v1/models/{name}", response_model=ModelStatus, response_model_exclude_none=True,
+        responses={404: {"model": ErrorBody}},
+    )
     async def model_status(self, name: str):
         if name not in self.models:
             return _error(404, f"model {name!r} is not served; served models: {sorted(self.models)}", "name")
@@ -61,14 +68,17 @@ class Gateway:
     @api.post(
         "/v1/models/{name}:predict",
         response_model=PredictResponse,
-        responses={404: {"model": ErrorBody}, 422: {"model": ErrorBody}},
+        response_model_exclude_none=True,
+        responses={404: {"model": ErrorBody}, 422: {"model": ErrorBody}, 503: {"model": ErrorBody}},
     )
     async def predict(self, name: str, body: PredictRequest):
         if name not in self.models:
             return _error(404, f"model {name!r} is not served; served models: {sorted(self.models)}", "name")
-        answer = await self.models[name].predict.remote(body.instances)
+        answer = await self.models[name].predict.remote(body.instances, body.explain)
         if "error" in answer:
             return _error(422, f"{answer['field']}: {answer['error']}", answer["field"])
+        if "unavailable" in answer:
+            return _error(503, answer["unavailable"])
         return answer
 
 
@@ -83,22 +93,58 @@ class ServedModel:
     # Ray's default of 5 in flight per replica leaves batches unfilled and parks the rest
     # of the requests in the router's retry backoff.
     max_ongoing_requests: int = 64
+    version: str | None = None  # None: where `alias` points when the app starts (`pin`)
+    # ensembles: the member names (each its own deployment; `pin` reads them from the
+    # bundle) and what to do when one fails
+    members: tuple[str, ...] = ()
+    member_replicas: int = 1
+    allow_degraded: bool = False
+    member_timeout_s: float = 10.0
 
 
 def build_app(models: list[ServedModel], tracking_uri: str) -> serve.Application:
-    """The application graph: each model its own deployment, bound into the gateway."""
-    handles = {
-        m.name: ModelServer.options(
-            name=f"model-{m.name}", num_replicas=m.replicas, max_ongoing_requests=m.max_ongoing_requests
-        ).bind(m.name, m.alias, tracking_uri, m.max_instances, m.max_batch_size, m.batch_wait_s)
-        for m in models
-    }
+    """The application graph: each model its own deployment (an ensemble: its combiner,
+    bound to one deployment per member), bound into the gateway."""
+    handles = {m.name: _model_app(m, tracking_uri) for m in models}
     gateway_limit = sum(m.max_ongoing_requests * m.replicas for m in models)
     return Gateway.options(max_ongoing_requests=gateway_limit).bind(**handles)
 
 
+def _model_app(m: ServedModel, tracking_uri: str) -> serve.Application:
+    options = {"name": f"model-{m.name}", "num_replicas": m.replicas, "max_ongoing_requests": m.max_ongoing_requests}
+    if not m.members:
+        return ModelServer.options(**options).bind(
+            m.name, m.alias, tracking_uri, m.max_instances, m.max_batch_size, m.batch_wait_s, m.version
+        )
+    if m.version is None:
+        raise ValueError(f"ensemble {m.name!r}: members and combiner must load one pinned version, got none")
+    members = {
+        member: MemberServer.options(
+            name=f"member-{m.name}-{member}",
+            num_replicas=m.member_replicas,
+            max_ongoing_requests=m.max_ongoing_requests * m.replicas,
+        ).bind(m.name, m.version, tracking_uri, member, m.max_batch_size, m.batch_wait_s)
+        for member in m.members
+    }
+    return EnsembleServer.options(**options).bind(
+        m.name, m.version, tracking_uri, m.max_instances, m.allow_degraded, m.member_timeout_s, **members
+    )
+
+
+def pin(model: ServedModel, tracking_uri: str) -> ServedModel:
+    """`model` at the version its alias points at now, with its member names when it is an
+    ensemble: every deployment of one model then loads the same version."""
+    version = model.version or resolve_version(tracking_uri, model.name, model.alias)
+    with tempfile.TemporaryDirectory(prefix=f"rayline-{model.name}-") as tmp:
+        path, _ = download_bundle(tracking_uri, model.name, dst=tmp, version=version)
+        ensemble = (path / ENSEMBLE_FILE).is_file()
+        members = tuple(m["name"] for m in read_description(path)["members"]) if ensemble else ()
+    return replace(model, version=version, members=members)
+
+
 def start(models: list[ServedModel], tracking_uri: str, host: str, port: int) -> str:
     """Deploy (or update) the application on the connected Ray cluster; return its base URL."""
+    pinned = [pin(m, tracking_uri) for m in models]
     serve.start(http_options={"host": host, "port": port})
-    serve.run(build_app(models, tracking_uri), name="rayline", route_prefix="/", blocking=False)
+    serve.run(build_app(pinned, tracking_uri), name="rayline", route_prefix="/", blocking=False)
     return f"http://{host}:{port}"

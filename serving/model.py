@@ -18,10 +18,17 @@ class ModelServer:
     """Answers for one registered model, loaded from the registry by alias at start."""
 
     def __init__(
-        self, name: str, alias: str, tracking_uri: str, max_instances: int, max_batch_size: int, batch_wait_s: float
+        self,
+        name: str,
+        alias: str,
+        tracking_uri: str,
+        max_instances: int,
+        max_batch_size: int,
+        batch_wait_s: float,
+        version: str | None = None,
     ) -> None:
         with tempfile.TemporaryDirectory(prefix=f"rayline-{name}-") as tmp:
-            path, self.version = download_bundle(tracking_uri, name, alias, dst=tmp)
+            path, self.version = download_bundle(tracking_uri, name, alias, dst=tmp, version=version)
             self.bundle = load_bundle(path)  # reads everything into memory
         self.name = name
         self.max_instances = max_instances
@@ -38,8 +45,9 @@ class ModelServer:
             "inputs": {c: schema.columns[c].type for c in schema.features},
         }
 
-    async def predict(self, instances: list[Any]) -> dict[str, Any]:
-        """Validate one request's rows, then join the batch; bad input never reaches the batch."""
+    async def predict(self, instances: list[Any], explain: bool = False) -> dict[str, Any]:
+        """Validate one request's rows, then join the batch; bad input never reaches the batch.
+        `explain` adds nothing for a single model: it is the ensembles' member breakdown."""
         try:
             rows = frame_from_records(instances, self.bundle.features.schema, self.max_instances)
         except InvalidInput as exc:

@@ -57,16 +57,26 @@ def champion_version(name: str) -> Any | None:
         return None
 
 
-def download_bundle(tracking_uri: str, name: str, alias: str = CHAMPION, dst: str | None = None) -> tuple[Path, str]:
-    """Fetch the bundle of model `name` at `alias`; return (local dir, version)."""
+def resolve_version(tracking_uri: str, name: str, alias: str = CHAMPION) -> str:
+    """The version of model `name` that `alias` points at now."""
     mlflow.set_tracking_uri(tracking_uri)
     try:
-        version = MlflowClient().get_model_version_by_alias(name, alias).version
+        return str(MlflowClient().get_model_version_by_alias(name, alias).version)
     except MlflowException as exc:
         raise LookupError(f"model {name!r} has no version with alias {alias!r} in {tracking_uri}") from exc
+
+
+def download_bundle(
+    tracking_uri: str, name: str, alias: str = CHAMPION, dst: str | None = None, *, version: str | None = None
+) -> tuple[Path, str]:
+    """Fetch the bundle of model `name` at `version`, or at `alias` when no version is
+    given; return (local dir, version). Deployments that must agree on one version (an
+    ensemble's members and combiner) pass the version resolved once."""
+    version = version or resolve_version(tracking_uri, name, alias)
+    mlflow.set_tracking_uri(tracking_uri)
     target = dst or tempfile.mkdtemp(prefix=f"rayline-{name}-")
-    path = mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{name}@{alias}", dst_path=target)
-    return Path(path), str(version)
+    path = mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{name}/{version}", dst_path=target)
+    return Path(path), version
 
 
 def _beats(new: float, old: float, mode: str) -> bool:

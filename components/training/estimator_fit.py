@@ -14,7 +14,6 @@ import ray
 from ray import tune
 
 from components.artifacts.estimator_io import write_estimator_checkpoint
-from components.config import apply_overrides
 from components.data.silver import read_arrays
 from components.evaluation.scoring import validation_scores
 from components.models import build
@@ -44,10 +43,9 @@ def fit_estimator_task(
 
 
 def estimator_trial(
-    params: dict[str, Any], *, base: dict[str, Any], tables: dict[str, tuple[str, int]], columns: list[str],
-    label_dtype: str,
+    config: dict[str, Any], tables: dict[str, tuple[str, int]], columns: list[str], label_dtype: str
 ) -> None:
-    """A Ray Tune function trial: one fit, one report with its checkpoint."""
+    """Inside a Ray Tune function trial: one fit, one report with its checkpoint."""
     with tempfile.TemporaryDirectory() as tmp:
-        metrics = fit_estimator(apply_overrides(base, params), tables, columns, label_dtype, tmp)
+        metrics = fit_estimator(config, tables, columns, label_dtype, tmp)
         tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(tmp))

@@ -28,3 +28,16 @@ def best_of(outcomes: list[TrialOutcome], metric: str, mode: str) -> TrialOutcom
         raise RuntimeError(f"no trial finished with a finite {metric!r}: {errors}")
     pick = min if mode == "min" else max
     return pick(usable, key=lambda o: o.value(metric))
+
+
+def best_per_kind(outcomes: list[TrialOutcome], metric: str, mode: str, kind_key: str) -> list[TrialOutcome]:
+    """The best finished outcome of each model kind (`params[kind_key]`), kinds in the
+    order they first appear; kinds with no finished trial are left out."""
+    kinds = list(dict.fromkeys(o.params.get(kind_key) for o in outcomes if o.params.get(kind_key)))
+    best = []
+    for kind in kinds:
+        try:
+            best.append(best_of([o for o in outcomes if o.params.get(kind_key) == kind], metric, mode))
+        except RuntimeError:
+            continue
+    return best

@@ -2,6 +2,10 @@
 
 Keys are dotted paths into the pipeline config (`training.optimizer.lr`); values are
 one-key mappings naming the distribution: uniform, loguniform, randint, choice, grid.
+
+Several model families in one search make a conditional space: `model.kind` is a grid
+over the families (so each gets `num_samples` trials) and `model.params` is sampled from
+the space of whichever kind the trial drew.
 """
 
 from __future__ import annotations
@@ -10,12 +14,62 @@ from typing import Any
 
 from ray import tune
 
-from components.config import Choice, Distribution, Grid, LogUniform, RandInt, Uniform
+from components.config import Choice, Distribution, Grid, LogUniform, RandInt, TuningConfig, Uniform, apply_overrides
+
+KIND_KEY = "model.kind"
+PARAMS_KEY = "model.params"
 
 
 def to_tune_space(space: dict[str, Distribution]) -> dict[str, Any]:
     """Map each dotted key to its Ray Tune sampler (grid keys to grid_search)."""
     return {key: _sampler(dist) for key, dist in space.items()}
+
+
+def tune_space(tuning: TuningConfig) -> dict[str, Any]:
+    """The whole param space: `tuning.space`, plus the conditional family space if any."""
+    space = to_tune_space(tuning.space)
+    if not tuning.families:
+        return space
+    for kind, family in tuning.families.items():
+        grids = [key for key, dist in family.items() if isinstance(dist, Grid)]
+        if grids:
+            raise ValueError(f"tuning.families.{kind}: use choice, not grid, inside a family (keys {grids})")
+    samplers = {
+        kind: {key.removeprefix(PARAMS_KEY + "."): _sampler(dist) for key, dist in family.items()}
+        for kind, family in tuning.families.items()
+    }
+    return {**space, KIND_KEY: tune.grid_search(list(samplers)), PARAMS_KEY: tune.sample_from(_FamilyParams(samplers))}
+
+
+def space_keys(tuning: TuningConfig) -> list[str]:
+    """The keys a trial's params are recorded under."""
+    return [*tuning.space, *((KIND_KEY, PARAMS_KEY) if tuning.families else ())]
+
+
+def trial_config(base: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
+    """The loop config one trial runs: `base` with the trial's params applied. A family
+    trial swaps the model for its kind, keeping only the data's sizes from `base`."""
+    if KIND_KEY not in params:
+        return apply_overrides(base, params)
+    sizes = {k: base["model"]["params"][k] for k in ("in_features", "out_features")}
+    model = {"kind": params[KIND_KEY], "params": {**sizes, **(params.get(PARAMS_KEY) or {})}}
+    rest = {k: v for k, v in params.items() if k not in (KIND_KEY, PARAMS_KEY)}
+    return apply_overrides({**base, "model": model}, rest)
+
+
+def trial_spec(params: dict[str, Any]) -> dict[str, Any]:
+    """The model spec ({kind, params}) a family trial ran with, from its recorded params."""
+    return {"kind": params[KIND_KEY], "params": dict(params.get(PARAMS_KEY) or {})}
+
+
+class _FamilyParams:
+    """Samples the params of the kind a trial drew. A class, not a closure: Tune ships it."""
+
+    def __init__(self, samplers: dict[str, dict[str, Any]]) -> None:
+        self.samplers = samplers
+
+    def __call__(self, spec: Any) -> dict[str, Any]:
+        return {key: domain.sample() for key, domain in self.samplers[spec.config[KIND_KEY]].items()}
 
 
 def _sampler(dist: Distribution) -> Any:

@@ -2,7 +2,9 @@
 
 Train V2 pattern: with one worker per trial the loop runs directly as the trial function
 (no worker group to start per trial); with several, the trial is a small driver that
-builds a TorchTrainer and forwards its reports to Tune with `TuneReportCallback`.
+builds a TorchTrainer and forwards its reports to Tune with `TuneReportCallback`. XGBoost
+trials are such drivers too (an XGBoostTrainer); scikit-learn trials are one fit.
+Every trial picks its path from its own config, so one search can span families.
 """
 
 from __future__ import annotations
@@ -16,13 +18,16 @@ from ray import tune
 from ray.tune.integration.ray_train import CHECKPOINT_PATH_KEY, TuneReportCallback
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 
-from components.config import TrainingConfig, TuningConfig, apply_overrides
+from ray.tune.execution.placement_groups import PlacementGroupFactory
+
+from components.config import TrainingConfig, TuningConfig
+from components.models import family
+from components.training.estimator_fit import estimator_trial
 from components.training.loop import train_model
 from components.training.outcome import TrialOutcome
-from components.models import is_estimator
-from components.training.estimator_fit import estimator_trial
 from components.training.ray_session import SilverInputs, TuneSession, make_trainer, require_capacity
-from components.tuning.search_space import to_tune_space
+from components.training.xgboost_fit import xgboost_trial
+from components.tuning.search_space import trial_config, tune_space
 
 
 def run_search(
@@ -33,35 +38,26 @@ def run_search(
     storage_path: str,
     name: str,
 ) -> tune.ResultGrid:
-    """Run `tuning.num_samples` trials of the loop config `base` with `tuning.space` applied."""
+    """Run `tuning.num_samples` trials of the loop config `base` with `tuning.space` applied
+    (per family, when `tuning.families` searches several kinds at once)."""
+    space = tune_space(tuning)
+    kinds = [{"kind": k} for k in tuning.families] or [base["model"]]
+    families = {family(spec) for spec in kinds}
     training = TrainingConfig.model_validate(base["training"])
-    if is_estimator(base["model"]):
-        # One fit per trial on in-memory arrays: a Ray actor with one CPU, no worker group.
-        trainable = tune.with_parameters(
-            estimator_trial, base=base, tables=inputs.tables, columns=inputs.columns, label_dtype=inputs.label_dtype
-        )
-        resources = {"CPU": 1}
+    if families == {"sklearn"}:
         training = training.model_copy(update={"num_workers": 1, "use_gpu": False})
-    elif training.num_workers == 1:
-        trainable = tune.with_parameters(_trial, base=base, datasets=inputs.datasets())
-        resources = {"CPU": 1, "GPU": 1 if training.use_gpu else 0}
-    else:
-        trainable = tune.with_parameters(_driver, base=base, datasets=inputs.datasets(), storage_path=storage_path)
-        # The driver only waits on its TorchTrainer, whose workers hold the real resources.
-        resources = {"CPU": _DRIVER_CPUS}
-    require_capacity(training.num_workers, training.use_gpu, _DRIVER_CPUS if training.num_workers > 1 else 0.0)
-    scheduler = (
-        ASHAScheduler(time_attr="training_iteration", max_t=training.epochs, grace_period=tuning.grace_period)
-        if tuning.scheduler == "asha"
-        else FIFOScheduler()
-    )
+    drivers = "xgboost" in families or ("torch" in families and training.num_workers > 1)
+    require_capacity(training.num_workers, training.use_gpu, _DRIVER_CPUS if drivers else 0.0)
+    # Estimators read in-memory arrays; the others stream the same tables through Ray Data.
+    datasets = inputs.datasets() if families - {"sklearn"} else None
+    trainable = tune.with_parameters(_trial, base=base, inputs=inputs, datasets=datasets, storage_path=storage_path)
     tuner = tune.Tuner(
-        tune.with_resources(trainable, resources),
-        param_space=to_tune_space(tuning.space),
+        tune.with_resources(trainable, _TrialResources(base)),
+        param_space=space,
         tune_config=tune.TuneConfig(
             metric=tuning.metric,
             mode=tuning.mode,
-            scheduler=scheduler,
+            scheduler=_scheduler(tuning, families, training),
             num_samples=tuning.num_samples,
             max_concurrent_trials=tuning.max_concurrent_trials or concurrent_trials(training),
             trial_dirname_creator=lambda trial: trial.trial_id,
@@ -71,7 +67,38 @@ def run_search(
     return tuner.fit()
 
 
+def _scheduler(tuning: TuningConfig, families: set[str], training: TrainingConfig) -> Any:
+    if tuning.scheduler != "asha" or len(families) > 1:
+        # Early stopping compares trials at equal progress; an epoch and a boosting round
+        # are not equal progress, so a search across families runs every trial to the end.
+        return FIFOScheduler()
+    if families == {"xgboost"}:
+        # Boosting trials report rounds as "epoch", not every round (see xgboost_fit), and end
+        # at their own n_estimators, which the space may tune: max_t only has to exceed it.
+        return ASHAScheduler(time_attr="epoch", max_t=_MAX_ROUNDS, grace_period=tuning.grace_period)
+    return ASHAScheduler(time_attr="training_iteration", max_t=training.epochs, grace_period=tuning.grace_period)
+
+
+class _TrialResources:
+    """What one trial holds, by the family it drew: a CPU for a fit or a one-worker loop,
+    next to nothing for a driver whose trainer's workers hold the real resources."""
+
+    def __init__(self, base: dict[str, Any]) -> None:
+        self.base = base
+
+    def __call__(self, params: dict[str, Any]) -> PlacementGroupFactory:
+        config = trial_config(self.base, params)
+        training = TrainingConfig.model_validate(config["training"])
+        kind_family = family(config["model"])
+        if kind_family == "sklearn":
+            return PlacementGroupFactory([{"CPU": 1}])
+        if kind_family == "xgboost" or training.num_workers > 1:
+            return PlacementGroupFactory([{"CPU": _DRIVER_CPUS}])
+        return PlacementGroupFactory([{"CPU": 1, "GPU": 1 if training.use_gpu else 0}])
+
+
 _DRIVER_CPUS = 0.01
+_MAX_ROUNDS = 1_000_000
 
 
 def concurrent_trials(training: TrainingConfig) -> int:
@@ -125,15 +152,28 @@ def _checkpoint_path(result: tune.Result) -> str | None:
     return str(path) if path else None
 
 
-def _trial(params: dict[str, Any], *, base: dict[str, Any], datasets: dict[str, ray.data.Dataset]) -> None:
-    config = apply_overrides(base, params)
-    train_model(config, TuneSession(datasets, use_gpu=config["training"].get("use_gpu", False)))
-
-
-def _driver(
-    params: dict[str, Any], *, base: dict[str, Any], datasets: dict[str, ray.data.Dataset], storage_path: str
+def _trial(
+    params: dict[str, Any],
+    *,
+    base: dict[str, Any],
+    inputs: SilverInputs,
+    datasets: dict[str, ray.data.Dataset] | None,
+    storage_path: str,
 ) -> None:
-    config = apply_overrides(base, params)
+    config = trial_config(base, params)
+    kind_family = family(config["model"])
+    training = TrainingConfig.model_validate(config["training"])
+    if kind_family == "sklearn":
+        estimator_trial(config, inputs.tables, inputs.columns, inputs.label_dtype)
+    elif kind_family == "xgboost":
+        xgboost_trial(config, datasets, storage_path)
+    elif training.num_workers == 1:
+        train_model(config, TuneSession(datasets, use_gpu=training.use_gpu))
+    else:
+        _driver(config, datasets, storage_path)
+
+
+def _driver(config: dict[str, Any], datasets: dict[str, ray.data.Dataset], storage_path: str) -> None:
     training = TrainingConfig.model_validate(config["training"])
     trial_id = tune.get_context().get_trial_id()
     make_trainer(

@@ -35,7 +35,12 @@ def test_every_shipped_pipeline_loads_and_builds(path):
 
     config = load_pipeline(path)
     extra = {"task": config.schema_.task} if is_estimator(config.model) else {}
+    if config.model.kind == "ensemble" and config.tuning and config.tuning.families:
+        extra["members"] = [{"kind": kind} for kind in config.tuning.families]  # what the search will pick from
     assert build(config.model, in_features=len(config.schema_.features), out_features=1, **extra) is not None
+    for kind in config.tuning.families if config.tuning else {}:
+        kind_extra = {"task": config.schema_.task} if is_estimator({"kind": kind}) else {}
+        assert build({"kind": kind}, in_features=len(config.schema_.features), out_features=1, **kind_extra) is not None
 
 
 def test_unknown_key_is_named_with_its_path(tmp_path):
