@@ -106,3 +106,43 @@ def test_run_then_predict_over_http(tmp_path: Path):
     again = subprocess.run([RAYLINE, "ingest", str(path)], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=180)
     assert again.returncode == 0, again.stdout + again.stderr
     assert lake.version("bronze") == version and lake.read("bronze").height == 148
+
+
+def test_run_an_ensemble_over_a_family_search(tmp_path: Path):
+    """`kind: ensemble` + `tuning.families`: the search, the stacking ensemble of each
+    family's best trial, one registered version holding every member, the leaderboard."""
+    families = {"knn": {"model.params.k": {"choice": [3, 5]}}, "naive_bayes": {}, "logistic_regression": {}}
+    config = iris_config(
+        "tiny-ensemble",
+        model={"kind": "ensemble", "params": {"method": "stacking", "folds": 3}},
+        tuning={"num_samples": 1, "scheduler": "fifo", "families": families},
+        serving={"name": "tiny-ensemble", "port": PORT},
+    )
+    path = write_config(tmp_path, config)
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env.pop("PREFECT_HOME", None)
+    run = subprocess.run(
+        [RAYLINE, "run", str(path), "--no-serve"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600
+    )
+    output = run.stdout + run.stderr
+    assert run.returncode == 0, output
+    assert "tiny-ensemble v1, champion" in output and "trials              │ 4 (0 failed)" in output
+
+    import json
+
+    import mlflow
+    from mlflow import MlflowClient
+    from mlflow.artifacts import download_artifacts
+
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path}/.rayline/mlflow.db")  # models:/ URIs resolve through it
+    client = MlflowClient()
+    version = client.get_model_version_by_alias("tiny-ensemble", "champion")
+    bundle = Path(download_artifacts(artifact_uri=f"models:/tiny-ensemble/{version.version}", dst_path=str(tmp_path / "b")))
+    description = json.loads((bundle / "ensemble.json").read_text())
+    assert [m["name"] for m in description["members"]] == ["knn", "naive_bayes", "logistic_regression"]
+    assert description["method"] == "stacking" and (bundle / "meta.skops").is_file()
+    assert "test_accuracy" in client.get_run(version.run_id).data.metrics
+    parent = client.get_run(version.run_id).data.tags["mlflow.parentRunId"]
+    board = json.loads(Path(download_artifacts(run_id=parent, artifact_path="report/leaderboard.json",
+                                                dst_path=str(tmp_path / "board"))).read_text())
+    assert len(board) == 4 and "ensemble" in [row["trial"] for row in board]
