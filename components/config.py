@@ -232,6 +232,8 @@ class TuningConfig(_Strict):
     @field_validator("families")
     @classmethod
     def _family_keys_are_model_params(cls, families: dict[str, Any]) -> dict[str, Any]:
+        if "ensemble" in families:
+            raise ValueError("an ensemble is not a family to search: set model.kind: ensemble to stack the families")
         for kind, space in families.items():
             for key in space:
                 if not key.startswith("model.params."):

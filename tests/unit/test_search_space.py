@@ -85,6 +85,7 @@ def test_best_trial_of_each_family_in_first_seen_order():
         ({}, "tuning needs a 'space', 'families', or both"),
         ({"families": {"knn": {"training.epochs": {"choice": [1]}}}}, "families.knn: key 'training.epochs' must start"),
         ({"families": FAMILIES, "space": {"model.params.k": {"choice": [1]}}}, "model keys belong in each family"),
+        ({"families": {"ensemble": {}}}, "an ensemble is not a family to search"),
     ],
 )
 def test_bad_tuning_configs_are_named(tuning, message):
