@@ -115,3 +115,26 @@ def write_section(key: str, title: str, body: str) -> None:
     else:
         text = text.rstrip("\n") + "\n\n" + section + "\n"
     RESULTS.write_text(text)
+
+
+def run_child(script: str | Path, spec: dict, workdir: Path, key: str, label: str, env: dict[str, str],
+              timeout_s: float) -> dict:
+    """Run `script --ray-child SPEC` in a fresh interpreter with `env`; return the JSON it
+    wrote to spec["out"]. Raises with the tail of its output when it fails or times out."""
+    import json
+
+    spec_path, out_path, log_path = (workdir / f"{key}.{ext}" for ext in ("spec.json", "out.json", "log"))
+    spec_path.write_text(json.dumps({**spec, "out": str(out_path)}))
+    cmd = [sys.executable, str(Path(script).resolve()), "--ray-child", str(spec_path)]
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
+        try:
+            code = proc.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            proc.terminate()  # the child's ray.shutdown (in `finally`) stops the Ray it started
+            proc.wait(timeout=30)
+            code = None
+    if code != 0 or not out_path.exists():
+        tail = log_path.read_text(errors="replace")[-4000:]
+        raise RuntimeError(f"{label} failed (exit {code}); its output ends:\n{tail}")
+    return json.loads(out_path.read_text())

@@ -33,7 +33,6 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -52,7 +51,7 @@ from ray.train import CheckpointConfig, RunConfig, ScalingConfig
 from ray.train.torch import TorchConfig, TorchTrainer
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import table, write_section  # noqa: E402
+from _common import run_child, table, write_section  # noqa: E402
 
 import components.training.ray_session as ray_session  # noqa: E402
 from components.config import ProfileConfig, TrainingConfig  # noqa: E402
@@ -268,23 +267,10 @@ def ray_child(spec_path: str) -> int:
 
 def run_variant(variant: Variant, spec: dict[str, Any], workdir: Path) -> dict[str, Any]:
     """`ray_child` in a fresh interpreter whose environment carries only this variant's settings."""
-    spec_path, out_path, log_path = (workdir / f"{variant.key}.{ext}" for ext in ("spec.json", "out.json", "log"))
-    spec_path.write_text(json.dumps({**spec, "variant": asdict(variant), "out": str(out_path)}))
     env = {k: v for k, v in os.environ.items() if k not in RAY_ENV and k != "RAY_ADDRESS"}  # always a local Ray
     env.update(variant.env)
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--ray-child", str(spec_path)]
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
-        try:
-            code = proc.wait(timeout=_CHILD_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            proc.terminate()  # the child's ray.shutdown (in `finally`) stops the Ray it started
-            proc.wait(timeout=30)
-            code = None
-    if code != 0 or not out_path.exists():
-        tail = log_path.read_text(errors="replace")[-4000:]
-        raise RuntimeError(f"{variant.label} failed (exit {code}); its output ends:\n{tail}")
-    out = json.loads(out_path.read_text())
+    out = run_child(__file__, {**spec, "variant": asdict(variant)}, workdir, variant.key, variant.label, env,
+                    _CHILD_TIMEOUT_S)
     if {out["code"], out["driver_code"]} != {_code_dir()}:
         raise RuntimeError(f"{variant.label} imported project code from {out['driver_code']} (driver) and "
                            f"{out['code']} (worker), not {_code_dir()}")

@@ -36,7 +36,6 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -50,7 +49,7 @@ import xgboost
 from sklearn.datasets import make_classification
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import table, write_section  # noqa: E402
+from _common import run_child, table, write_section  # noqa: E402
 
 import components.training.xgboost_fit as xgboost_fit  # noqa: E402
 from components.config import ProfileConfig, TrainingConfig  # noqa: E402
@@ -196,22 +195,8 @@ def ray_child(spec_path: str) -> int:
 
 def run_variant(variant: str, spec: dict[str, Any], workdir: Path) -> dict[str, Any]:
     """`ray_child` in a fresh interpreter with a local Ray of its own."""
-    spec_path, out_path, log_path = (workdir / f"{variant}.{ext}" for ext in ("spec.json", "out.json", "log"))
-    spec_path.write_text(json.dumps({**spec, "variant": variant, "out": str(out_path)}))
     env = {k: v for k, v in os.environ.items() if k not in RAY_ENV and k != "RAY_ADDRESS"}  # always a local Ray
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--ray-child", str(spec_path)]
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
-        try:
-            code = proc.wait(timeout=_CHILD_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            proc.terminate()  # the child's ray.shutdown (in `finally`) stops the Ray it started
-            proc.wait(timeout=30)
-            code = None
-    if code != 0 or not out_path.exists():
-        tail = log_path.read_text(errors="replace")[-4000:]
-        raise RuntimeError(f"{_VARIANTS[variant]} failed (exit {code}); its output ends:\n{tail}")
-    out = json.loads(out_path.read_text())
+    out = run_child(__file__, {**spec, "variant": variant}, workdir, variant, _VARIANTS[variant], env, _CHILD_TIMEOUT_S)
     codes = {out["driver_code"], *(r["code"] for r in out["runs"])}
     if codes != {_code_dir()}:
         raise RuntimeError(f"{_VARIANTS[variant]} imported project code from {codes}, not {_code_dir()}")
