@@ -1,9 +1,10 @@
 """An ensemble served as a composition: one deployment per member, one combiner.
 
-The combiner validates and encodes the request once, sends the encoded rows to every
-member deployment at the same time through DeploymentHandles, and combines what comes
-back with the ensemble's own `Combiner` (vote, average, weights or meta-learner). Members
-batch their requests and scale apart (`serving.member_replicas`).
+The combiner validates each request, batches the valid ones (`@serve.batch`), encodes a
+batch once, sends it to every member deployment at the same time through
+DeploymentHandles, and combines what comes back with the ensemble's own `Combiner` (vote,
+average, weights or meta-learner). Members batch too and scale apart
+(`serving.member_replicas`).
 
 A member that raises or misses `member_timeout_s` is named in the answer. With
 `allow_degraded` the members left are combined (`Combiner.without`); otherwise the
@@ -18,6 +19,7 @@ import tempfile
 from typing import Any
 
 import numpy as np
+import polars as pl
 from ray import serve
 from ray.serve.handle import DeploymentHandle
 
@@ -63,6 +65,8 @@ class EnsembleServer:
         version: str,
         tracking_uri: str,
         max_instances: int,
+        max_batch_size: int,
+        batch_wait_s: float,
         allow_degraded: bool,
         member_timeout_s: float,
         **members: DeploymentHandle,
@@ -82,6 +86,8 @@ class EnsembleServer:
         self.max_instances = max_instances
         self.allow_degraded = allow_degraded
         self.member_timeout_s = member_timeout_s
+        self._fan_out.set_max_batch_size(max_batch_size)
+        self._fan_out.set_batch_wait_timeout_s(batch_wait_s)
 
     def status(self) -> dict[str, Any]:
         schema = self.features.schema
@@ -95,30 +101,41 @@ class EnsembleServer:
         }
 
     async def predict(self, instances: list[Any], explain: bool = False) -> dict[str, Any]:
+        """Validate one request's rows, then join the batch; bad input never reaches a member."""
         try:
             rows = frame_from_records(instances, self.features.schema, self.max_instances)
         except InvalidInput as exc:
             return {"error": exc.message, "field": exc.field}
-        x = self.features.inputs(rows)  # (N, F), encoded once for every member
-        results = await asyncio.gather(*(self._ask(name, x) for name in self.names))
-        failed = {name: error for name, (_, error) in zip(self.names, results) if error is not None}
+        outputs, failed = await self._fan_out(rows)
         if failed and (not self.allow_degraded or len(failed) == len(self.names)):
             reasons = "; ".join(f"{name}: {error}" for name, error in failed.items())
             return {"unavailable": f"ensemble {self.name!r} cannot answer: member(s) failed ({reasons})", "failed": failed}
-        outputs = [output for output, error in results if error is None]
+        answered = [n for n in self.names if n not in failed]
         combiner = self.combiner.without([i for i, n in enumerate(self.names) if n in failed]) if failed else self.combiner
         answer: dict[str, Any] = {
-            "predictions": self.features.answers(combiner(outputs)),
+            "predictions": self.features.answers(combiner([outputs[n] for n in answered])),
             "model_name": self.name,
             "model_version": self.version,
         }
         if explain:
-            answer["members"] = {
-                name: self.features.answers(output) for name, (output, error) in zip(self.names, results) if error is None
-            }
+            answer["members"] = {name: self.features.answers(outputs[name]) for name in answered}
         if failed:
-            answer["degraded"] = {"failed": failed, "combined": [n for n in self.names if n not in failed]}
+            answer["degraded"] = {"failed": failed, "combined": answered}
         return answer
+
+    @serve.batch(max_batch_size=32, batch_wait_timeout_s=0.0)
+    async def _fan_out(
+        self, requests: list[pl.DataFrame]
+    ) -> list[tuple[dict[str, np.ndarray], dict[str, str]]]:
+        """Every waiting request's rows encoded together and sent to each member at once:
+        one call per member per batch, not per request. Returns, per request, each answering
+        member's outputs and each failed member's reason."""
+        x = self.features.inputs(pl.concat(requests))  # (N, F), encoded once for every member
+        results = await asyncio.gather(*(self._ask(name, x) for name in self.names))
+        failed = {name: error for name, (_, error) in zip(self.names, results) if error is not None}
+        bounds = np.cumsum([r.height for r in requests])[:-1]
+        parts = {name: np.split(output, bounds) for name, (output, error) in zip(self.names, results) if error is None}
+        return [({name: split[i] for name, split in parts.items()}, failed) for i in range(len(requests))]
 
     async def _ask(self, name: str, x: np.ndarray) -> tuple[np.ndarray | None, str | None]:
         """(output, None) or (None, why it failed): one member's failure is not the request's."""

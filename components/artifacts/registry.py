@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import math
 import tempfile
 from dataclasses import dataclass
@@ -14,6 +15,7 @@ from mlflow.exceptions import MlflowException
 
 CHAMPION = "champion"
 _BUNDLE_PATH = "bundle"
+_DIGEST_TAG = "rayline.bundle_sha256"
 
 
 @dataclass(frozen=True)
@@ -30,9 +32,20 @@ def register_bundle(
     name: str, bundle_dir: str | Path, *, run_id: str, metric: str, value: float, mode: str
 ) -> Registration:
     """Log the bundle to run `run_id`, make it a version of model `name`, and move the
-    `champion` alias to it only if it beats the current champion on `metric` (or none exists)."""
+    `champion` alias to it only if it beats the current champion on `metric` (or none exists).
+
+    A run holds one bundle: registering a different one from the same run raises ValueError
+    (its files would merge into the first's, and every version would serve the mix)."""
     client = MlflowClient()
+    digest = bundle_digest(bundle_dir)
+    held = client.get_run(run_id).data.tags.get(_DIGEST_TAG)
+    if held is not None and held != digest:
+        raise ValueError(
+            f"run {run_id} already holds a different bundle (sha256 {held[:12]}, this one {digest[:12]}): "
+            "register each bundle from its own run"
+        )
     client.log_artifacts(run_id, str(bundle_dir), _BUNDLE_PATH)
+    client.set_tag(run_id, _DIGEST_TAG, digest)
     try:
         client.create_registered_model(name)
     except MlflowException as exc:
@@ -48,6 +61,16 @@ def register_bundle(
     if wins:
         client.set_registered_model_alias(name, CHAMPION, version)
     return Registration(name, str(version), wins, previous, metric, float(value))
+
+
+def bundle_digest(bundle_dir: str | Path) -> str:
+    """sha256 over a bundle's relative file paths and contents."""
+    digest = hashlib.sha256()
+    root = Path(bundle_dir)
+    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+        digest.update(path.relative_to(root).as_posix().encode() + b"\0")
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
 
 
 def champion_version(name: str) -> Any | None:

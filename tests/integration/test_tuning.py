@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import math
+import shutil
 from pathlib import Path
 
 import mlflow
+import pytest
 from mlflow import MlflowClient
 
 from components.artifacts.bundle import load_bundle, save_bundle
@@ -60,6 +62,12 @@ def test_best_trial_is_tracked_registered_and_champion_only_when_better(search, 
     better = register_bundle("iris", bundle_dir, run_id=runs[worse.trial_id], metric="val_loss",
                              value=best.value("val_loss") / 2, mode="min")
     assert better.champion and str(client.get_model_version_by_alias("iris", CHAMPION).version) == better.version
+
+    # a run holds one bundle: a different one from the same run would merge into it
+    other = shutil.copytree(bundle_dir, workdir / "bundle-other")
+    (other / "metrics.json").write_text('{"val_loss": 9.0}')
+    with pytest.raises(ValueError, match=r"already holds a different bundle .* register each bundle from its own run"):
+        register_bundle("iris-other", other, run_id=runs[worse.trial_id], metric="val_loss", value=9.0, mode="min")
 
     path, version = download_bundle(mlflow.get_tracking_uri(), "iris")
     loaded = load_bundle(path)
