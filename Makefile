@@ -29,7 +29,10 @@ test-unit: setup
 
 bench: setup
 	$(BIN)/python benchmarks/train_overhead.py
+	$(BIN)/python benchmarks/xgboost_overhead.py
 	$(BIN)/python benchmarks/serve_overhead.py
+	$(BIN)/python benchmarks/ensemble_serving.py
+	$(BIN)/python benchmarks/accuracy_parity.py
 
 clean:
 	rm -rf .rayline
