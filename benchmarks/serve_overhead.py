@@ -29,8 +29,6 @@ import argparse
 import asyncio
 import json
 import os
-import re
-import socket
 import statistics
 import subprocess
 import sys
@@ -46,7 +44,11 @@ import polars as pl
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import machine_busy_s, process_tree_cpu, table, write_section  # noqa: E402
+from _common import process_tree_cpu, table, write_section  # noqa: E402
+from _load import (  # noqa: E402
+    ACCESS_LINE, Measured, drive, free_port, health,
+    serve_until_stdin_closes, serving_child, stop, wait_ready,
+)
 
 from components.artifacts.bundle import load_bundle, save_bundle  # noqa: E402
 from components.artifacts.registry import register_bundle  # noqa: E402
@@ -67,7 +69,6 @@ TARGET_THROUGHPUT_RATIO = 0.3
 THROUGHPUT_ENV = "RAY_SERVE_THROUGHPUT_OPTIMIZED"
 HERE = Path(__file__).resolve().parent
 _CHILD_START_S = 240.0
-REQUEST_ID_HEADER = "x-request-id"
 C1_TAG = "bench-c1"
 
 
@@ -161,108 +162,29 @@ class Load:
 
 
 @dataclass
-class Measured:
-    concurrency: int
-    latencies_s: list[float]
-    errors: int
-    elapsed_s: float
-
-    @property
-    def ok(self) -> int:
-        return len(self.latencies_s)
-
-    def pct_ms(self, q: float) -> float:
-        return float(np.percentile(self.latencies_s, q)) * 1e3 if self.latencies_s else float("nan")
-
-    @property
-    def rps(self) -> float:
-        return self.ok / self.elapsed_s if self.elapsed_s > 0 else float("nan")
-
-
-async def _drive(
-    client: httpx.AsyncClient, url: str, body: bytes, concurrency: int, total: int, seconds: float, tag: str = ""
-) -> Measured:
-    """`concurrency` closed-loop senders until `total` requests are sent or `seconds` pass.
-    With `tag`, request n carries `x-request-id: {tag}-{n}`, which Serve uses as its request id
-    (and so in its access logs); uvicorn ignores it."""
-    headers = {"content-type": "application/json"}
-    latencies: list[float] = []
-    sent, errors = 0, 0
-    deadline = time.perf_counter() + seconds
-
-    async def sender() -> None:
-        nonlocal sent, errors
-        while sent < total and time.perf_counter() < deadline:
-            sent += 1
-            extra = {REQUEST_ID_HEADER: f"{tag}-{sent}"} if tag else {}
-            t0 = time.perf_counter()
-            try:
-                response = await client.post(url, content=body, headers={**headers, **extra})
-                ok = response.status_code == 200
-            except httpx.HTTPError:
-                ok = False
-            if ok:
-                latencies.append(time.perf_counter() - t0)
-            else:
-                errors += 1
-
-    started = time.perf_counter()
-    await asyncio.gather(*(sender() for _ in range(concurrency)))
-    return Measured(concurrency, latencies, errors, time.perf_counter() - started)
-
-
-async def _health(client: httpx.AsyncClient, url: str, n: int) -> Measured:
-    """GET /healthz one at a time: the HTTP + ingress path without any model work."""
-    latencies: list[float] = []
-    errors = 0
-    started = time.perf_counter()
-    for _ in range(n):
-        t0 = time.perf_counter()
-        try:
-            ok = (await client.get(url)).status_code == 200
-        except httpx.HTTPError:
-            ok = False
-        if ok:
-            latencies.append(time.perf_counter() - t0)
-        else:
-            errors += 1
-    return Measured(1, latencies, errors, time.perf_counter() - started)
-
-
-@dataclass
 class Run:
-    """One server's measurements: predict at c=1 and c=16, healthz at c=1, and the CPU
-    seconds each of its processes (and the client) used during the timed c=16 requests."""
+    """One server's measurements: predict at c=1 and c=16, healthz at c=1; `c16.cpu` holds
+    the CPU seconds each of its processes (and the client) used during the timed c=16 requests."""
 
     c1: Measured
     c16: Measured
     health: Measured
-    cpu_c16: dict[str, float]
-    machine_busy_c16: float  # CPU seconds every process on the machine used meanwhile
     c1_logged: dict[str, float] | None = None  # see serve_log_breakdown
-
-    @property
-    def others_cores(self) -> float:
-        """Cores kept busy during the timed c=16 requests by processes outside this benchmark."""
-        return max(self.machine_busy_c16 - sum(self.cpu_c16.values()), 0.0) / self.c16.elapsed_s
 
 
 async def _measure(base_url: str, body: bytes, load: Load, server_pid: int) -> Run:
     url = f"{base_url}/v1/models/{MODEL}:predict"
+    bodies = [body]
     limits = httpx.Limits(max_connections=32, max_keepalive_connections=32)
     async with httpx.AsyncClient(limits=limits, timeout=30.0) as client:
-        await _health(client, f"{base_url}/healthz", 10)
-        health = await _health(client, f"{base_url}/healthz", 100)
-        await _drive(client, url, body, 1, load.warmup, load.seconds_c1)
-        c1 = await _drive(client, url, body, 1, load.requests_c1, load.seconds_c1, tag=C1_TAG)
-        await _drive(client, url, body, 16, load.warmup, load.seconds_c16)
-        before, client_before, machine_before = cpu_by_process(server_pid), time.process_time(), machine_busy_s()
-        c16 = await _drive(client, url, body, 16, load.requests_c16, load.seconds_c16)
-        after, client_after, machine_after = cpu_by_process(server_pid), time.process_time(), machine_busy_s()
-    cpu = {"client": client_after - client_before}
-    for pid, (group, seconds) in after.items():
-        cpu[group] = cpu.get(group, 0.0) + seconds - before.get(pid, (group, 0.0))[1]
-    return Run(c1, c16, health, cpu, machine_after - machine_before)
+        await health(client, f"{base_url}/healthz", 10)
+        healthz = await health(client, f"{base_url}/healthz", 100)
+        await drive(client, url, bodies, 1, load.warmup, load.seconds_c1)
+        c1 = await drive(client, url, bodies, 1, load.requests_c1, load.seconds_c1, tag=C1_TAG)
+        await drive(client, url, bodies, 16, load.warmup, load.seconds_c16)
+        c16 = await drive(client, url, bodies, 16, load.requests_c16, load.seconds_c16,
+                          cpu=lambda: cpu_by_process(server_pid))
+    return Run(c1, c16, healthz)
 
 
 def measure(base_url: str, body: bytes, load: Load, server_pid: int) -> Run:
@@ -289,26 +211,6 @@ def cpu_by_process(root_pid: int) -> dict[int, tuple[str, float]]:
     return {pid: (_process_group(cmdline, pid == root_pid), cpu) for pid, (cmdline, cpu) in tree.items()}
 
 
-def wait_ready(url: str, timeout_s: float, proc: subprocess.Popen | None = None) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if proc is not None and proc.poll() is not None:
-            raise RuntimeError(f"the plain server exited with code {proc.returncode}")
-        try:
-            if httpx.get(url, timeout=2.0).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.25)
-    raise TimeoutError(f"{url} did not answer 200 within {timeout_s:.0f}s")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def one_answer(base_url: str, body: bytes) -> dict[str, Any]:
     r = httpx.post(f"{base_url}/v1/models/{MODEL}:predict", content=body, headers={"content-type": "application/json"})
     r.raise_for_status()
@@ -316,10 +218,6 @@ def one_answer(base_url: str, body: bytes) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------------------- Serve's access logs
-
-# "INFO 2026-11-21 06:31:27,232 rayline_Gateway xci89ruj <request id> -- POST /v1/... 200 24.7ms"
-_ACCESS_LINE = re.compile(r"^\S+ \S+ \S+ (\S+) \S+ (\S+) -- .* (\d+(?:\.\d+)?)ms$")
-
 
 def serve_log_breakdown(session_dir: str, tag: str) -> dict[str, float] | None:
     """Median milliseconds each tier spent on the tagged requests, from the access logs the
@@ -335,9 +233,9 @@ def serve_log_breakdown(session_dir: str, tag: str) -> dict[str, float] | None:
         if tier is None:
             continue
         for line in path.read_text(errors="replace").splitlines():
-            match = _ACCESS_LINE.match(line)
-            if match and match.group(2).startswith(f"{tag}-"):
-                logged[tier][match.group(2)] = float(match.group(3))
+            match = ACCESS_LINE.match(line)
+            if match and match["id"].startswith(f"{tag}-"):
+                logged[tier][match["id"]] = float(match["ms"])
     ids = set(logged["proxy"]) & set(logged["gateway"]) & set(logged["model"])
     if not ids:
         return None
@@ -352,18 +250,6 @@ def serve_log_breakdown(session_dir: str, tag: str) -> dict[str, float] | None:
 
 
 # ---------------------------------------------------------------------------- the servers
-
-
-def _stop(proc: subprocess.Popen, timeout_s: float) -> None:
-    """Let a server process exit on its own within `timeout_s`, then terminate, then kill it."""
-    for step in (None, proc.terminate, proc.kill):
-        if step is not None:
-            step()
-        try:
-            proc.wait(timeout=timeout_s)
-            return
-        except subprocess.TimeoutExpired:
-            continue
 
 
 def run_plain(bundle_dir: Path, version: str, body: bytes, load: Load) -> tuple[Run, dict[str, Any]]:
@@ -385,7 +271,7 @@ def run_plain(bundle_dir: Path, version: str, body: bytes, load: Load) -> tuple[
         return measure(base, body, load, proc.pid), answer
     finally:
         proc.terminate()
-        _stop(proc, 15)
+        stop(proc, 15)
 
 
 @dataclass(frozen=True)
@@ -469,8 +355,7 @@ def serve_child(spec_path: str) -> int:
             "base": base, "ray_init_s": init_s, "deploy_s": deploy_s, "env": os.environ.get(THROUGHPUT_ENV),
             "session_dir": ray._private.worker.global_worker.node.get_session_dir_path(),
         }
-        Path(spec["ready"]).write_text(json.dumps(ready))
-        sys.stdin.read()  # until the benchmark closes our stdin
+        serve_until_stdin_closes(spec["ready"], ready)
     finally:
         serve.shutdown()
         ray.shutdown()
@@ -490,23 +375,9 @@ def run_serve(
     env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS" and k != THROUGHPUT_ENV}  # always a local Ray
     env.update(variant.env)
     cmd = [sys.executable, str(Path(__file__).resolve()), "--serve-child", str(spec_path)]
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=log, stderr=subprocess.STDOUT, env=env)
-    try:
-        deadline = time.monotonic() + _CHILD_START_S + 60
-        while not ready_path.exists():
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(
-                    f"{variant.label} did not start (exit {proc.returncode}); its output ends:\n"
-                    + log_path.read_text(errors="replace")[-4000:]
-                )
-            time.sleep(0.25)
-        ready = json.loads(ready_path.read_text())
+    with serving_child(cmd, env, ready_path, log_path, _CHILD_START_S + 60, variant.label) as (proc, ready):
         answer = one_answer(ready["base"], body)
         run = measure(ready["base"], body, load, proc.pid)
-    finally:
-        proc.stdin.close()  # the child shuts Serve and its Ray down and exits
-        _stop(proc, 60)
     run.c1_logged = serve_log_breakdown(ready["session_dir"], C1_TAG)  # complete once the replicas exited
     return run, answer, ready
 
@@ -527,11 +398,12 @@ _CPU_GROUPS = ["client", "server", "proxy", "Gateway", "model replica", "Serve c
 
 
 def _cpu_row(name: str, run: Run) -> list[object]:
-    per_request = {group: seconds / run.c16.ok * 1e3 for group, seconds in run.cpu_c16.items()}
+    per_request = {group: seconds / run.c16.ok * 1e3 for group, seconds in run.c16.cpu.items()}
     cells = [f"{per_request[g]:.2f}" if g in per_request else "-" for g in _CPU_GROUPS]
-    total = sum(run.cpu_c16.values())
+    total = sum(run.c16.cpu.values())
     return [
-        name, *cells, f"{total / run.c16.ok * 1e3:.2f}", f"{total / run.c16.elapsed_s:.2f}", f"{run.others_cores:.2f}",
+        name, *cells, f"{total / run.c16.ok * 1e3:.2f}", f"{total / run.c16.elapsed_s:.2f}",
+        f"{run.c16.others_cores:.2f}",
     ]
 
 
@@ -555,7 +427,7 @@ def _tier_row(name: str, run: Run) -> list[object]:
 
 
 def _serve_cpu_ms(run: Run) -> float:
-    return sum(v for g, v in run.cpu_c16.items() if g != "client") / run.c16.ok * 1e3
+    return sum(v for g, v in run.c16.cpu.items() if g != "client") / run.c16.ok * 1e3
 
 
 def _notes(plain: Run, results: list[tuple[Variant, Run, dict[str, Any]]], costs: dict[str, float]) -> list[str]:
@@ -581,12 +453,12 @@ def _notes(plain: Run, results: list[tuple[Variant, Run, dict[str, Any]]], costs
             f"work: no single tier dominates; each process boundary costs milliseconds on this machine."
         )
     lines.append(text)
-    serving = {g: v / run.c16.ok * 1e3 for g, v in run.cpu_c16.items() if g != "client"}
+    serving = {g: v / run.c16.ok * 1e3 for g, v in run.c16.cpu.items() if g != "client"}
     top = sorted(serving.items(), key=lambda kv: -kv[1])
-    plain_server = plain.cpu_c16.get("server", 0.0)
+    plain_server = plain.c16.cpu.get("server", 0.0)
     lines.append(
         f"c=16, {head.label}: {run.c16.rps:.0f} req/s vs {plain.c16.rps:.0f} plain. Serve keeps "
-        f"{sum(run.cpu_c16.values()) / run.c16.elapsed_s:.2f} of the 2 cores busy (client included), so it is "
+        f"{sum(run.c16.cpu.values()) / run.c16.elapsed_s:.2f} of the 2 cores busy (client included), so it is "
         f"CPU-bound: its processes spend {_serve_cpu_ms(run):.2f} ms of CPU per request ("
         + ", ".join(f"{g} {v:.2f}" for g, v in top[:3])
         + f" ms) against {plain_server / plain.c16.ok * 1e3:.2f} ms in uvicorn, whose single process used "
@@ -605,7 +477,7 @@ def _notes(plain: Run, results: list[tuple[Variant, Run, dict[str, Any]]], costs
                 f"(25 ms doubling to 500 ms), and batches never exceed 5: {other.c16.rps:.0f} req/s, p50 "
                 f"{other.c16.pct_ms(50):.0f} ms, p99 {other.c16.pct_ms(99):.0f} ms, against {run.c16.rps:.0f} req/s "
                 f"and p50 {run.c16.pct_ms(50):.0f} ms as deployed, with the cores partly idle "
-                f"({sum(other.cpu_c16.values()) / other.c16.elapsed_s:.2f} busy)."
+                f"({sum(other.c16.cpu.values()) / other.c16.elapsed_s:.2f} busy)."
             )
         elif variant.env.get(THROUGHPUT_ENV) == "1":
             errors = other.c1.errors + other.c16.errors + other.health.errors

@@ -127,8 +127,8 @@ def _model_app(m: ServedModel, tracking_uri: str) -> serve.Application:
         for member in m.members
     }
     return EnsembleServer.options(**options).bind(
-        m.name, m.version, tracking_uri, m.max_instances, m.max_batch_size, m.batch_wait_s, m.allow_degraded,
-        m.member_timeout_s, **members,
+        m.name, m.version, tracking_uri, m.max_instances, m.max_batch_size, m.allow_degraded, m.member_timeout_s,
+        **members,
     )
 
 

@@ -1,7 +1,8 @@
 """An ensemble served as a composition: one deployment per member, one combiner.
 
-The combiner validates each request, batches the valid ones (`@serve.batch`), encodes a
-batch once, sends it to every member deployment at the same time through
+The combiner validates each request, batches the valid ones that arrive while the previous
+batch is out with the members, encodes a batch once, sends it to every member deployment
+at the same time through
 DeploymentHandles, and combines what comes back with the ensemble's own `Combiner` (vote,
 average, weights or meta-learner). Members batch too and scale apart
 (`serving.member_replicas`).
@@ -66,7 +67,6 @@ class EnsembleServer:
         tracking_uri: str,
         max_instances: int,
         max_batch_size: int,
-        batch_wait_s: float,
         allow_degraded: bool,
         member_timeout_s: float,
         **members: DeploymentHandle,
@@ -86,8 +86,7 @@ class EnsembleServer:
         self.max_instances = max_instances
         self.allow_degraded = allow_degraded
         self.member_timeout_s = member_timeout_s
-        self._fan_out.set_max_batch_size(max_batch_size)
-        self._fan_out.set_batch_wait_timeout_s(batch_wait_s)
+        self._queue = _WhileBusy(self._fan_out_batch, max_batch_size)
 
     def status(self) -> dict[str, Any]:
         schema = self.features.schema
@@ -123,8 +122,10 @@ class EnsembleServer:
             answer["degraded"] = {"failed": failed, "combined": answered}
         return answer
 
-    @serve.batch(max_batch_size=32, batch_wait_timeout_s=0.0)
-    async def _fan_out(
+    async def _fan_out(self, rows: pl.DataFrame) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+        return await self._queue.submit(rows)
+
+    async def _fan_out_batch(
         self, requests: list[pl.DataFrame]
     ) -> list[tuple[dict[str, np.ndarray], dict[str, str]]]:
         """Every waiting request's rows encoded together and sent to each member at once:
@@ -145,6 +146,45 @@ class EnsembleServer:
             return None, f"no answer within {self.member_timeout_s:g}s"
         except Exception as exc:  # a member's error of any kind: report it, keep serving
             return None, f"{type(exc).__name__}: {_first_line(exc)}"
+
+
+class _WhileBusy:
+    """Batches what arrives while the previous batch is out: a fan-out mostly waits on its
+    members, so the requests queued meanwhile go together in the next one. `@serve.batch`
+    with no wait closes a batch at the first queued request, which left the combiner
+    sending one-row calls to every member under load (measured: 1.06 requests per batch)."""
+
+    def __init__(self, run: Any, max_batch_size: int) -> None:
+        self._run = run
+        self._max = max_batch_size
+        self._pending: list[tuple[Any, asyncio.Future]] = []
+        self._busy = False
+
+    async def submit(self, item: Any) -> Any:
+        future = asyncio.get_running_loop().create_future()
+        self._pending.append((item, future))
+        if not self._busy:
+            self._busy = True
+            asyncio.create_task(self._drain())
+        return await future
+
+    async def _drain(self) -> None:
+        try:
+            while self._pending:
+                batch, self._pending = self._pending[: self._max], self._pending[self._max :]
+                try:
+                    results = await self._run([item for item, _ in batch])
+                except Exception as exc:  # the batch's failure is each of its requests'
+                    results = [exc] * len(batch)
+                for (_, future), result in zip(batch, results):
+                    if future.done():  # its request was cancelled meanwhile
+                        continue
+                    if isinstance(result, Exception):
+                        future.set_exception(result)
+                    else:
+                        future.set_result(result)
+        finally:
+            self._busy = False
 
 
 def _first_line(exc: Exception) -> str:
