@@ -27,15 +27,12 @@ import numpy as np
 import ray.data
 import ray.train
 import xgboost
-from ray import tune
 from ray.train import Checkpoint, CheckpointConfig, DataConfig, RunConfig, ScalingConfig
 from ray.train.v2._internal.constants import DEFAULT_HEALTH_CHECK_INTERVAL_S, HEALTH_CHECK_INTERVAL_S_ENV_VAR
 from ray.train.xgboost import XGBoostTrainer
-from ray.tune.integration.ray_train import TuneReportCallback
 from xgboost.callback import TrainingCallback
 
 from components.artifacts.xgboost_io import XGBOOST_FILE, as_estimator, write_xgboost_checkpoint
-from components.config import TrainingConfig
 from components.evaluation.scoring import validation_scores
 from components.models.boosting import config_from_spec, train_params
 
@@ -164,21 +161,6 @@ def make_xgboost_trainer(
         # coordinator actor (over a second per run here) in front of the same blocks
         dataset_config=DataConfig(datasets_to_split=["train"] if num_workers > 1 else []),
     )
-
-
-def xgboost_trial(config: dict[str, Any], datasets: dict[str, ray.data.Dataset], storage_path: str) -> None:
-    """Inside a Ray Tune function trial: a small driver that runs one XGBoostTrainer with
-    the trial's config and forwards its reports (and checkpoint path) to Tune."""
-    training = TrainingConfig.model_validate(config["training"])
-    make_xgboost_trainer(
-        config,
-        datasets,
-        num_workers=training.num_workers,
-        use_gpu=training.use_gpu,
-        storage_path=str(Path(storage_path) / "trials"),
-        name=f"train-{tune.get_context().get_trial_id()}",
-        callbacks=[TuneReportCallback()],
-    ).fit()
 
 
 def _shard_arrays(split: str, in_features: int) -> tuple[np.ndarray, np.ndarray]:

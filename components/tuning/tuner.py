@@ -9,6 +9,7 @@ Every trial picks its path from its own config, so one search can span families.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +27,7 @@ from components.training.estimator_fit import estimator_trial
 from components.training.loop import train_model
 from components.training.outcome import TrialOutcome
 from components.training.ray_session import SilverInputs, TuneSession, make_trainer, require_capacity
-from components.training.xgboost_fit import xgboost_trial
+from components.training.xgboost_fit import make_xgboost_trainer
 from components.tuning.search_space import trial_config, tune_space
 
 
@@ -166,17 +167,21 @@ def _trial(
     if kind_family == "sklearn":
         estimator_trial(config, inputs.tables, inputs.columns, inputs.label_dtype)
     elif kind_family == "xgboost":
-        xgboost_trial(config, datasets, storage_path)
+        _driver(make_xgboost_trainer, config, datasets, storage_path)
     elif training.num_workers == 1:
         train_model(config, TuneSession(datasets, use_gpu=training.use_gpu))
     else:
-        _driver(config, datasets, storage_path)
+        _driver(make_trainer, config, datasets, storage_path)
 
 
-def _driver(config: dict[str, Any], datasets: dict[str, ray.data.Dataset], storage_path: str) -> None:
+def _driver(
+    make: Callable[..., Any], config: dict[str, Any], datasets: dict[str, ray.data.Dataset], storage_path: str
+) -> None:
+    """A trial that drives a trainer (`make_trainer`, `make_xgboost_trainer`) and forwards
+    its reports, checkpoint path included, to Tune."""
     training = TrainingConfig.model_validate(config["training"])
     trial_id = tune.get_context().get_trial_id()
-    make_trainer(
+    make(
         config,
         datasets,
         num_workers=training.num_workers,
