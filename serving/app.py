@@ -8,7 +8,6 @@
 """
 
 
-import tempfile
 from dataclasses import dataclass, replace
 
 from fastapi import FastAPI, Request
@@ -17,8 +16,9 @@ from fastapi.responses import JSONResponse
 from ray import serve
 from ray.serve.handle import DeploymentHandle
 
-from components.artifacts.ensemble_io import ENSEMBLE_FILE, read_description
-from components.artifacts.registry import download_bundle, resolve_version
+from components.artifacts.ensemble_io import ENSEMBLE_FILE
+from components.artifacts.registry import read_bundle_json, resolve_version
+from components.models import family
 from serving.ensemble import EnsembleServer, MemberServer
 from serving.model import ModelServer
 from serving.schemas import ErrorBody, ModelList, ModelStatus, PredictRequest, PredictResponse
@@ -136,10 +136,12 @@ def pin(model: ServedModel, tracking_uri: str) -> ServedModel:
     """`model` at the version its alias points at now, with its member names when it is an
     ensemble: every deployment of one model then loads the same version."""
     version = model.version or resolve_version(tracking_uri, model.name, model.alias)
-    with tempfile.TemporaryDirectory(prefix=f"rayline-{model.name}-") as tmp:
-        path, _ = download_bundle(tracking_uri, model.name, dst=tmp, version=version)
-        ensemble = (path / ENSEMBLE_FILE).is_file()
-        members = tuple(m["name"] for m in read_description(path)["members"]) if ensemble else ()
+    # the two small JSON files say it, without fetching the models themselves
+    spec = read_bundle_json(tracking_uri, model.name, version, "spec.json")
+    members: tuple[str, ...] = ()
+    if family(spec) == "ensemble":
+        description = read_bundle_json(tracking_uri, model.name, version, ENSEMBLE_FILE)
+        members = tuple(m["name"] for m in description["members"])
     return replace(model, version=version, members=members)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 import tempfile
 from dataclasses import dataclass
@@ -100,6 +101,14 @@ def download_bundle(
     target = dst or tempfile.mkdtemp(prefix=f"rayline-{name}-")
     path = mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{name}/{version}", dst_path=target)
     return Path(path), version
+
+
+def read_bundle_json(tracking_uri: str, name: str, version: str, filename: str) -> Any:
+    """One JSON file of a registered bundle (spec.json, ensemble.json, ...), fetched alone."""
+    mlflow.set_tracking_uri(tracking_uri)
+    with tempfile.TemporaryDirectory(prefix=f"rayline-{name}-") as tmp:
+        path = mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{name}/{version}/{filename}", dst_path=tmp)
+        return json.loads(Path(path).read_text())
 
 
 def _beats(new: float, old: float, mode: str) -> bool:
