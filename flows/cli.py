@@ -11,7 +11,8 @@ from typing import Annotated, Optional
 import polars as pl
 import typer
 
-from components.config import ConfigError, load_pipeline, load_profile
+from components.config import ConfigError, load_profile
+from components.config_check import load_checked
 from flows import ensure_prefect_home
 from flows.workspace import Workspace
 
@@ -23,7 +24,7 @@ ConfigArg = Annotated[Path, typer.Argument(help="pipeline YAML, e.g. conf/pipeli
 def _workspace(path: Path) -> Workspace:
     """Load and validate everything first: a bad config exits 2 before anything runs."""
     try:
-        ws = Workspace.of(load_pipeline(path), _conf_dir(path))
+        ws = Workspace.of(load_checked(path), _conf_dir(path))
     except ConfigError as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(2) from None

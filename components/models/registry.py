@@ -3,8 +3,9 @@
 A builder is a callable (usually the nn.Module class itself) taking exactly one dataclass
 config. The config type is read from the builder's annotation, so registering a model is
 one decorator and the config stays the single place where its parameters are declared.
-`params` always carry `in_features` and `out_features`; the training code fills them from
-the data.
+A config declares the data-derived fields it needs (`in_features`, `out_features`,
+`in_channels`, `height`, `width`, `vocab_size`, `task`: see `DataInfo`); `build(spec, info)`
+fills exactly those from the data, so a spec written in a YAML file never names them.
 
 Families share one namespace of kinds: `register` for builders returning an nn.Module
 (family "torch", trained by the torch loop), `register_estimator` for builders returning an
@@ -36,6 +37,7 @@ import numpy as np
 import torch.nn as nn
 
 from components.config import ModelConfig
+from components.data.modalities.info import DataInfo
 
 if TYPE_CHECKING:
     from sklearn.base import BaseEstimator
@@ -44,6 +46,9 @@ _B = TypeVar("_B", bound=Callable[..., nn.Module])
 _E = TypeVar("_E", bound=Callable[..., Any])
 
 _REQUIRED = ("in_features", "out_features")
+# Filled from `DataInfo` when the config declares them; never written in a pipeline YAML.
+DATA_FIELDS = ("task", "in_features", "out_features", "in_channels", "height", "width", "vocab_size")
+_SIZES = ("in_features", "out_features", "in_channels", "height", "width", "vocab_size")
 _TASKS = ("classification", "regression")
 
 Family = Literal["torch", "sklearn", "xgboost", "ensemble"]
@@ -98,18 +103,43 @@ def kinds() -> list[str]:
     return sorted(_REGISTRY)
 
 
-def build(spec: ModelConfig | Mapping[str, Any], /, **params: Any) -> nn.Module | BaseEstimator:
+def build(
+    spec: ModelConfig | Mapping[str, Any], info: DataInfo | None = None, /, **params: Any
+) -> nn.Module | BaseEstimator:
     """Build the model `spec` describes: `{"kind": ..., "params": {...}}` or a ModelConfig.
 
-    Keyword `params` are merged over the spec's params (e.g. in_features from the data).
-    Returns an nn.Module, or an unfitted scikit-learn estimator for kinds registered with
-    `register_estimator` (see `is_estimator`).
+    `info` fills the data-derived fields the kind's config declares (`data_fields`);
+    keyword `params` are merged over everything. Returns an nn.Module, or an unfitted
+    scikit-learn estimator for kinds registered with `register_estimator` (see `is_estimator`).
     Raises ValueError naming an unknown kind or an unknown, missing or invalid param.
     """
     kind, spec_params = _parse(spec)
-    entry = _entry(kind, {**spec_params, **params})
-    config = _make_config(kind, entry.config, {**spec_params, **params})
-    return entry.builder(config)
+    return _entry(kind, {**spec_params, **params}).builder(make_config(spec, info, **params))
+
+
+def make_config(spec: ModelConfig | Mapping[str, Any], info: DataInfo | None = None, /, **params: Any) -> Any:
+    """The validated config dataclass `build` would hand to the kind's builder, without
+    building the model: how a pipeline's model params are checked when its file loads."""
+    kind, spec_params = _parse(spec)
+    merged = {**spec_params, **params}
+    entry = _entry(kind, merged)
+    if info is not None:
+        merged = {**spec_params, **data_fields(spec, info), **params}
+    return _make_config(kind, entry.config, merged)
+
+
+def data_fields(spec: ModelConfig | Mapping[str, Any], info: DataInfo, /) -> dict[str, Any]:
+    """The values `info` gives for the data-derived fields `spec`'s kind declares: what a
+    spec's params gain before the model is built, trained and stored."""
+    kind, params = _parse(spec)
+    declared = {f.name for f in dataclasses.fields(_entry(kind, params).config)}
+    return {k: v for k, v in info.model_fields().items() if k in declared and k in DATA_FIELDS}
+
+
+def config_fields(spec: ModelConfig | Mapping[str, Any], /) -> dict[str, Any]:
+    """The kind's config fields (name -> dataclasses.Field), solver taken into account."""
+    kind, params = _parse(spec)
+    return {f.name: f for f in dataclasses.fields(_entry(kind, params).config) if f.init}
 
 
 # ---------------------------------------------------------------------------- helpers
@@ -120,7 +150,8 @@ def _registrar(kind: str, family: Family) -> Callable[[Any], Any]:
 
     def decorator(builder: Any) -> Any:
         config_cls = _config_type(builder)
-        required = (*_REQUIRED, "task") if estimator else _REQUIRED
+        # torch modules declare only the data fields they read (see DataInfo)
+        required = (*_REQUIRED, "task") if estimator else ()
         names = {f.name for f in dataclasses.fields(config_cls)}
         missing = [n for n in required if n not in names]
         if missing:
@@ -227,7 +258,7 @@ def _make_config(kind: str, config_cls: type, params: dict[str, Any]) -> Any:
         raise ValueError(f"model {kind!r}: missing param(s) {missing}; allowed: {allowed}")
     hints = typing.get_type_hints(config_cls)
     values = {name: _coerce(kind, name, value, hints[name]) for name, value in params.items()}
-    for name in _REQUIRED:
+    for name in _SIZES:
         if name in values and values[name] < 1:
             raise ValueError(f"model {kind!r}: param {name!r} must be >= 1, got {values[name]!r}")
     try:

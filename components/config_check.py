@@ -1,0 +1,157 @@
+"""Checks a loaded pipeline config against what only the code knows: the registered model
+kinds and their params, and the fields a search key may name.
+
+`components.config` validates a file's shape on its own; this module runs right after it,
+so an unknown kind, a mistyped param, a search key that names no config field
+(`training.optimzer.lr`) or a family that does not exist fails at load, with the file, the
+key path, the bad value and what is allowed, before anything is ingested or written.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from components.config import (
+    Choice, ConfigError, Distribution, Grid, LogUniform, PipelineConfig, RandInt, TrainingConfig, Uniform,
+    apply_overrides, load_pipeline,
+)
+from components.data.modalities.info import DataInfo
+from components.models import DATA_FIELDS, config_fields, kinds, make_config
+
+_PARAMS = "model.params."
+
+
+def load_checked(path: str | Path) -> PipelineConfig:
+    """`load_pipeline`, then `check_pipeline`: every config error a file can hold, at load."""
+    config = load_pipeline(path)
+    check_pipeline(config, path)
+    return config
+
+
+def check_pipeline(config: PipelineConfig, path: str | Path) -> None:
+    """Raise ConfigError listing every model and search problem of `config` (read from `path`)."""
+    info = planned_info(config)
+    problems = _spec_problems("model", config.model.model_dump(), info)
+    if config.tuning is not None:
+        model = config.model.model_dump()
+        for key, dist in config.tuning.space.items():
+            problems += _key_problems(f"tuning.space.{key}", key, dist, model, config.training, info)
+        for kind, space in config.tuning.families.items():
+            where = f"tuning.families.{kind}"
+            if kind not in kinds():
+                problems.append((where, f"unknown model kind; registered kinds: {kinds()}", kind))
+                continue
+            for key, dist in space.items():
+                problems += _key_problems(f"{where}.{key}", key, dist, {"kind": kind, "params": {}}, config.training, info)
+    if problems:
+        lines = [f"{path}: invalid config"] + [f"  {where}: {why} (got {_shown(value)})" for where, why, value in problems]
+        raise ConfigError("\n".join(lines))
+
+
+def planned_info(config: PipelineConfig) -> DataInfo:
+    """The data as far as the config describes it, before any row is read: enough to check
+    a model's params (sizes the data will set are stand-ins here)."""
+    schema = config.schema_
+    classes = ("class_0", "class_1") if schema.task == "classification" else ()
+    return DataInfo(modality="tabular", task=schema.task, input_shape=(len(schema.features),), classes=classes)
+
+
+Problem = tuple[str, str, Any]
+
+
+def _spec_problems(where: str, spec: dict[str, Any], info: DataInfo) -> list[Problem]:
+    kind, params = spec["kind"], spec.get("params") or {}
+    if kind not in kinds():
+        return [(f"{where}.kind", f"unknown model kind; registered kinds: {kinds()}", kind)]
+    declared = config_fields(spec)
+    given = sorted(set(params) & set(declared) & set(DATA_FIELDS))
+    if given:
+        return [(f"{where}.params.{given[0]}", "is set from the data; leave it out", params[given[0]])]
+    problems: list[Problem] = []
+    try:
+        make_config(spec, info)
+    except ValueError as err:
+        problems.append((f"{where}.params", str(err), params))
+    for i, member in enumerate(params.get("members") or []):
+        if isinstance(member, dict) and isinstance(member.get("kind"), str):
+            problems += _spec_problems(f"{where}.params.members[{i}]", {"params": {}, **member}, info)
+    return problems
+
+
+def _key_problems(
+    where: str, key: str, dist: Distribution, model: dict[str, Any], training: TrainingConfig, info: DataInfo
+) -> list[Problem]:
+    """A search key must name a config field, and every value it can take must be valid there."""
+    if key.startswith(_PARAMS):
+        name = key.removeprefix(_PARAMS)
+        allowed = sorted(set(config_fields(model)) - set(DATA_FIELDS))
+        if name not in allowed:
+            return [(where, f"model {model['kind']!r} has no param {name!r}; allowed: {allowed}", key)]
+        check = lambda v: make_config(model, info, **{name: v})  # noqa: E731
+    elif key.startswith("training."):
+        fields = key.split(".")[1:]
+        missing = _missing_field(TrainingConfig, fields)
+        if missing is not None:
+            return [(where, missing, key)]
+        base = training.model_dump()
+        check = lambda v: TrainingConfig.model_validate(apply_overrides(base, {".".join(fields): v}))  # noqa: E731
+    else:
+        return [(where, "a search key starts with 'model.params.' or 'training.'", key)]
+    problems = []
+    for value in _candidates(dist):
+        try:
+            check(value)
+        except (ValueError, ValidationError) as err:
+            problems.append((where, f"value {value!r} is not valid there: {_first_error(err)}", value))
+            break
+    return problems
+
+
+def _missing_field(model: type[BaseModel], path: list[str]) -> str | None:
+    """Why `path` names no field of `model`, or None when it does."""
+    node: Any = model
+    for depth, name in enumerate(path):
+        fields = getattr(node, "model_fields", None)
+        if fields is None:
+            return f"{'.'.join(path[:depth])!r} has no fields below it"
+        if name not in fields:
+            prefix = ".".join(["training", *path[:depth]])
+            return f"{prefix} has no field {name!r}; allowed: {sorted(fields)}"
+        node = _model_type(fields[name].annotation)
+    return None
+
+
+def _model_type(annotation: Any) -> Any:
+    """The pydantic model inside `X`, `X | None`: where a dotted path can go on."""
+    for candidate in (annotation, *getattr(annotation, "__args__", ())):
+        if isinstance(candidate, type) and issubclass(candidate, BaseModel):
+            return candidate
+    return None
+
+
+def _candidates(dist: Distribution) -> list[Any]:
+    """The values a distribution can produce that decide whether it fits its field."""
+    if isinstance(dist, (Grid, Choice)):
+        return list(dist.grid if isinstance(dist, Grid) else dist.choice)
+    if isinstance(dist, Uniform):
+        return [float(v) for v in dist.uniform]
+    if isinstance(dist, LogUniform):
+        return [float(v) for v in dist.loguniform]
+    if isinstance(dist, RandInt):
+        return [int(v) for v in dist.randint]
+    raise TypeError(f"unknown distribution {dist!r}")
+
+
+def _first_error(err: Exception) -> str:
+    if isinstance(err, ValidationError):
+        first = err.errors()[0]
+        return f"{'.'.join(str(p) for p in first['loc'])}: {first['msg'].removeprefix('Value error, ')}"
+    return str(err)
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."

@@ -1,0 +1,70 @@
+"""`DataInfo`: what a model builder may know about the data, whatever its modality.
+
+Builders never see rows. They declare the data-derived fields they need in their config
+(`in_features`, `out_features`, `in_channels`, `height`, `width`, `vocab_size`, `task`)
+and `components.models.build(spec, info)` fills exactly those from here.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Literal
+
+Modality = Literal["tabular", "image"]
+Task = Literal["classification", "regression"]
+
+
+@dataclass(frozen=True)
+class DataInfo:
+    modality: Modality
+    task: Task
+    input_shape: tuple[int, ...]  # one example: (F,) for a table row, (C, H, W) for an image
+    classes: tuple[str, ...] = ()  # classification: class names in label-index order
+    vocab_size: int | None = None
+
+    def __post_init__(self) -> None:
+        if not self.input_shape or any(int(d) < 1 for d in self.input_shape):
+            raise ValueError(f"input_shape must be positive sizes, got {self.input_shape}")
+        if self.modality == "image" and len(self.input_shape) != 3:
+            raise ValueError(f"an image input_shape is (C, H, W), got {self.input_shape}")
+        if self.task == "classification" and len(self.classes) < 2:
+            raise ValueError(f"classification needs at least 2 classes, got {list(self.classes)}")
+
+    @property
+    def out_features(self) -> int:
+        """Model outputs: one per class; one logit (with a sigmoid) for two classes; one value for regression."""
+        if self.task == "regression" or len(self.classes) == 2:
+            return 1
+        return len(self.classes)
+
+    @property
+    def in_features(self) -> int:
+        """Inputs of one example, flattened."""
+        return math.prod(self.input_shape)
+
+    @property
+    def label_dtype(self) -> str:
+        return "int64" if self.task == "classification" else "float32"
+
+    def model_fields(self) -> dict[str, Any]:
+        """Every data-derived value a model config may declare, by field name."""
+        fields: dict[str, Any] = {"task": self.task, "in_features": self.in_features, "out_features": self.out_features}
+        if self.modality == "image":
+            fields.update(in_channels=self.input_shape[0], height=self.input_shape[1], width=self.input_shape[2])
+        if self.vocab_size is not None:
+            fields["vocab_size"] = self.vocab_size
+        return fields
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "modality": self.modality, "task": self.task, "input_shape": list(self.input_shape),
+            "classes": list(self.classes), "vocab_size": self.vocab_size,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "DataInfo":
+        return cls(
+            modality=d["modality"], task=d["task"], input_shape=tuple(int(s) for s in d["input_shape"]),
+            classes=tuple(str(c) for c in d.get("classes", ())), vocab_size=d.get("vocab_size"),
+        )

@@ -1,0 +1,83 @@
+"""Model kinds, params and search keys are checked at load, naming file, key path and value."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from components.config import ConfigError
+from components.config_check import load_checked
+from tests.conftest import iris_config, write_config
+
+
+def _error(tmp_path: Path, config: dict) -> str:
+    with pytest.raises(ConfigError) as info:
+        load_checked(write_config(tmp_path, config))
+    return str(info.value)
+
+
+def test_unknown_kind_names_the_registered_ones(tmp_path):
+    message = _error(tmp_path, iris_config(model={"kind": "mlpp"}))
+    assert "iris.yaml" in message and "model.kind" in message and "'mlpp'" in message
+    assert "'mlp'" in message and "'knn'" in message
+
+
+def test_unknown_and_mistyped_params(tmp_path):
+    message = _error(tmp_path, iris_config(model={"kind": "mlp", "params": {"hiden": [8]}}))
+    assert "model.params" in message and "unknown param(s) ['hiden']" in message and "'hidden'" in message
+    message = _error(tmp_path, iris_config(model={"kind": "mlp", "params": {"hidden": "wide"}}))
+    assert "param 'hidden' must be a list of int, got 'wide'" in message
+    # a value the config rejects (dropout in [0, 1)) fails at load too
+    message = _error(tmp_path, iris_config(model={"kind": "mlp", "params": {"dropout": 1.5}}))
+    assert "dropout must be in [0, 1), got 1.5" in message
+
+
+def test_data_fields_are_not_set_by_hand(tmp_path):
+    message = _error(tmp_path, iris_config(model={"kind": "mlp", "params": {"in_features": 4}}))
+    assert "model.params.in_features: is set from the data" in message
+
+
+def test_search_key_that_names_no_field(tmp_path):
+    config = iris_config(tuning={"space": {"training.optimzer.lr": {"loguniform": [1e-4, 1e-1]}}})
+    message = _error(tmp_path, config)
+    assert "tuning.space.training.optimzer.lr" in message
+    assert "training has no field 'optimzer'" in message and "'optimizer'" in message
+
+
+def test_search_values_must_fit_their_field(tmp_path):
+    config = iris_config(tuning={"space": {"training.optimizer.name": {"choice": ["adam", "adamm"]}}})
+    message = _error(tmp_path, config)
+    assert "tuning.space.training.optimizer.name" in message and "'adamm'" in message
+    config = iris_config(tuning={"space": {"model.params.hidden": {"grid": [[8], "x"]}}})
+    assert "value 'x' is not valid there" in _error(tmp_path, config)
+    config = iris_config(tuning={"space": {"model.params.widht": {"grid": [[8]]}}})
+    assert "model 'mlp' has no param 'widht'" in _error(tmp_path, config)
+
+
+def test_family_that_does_not_exist(tmp_path):
+    config = iris_config(tuning={"families": {"knn": {}, "randomforest": {}}})
+    message = _error(tmp_path, config)
+    assert "tuning.families.randomforest: unknown model kind" in message and "'random_forest'" in message
+    config = iris_config(tuning={"families": {"knn": {"model.params.kk": {"choice": [1, 3]}}}})
+    assert "model 'knn' has no param 'kk'" in _error(tmp_path, config)
+
+
+def test_a_good_search_loads(tmp_path):
+    config = iris_config(tuning={"space": {
+        "training.optimizer.lr": {"loguniform": [1e-3, 1e-1]},
+        "model.params.hidden": {"grid": [[8], [16, 8]]},
+    }})
+    assert load_checked(write_config(tmp_path, config)).tuning is not None
+
+
+def test_cli_exits_2_before_writing_anything(tmp_path, monkeypatch):
+    from flows.cli import app
+
+    monkeypatch.chdir(tmp_path)
+    path = write_config(tmp_path, iris_config(tuning={"space": {"training.optimzer.lr": {"grid": [0.1]}}}))
+    result = CliRunner().invoke(app, ["run", str(path)])
+    assert result.exit_code == 2
+    assert "training has no field 'optimzer'" in result.output
+    assert not (tmp_path / ".rayline").exists()
