@@ -3,7 +3,13 @@
 Importing this package imports every model module, so each registers its kind.
 """
 
-from components.models.registry import Family, build, family, is_estimator, kinds, register, register_estimator
+from components.models.registry import (
+    DATA_FIELDS, Family, build, config_fields, data_fields, family, is_estimator, kinds, make_config, register,
+    register_estimator,
+)
 from components.models import boosting, ensemble, estimators, linear, mlp  # noqa: F401  (modules register their kinds on import)
 
-__all__ = ["Family", "build", "family", "is_estimator", "kinds", "register", "register_estimator"]
+__all__ = [
+    "DATA_FIELDS", "Family", "build", "config_fields", "data_fields", "family", "is_estimator", "kinds", "make_config",
+    "register", "register_estimator",
+]
