@@ -70,6 +70,7 @@ from components.data.silver import SilverSnapshot, read_arrays, write_silver  # 
 from components.evaluation.scoring import predict_arrays, score  # noqa: E402
 from components.models import build  # noqa: E402
 from components.models.boosting import config_from_spec, train_params  # noqa: E402
+from components.data.modalities import tabular_info  # noqa: E402
 from components.training.loop import loop_config  # noqa: E402
 
 DATASETS = {"iris": "classification", "wine": "classification", "breast_cancer": "classification",
@@ -278,8 +279,8 @@ def fit_project(case: Case, data: Data, seed: int, dataset: str) -> tuple[Any, l
     if spec["kind"] == "ensemble":
         spec = {"kind": "ensemble", "params": {**spec.get("params", {}), "members": _members(data.task)}}
     pipeline_config(dataset, spec, seed)  # the spec passes the pipeline's validation
-    config = loop_config(spec, {}, task=data.task, in_features=data.features.in_features,
-                         out_features=data.features.out_features)
+    config = loop_config(spec, {}, tabular_info(data.task, data.features.in_features,
+                         data.features.out_features))
     x, y = data.project["train"]
     model_spec, task = config["model"], config["task"]
     if case.xgboost_train:  # xgboost_loop_per_worker's boosting call, on the same arrays

@@ -65,6 +65,7 @@ from components.data.silver import write_silver  # noqa: E402
 from components.models.ensemble import member_output  # noqa: E402
 from components.training.checkpoint import write_state  # noqa: E402
 from components.training.ensemble_fit import fit_ensemble  # noqa: E402
+from components.data.modalities import tabular_info  # noqa: E402
 from components.training.loop import loop_config  # noqa: E402
 
 TARGET_RATIO = 1.3
@@ -113,8 +114,8 @@ def build_models(root: Path, trees: int) -> Models:
     frames, features = prepare(bronze, config.schema_, config.split, config.preprocessing)
     snapshot = write_silver(lake, frames, features, lake.version("bronze"))
 
-    fit_config = loop_config(config.model.model_dump(), config.training.model_dump(), task="classification",
-                             in_features=features.in_features, out_features=features.out_features)
+    fit_config = loop_config(config.model.model_dump(), config.training.model_dump(), tabular_info("classification",
+                             features.in_features, features.out_features))
     checkpoint = root / "checkpoint-ensemble"
     tables = {s: snapshot.tables[s] for s in ("train", "val")}
     # in this process (parallel=False): the fits are the same Ray tasks would run, and the

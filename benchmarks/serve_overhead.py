@@ -111,7 +111,7 @@ def train_bundle(root: Path, epochs: int = 30) -> tuple[Path, dict[str, Any], fl
     checkpoint_dir = root / "checkpoint"
     checkpoint_dir.mkdir()
     save_checkpoint(
-        checkpoint_dir, model=model, optimizer=optimizer, scheduler=None, stopper=None,
+        checkpoint_dir, model=model, optimizers={"model": optimizer}, schedulers={}, stopper=None,
         epoch=cfg.epochs - 1, spec=spec, metrics=metrics, best_metrics=metrics,
     )
     bundle_dir = save_bundle(

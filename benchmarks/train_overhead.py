@@ -59,6 +59,7 @@ from components.data.lake import Lake  # noqa: E402
 from components.data.preparation import LABEL, input_columns  # noqa: E402
 from components.models import build  # noqa: E402
 from components.training.checkpoint import save_checkpoint  # noqa: E402
+from components.data.modalities import tabular_info  # noqa: E402
 from components.training.loop import evaluate, loop_config, train_model  # noqa: E402
 from components.training.losses import loss_fn  # noqa: E402
 from components.training.optim import make_optimizer  # noqa: E402
@@ -363,7 +364,7 @@ def checkpoint_write_s(config: dict[str, Any], repeats: int = 5) -> float:
         with tempfile.TemporaryDirectory() as tmp:
             t0 = time.perf_counter()
             save_checkpoint(
-                tmp, model=model, optimizer=optimizer, scheduler=None, stopper=None,
+                tmp, model=model, optimizers={"model": optimizer}, schedulers={}, stopper=None,
                 epoch=0, spec=config["model"], metrics={}, best_metrics={},
             )
             times.append(time.perf_counter() - t0)
@@ -488,7 +489,7 @@ def main() -> int:
     training = TrainingConfig(epochs=args.epochs, batch_size=args.batch_size).model_dump()
     config = loop_config(
         {"kind": "mlp", "params": {"hidden": args.hidden}}, training,
-        task="classification", in_features=args.features, out_features=N_CLASSES,
+        tabular_info("classification", args.features, N_CLASSES),
     )
 
     with tempfile.TemporaryDirectory(prefix="rayline-bench-train-") as tmp:

@@ -57,6 +57,7 @@ from components.data.lake import Lake  # noqa: E402
 from components.data.preparation import LABEL, input_columns  # noqa: E402
 from components.data.silver import read_arrays  # noqa: E402
 from components.models.boosting import config_from_spec, train_params  # noqa: E402
+from components.data.modalities import tabular_info  # noqa: E402
 from components.training.loop import loop_config  # noqa: E402
 from components.training.ray_session import silver_datasets  # noqa: E402
 from flows.workspace import RAY_ENV, connect_ray  # noqa: E402
@@ -250,7 +251,7 @@ def main() -> int:
 
     config = loop_config(
         {"kind": "xgboost", "params": {"n_estimators": args.rounds, "max_depth": args.max_depth}},
-        TrainingConfig().model_dump(), task="classification", in_features=args.features, out_features=1,
+        TrainingConfig().model_dump(), tabular_info("classification", args.features, 1),
     )
     with tempfile.TemporaryDirectory(prefix="rayline-bench-xgboost-") as tmp:
         lake = Lake(f"{tmp}/lake")

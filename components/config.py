@@ -65,24 +65,42 @@ class SchemaConfig(_Strict):
 
 
 BundledDataset = Literal["iris", "wine", "breast_cancer", "digits", "diabetes"]
+BundledImages = Literal["digits", "mnist", "fashion_mnist"]
+# Sources whose rows are images; every other format holds table rows.
+IMAGE_FORMATS = ("image_folder", "manifest", "npz", "idx", "bundled_images")
+_BUNDLED = {"sklearn": ["iris", "wine", "breast_cancer", "digits", "diabetes"],
+            "bundled_images": ["digits", "mnist", "fashion_mnist"]}
 
 
 class SourceConfig(_Strict):
-    """Where raw rows come from. `sklearn` writes a bundled dataset into the landing folder
-    as CSV files so it takes the same path as user files."""
+    """Where raw rows come from. `sklearn` and `bundled_images` write a data set that ships
+    inside a package into the landing folder as files, so it takes the same path as user files.
 
-    format: Literal["csv", "parquet", "ndjson", "sklearn"]
+    Image formats: `image_folder` (landing/<class>/<file>.png|jpg), `manifest` (CSV files
+    with path,label columns), `npz` (arrays `images` and `labels`), `idx` (MNIST's format:
+    `*-images-idx3-ubyte[.gz]` beside its `*-labels-idx1-ubyte[.gz]`).
+    """
+
+    format: Literal["csv", "parquet", "ndjson", "sklearn", "image_folder", "manifest", "npz", "idx", "bundled_images"]
     pattern: str = Field("*", description="glob of files in the landing folder")
-    dataset: BundledDataset | None = None
+    dataset: str | None = None
     files: int = Field(1, ge=1, description="sklearn only: how many landing files to write")
+    limit: int | None = Field(None, ge=1, description="bundled_images only: keep the first N images of each file")
 
     @model_validator(mode="after")
-    def _dataset_for_sklearn(self) -> "SourceConfig":
-        if self.format == "sklearn" and self.dataset is None:
-            raise ValueError("format 'sklearn' needs 'dataset' (one of iris, wine, breast_cancer, digits, diabetes)")
-        if self.format != "sklearn" and self.dataset is not None:
-            raise ValueError(f"'dataset' is only for format 'sklearn', not {self.format!r}")
+    def _dataset_for_bundled(self) -> "SourceConfig":
+        allowed = _BUNDLED.get(self.format)
+        if allowed is not None and self.dataset not in allowed:
+            raise ValueError(f"format {self.format!r} needs 'dataset', one of {allowed}, got {self.dataset!r}")
+        if allowed is None and self.dataset is not None:
+            raise ValueError(f"'dataset' is only for formats {sorted(_BUNDLED)}, not {self.format!r}")
+        if self.limit is not None and self.format != "bundled_images":
+            raise ValueError(f"'limit' is only for format 'bundled_images', not {self.format!r}")
         return self
+
+    @property
+    def modality(self) -> Literal["tabular", "image"]:
+        return "image" if self.format in IMAGE_FORMATS else "tabular"
 
 
 class SplitConfig(_Strict):
@@ -116,6 +134,28 @@ class SplitConfig(_Strict):
         return self
 
 
+class ImageConfig(_Strict):
+    """How images become model inputs: checked at ingest, resized and normalised with the
+    training split's channel statistics, and augmented (training batches only)."""
+
+    size: Annotated[list[int], Field(min_length=2, max_length=2)] | None = Field(
+        None, description="[height, width] inputs are resized to; none: the training images' own size"
+    )
+    channels: Literal[1, 3] | None = Field(None, description="1 (grey) or 3 (RGB); none: what the training images have")
+    resize: Literal["resize", "center_crop", "pad"] = "resize"
+    normalize: bool = True
+    augment: list[dict[str, Any]] = Field(default_factory=list, description="e.g. [{type: flip}, {type: rotate, degrees: 10}]")
+    max_bytes: int = Field(10 * 2**20, ge=1, description="larger encoded images are quarantined (or refused online)")
+    max_size: int = Field(4096, ge=1, description="images wider or taller are quarantined")
+
+    @field_validator("size")
+    @classmethod
+    def _positive(cls, size: list[int] | None) -> list[int] | None:
+        if size is not None and min(size) < 1:
+            raise ValueError(f"must be two sizes >= 1, got {size}")
+        return size
+
+
 class PreprocessConfig(_Strict):
     impute: Literal["mean", "median", "most_frequent", "none"] = "mean"
     scale: Literal["standard", "minmax", "none"] = "standard"
@@ -131,7 +171,7 @@ class ModelConfig(_Strict):
 
 
 class OptimizerConfig(_Strict):
-    name: Literal["sgd", "momentum", "rmsprop", "adam", "adamw"] = "adam"
+    name: Literal["sgd", "momentum", "rmsprop", "adagrad", "adam", "adamw"] = "adam"
     lr: float = Field(1e-3, gt=0)
     momentum: float = Field(0.9, ge=0, lt=1)
     weight_decay: float = Field(0.0, ge=0)
@@ -148,6 +188,8 @@ class ScheduleConfig(_Strict):
 
 
 class EarlyStoppingConfig(_Strict):
+    metric: str = Field("val_loss", description="any metric the training task reports, e.g. val_accuracy")
+    mode: Literal["min", "max"] = "min"
     patience: int = Field(5, ge=1)
     min_delta: float = Field(0.0, ge=0)
     restore_best: bool = True
@@ -164,7 +206,16 @@ class TrainingConfig(_Strict):
     grad_clip: float | None = Field(None, gt=0)
     num_workers: int = Field(1, ge=1)
     use_gpu: bool = False
+    # autocast: bf16 runs on CPUs and GPUs; fp16 needs a GPU and a gradient scaler
+    precision: Literal["fp32", "bf16", "fp16"] = "fp32"
+    grad_check: bool = Field(False, description="check backprop on one batch by two-sided differences first")
     seed: int = 0
+
+    @model_validator(mode="after")
+    def _fp16_needs_a_gpu(self) -> "TrainingConfig":
+        if self.precision == "fp16" and not self.use_gpu:
+            raise ValueError("precision 'fp16' needs use_gpu: true (its gradient scaler is for GPUs); use 'bf16' on CPUs")
+        return self
 
 
 # ---------------------------------------------------------------------------- tuning
@@ -305,7 +356,8 @@ class PipelineConfig(_Strict):
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")
     profile: str = "local"
     source: SourceConfig
-    schema_: SchemaConfig = Field(alias="schema")
+    schema_: SchemaConfig | None = Field(None, alias="schema", description="table sources: the declared columns")
+    images: ImageConfig | None = Field(None, description="image sources: how images become inputs")
     split: SplitConfig = SplitConfig()
     preprocessing: PreprocessConfig = PreprocessConfig()
     model: ModelConfig
@@ -315,8 +367,35 @@ class PipelineConfig(_Strict):
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
+    @property
+    def modality(self) -> Literal["tabular", "image"]:
+        return self.source.modality
+
+    @property
+    def task(self) -> Literal["classification", "regression"]:
+        """Image sources are labelled by class; tables say in schema.task."""
+        return self.schema_.task if self.schema_ is not None else "classification"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _image_defaults(cls, data: Any) -> Any:
+        source = data.get("source") if isinstance(data, dict) else None
+        if isinstance(source, dict) and source.get("format") in IMAGE_FORMATS and "images" not in data:
+            return {**data, "images": {}}
+        return data
+
     @model_validator(mode="after")
     def _cross_checks(self) -> "PipelineConfig":
+        if self.modality == "image":
+            if self.schema_ is not None:
+                raise ValueError(
+                    f"source format {self.source.format!r} holds images: leave out 'schema' (labels come with the images)"
+                )
+            return self._model_checks()
+        if self.schema_ is None:
+            raise ValueError(f"source format {self.source.format!r} holds table rows: 'schema' is required")
+        if self.images is not None:
+            raise ValueError(f"'images' is only for image sources, not format {self.source.format!r}")
         if self.split.stratify and self.schema_.task != "classification":
             raise ValueError("split.stratify needs schema.task 'classification'")
         unknown = [c for c in self.preprocessing.one_hot if c not in self.schema_.features]
@@ -328,6 +407,9 @@ class PipelineConfig(_Strict):
         ]
         if text:
             raise ValueError(f"str feature columns {text} must be listed in preprocessing.one_hot")
+        return self._model_checks()
+
+    def _model_checks(self) -> "PipelineConfig":
         if self.model.kind == "ensemble":
             members = self.model.params.get("members")
             families = self.tuning.families if self.tuning else {}

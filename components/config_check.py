@@ -19,7 +19,8 @@ from components.config import (
     apply_overrides, load_pipeline,
 )
 from components.data.modalities.info import DataInfo
-from components.models import DATA_FIELDS, config_fields, kinds, make_config
+from components.data.augmentation import validate_ops
+from components.models import DATA_FIELDS, config_fields, family, kinds, make_config
 
 _PARAMS = "model.params."
 
@@ -35,6 +36,8 @@ def check_pipeline(config: PipelineConfig, path: str | Path) -> None:
     """Raise ConfigError listing every model and search problem of `config` (read from `path`)."""
     info = planned_info(config)
     problems = _spec_problems("model", config.model.model_dump(), info)
+    if config.modality == "image":
+        problems += _image_problems(config)
     if config.tuning is not None:
         model = config.model.model_dump()
         for key, dist in config.tuning.space.items():
@@ -54,9 +57,29 @@ def check_pipeline(config: PipelineConfig, path: str | Path) -> None:
 def planned_info(config: PipelineConfig) -> DataInfo:
     """The data as far as the config describes it, before any row is read: enough to check
     a model's params (sizes the data will set are stand-ins here)."""
-    schema = config.schema_
-    classes = ("class_0", "class_1") if schema.task == "classification" else ()
-    return DataInfo(modality="tabular", task=schema.task, input_shape=(len(schema.features),), classes=classes)
+    classes = ("class_0", "class_1") if config.task == "classification" else ()
+    if config.modality == "image":
+        images = config.images
+        height, width = images.size if images.size else (_PLANNED_SIDE, _PLANNED_SIDE)
+        shape = (images.channels or 1, height, width)
+        return DataInfo(modality="image", task="classification", input_shape=shape, classes=classes)
+    features = len(config.schema_.features)
+    return DataInfo(modality="tabular", task=config.task, input_shape=(features,), classes=classes)
+
+
+_PLANNED_SIDE = 32  # an image size to check params against when the config keeps the images' own
+
+
+def _image_problems(config: PipelineConfig) -> list[Problem]:
+    problems: list[Problem] = []
+    if config.model.kind in kinds() and family(config.model) != "torch":
+        problems.append(("model.kind", f"image sources train torch kinds (e.g. cnn, mlp), not {family(config.model)} kinds",
+                         config.model.kind))
+    try:
+        validate_ops(config.images.augment)
+    except ValueError as err:
+        problems.append(("images.augment", str(err), config.images.augment))
+    return problems
 
 
 Problem = tuple[str, str, Any]

@@ -9,7 +9,9 @@ from prefect.logging import get_run_logger
 
 from components.config import PipelineConfig
 from components.data.lake import Lake
-from components.data.preparation import FeatureState, prepare
+from components.data.fitted_state import FittedState
+from components.data.image_preparation import prepare_images
+from components.data.preparation import prepare
 from components.data.silver import SilverSnapshot, write_silver
 from flows.workspace import Workspace
 
@@ -24,13 +26,15 @@ def read_bronze(lake_root: str) -> tuple[pl.DataFrame, int]:
 
 
 @task(cache_policy=NO_CACHE)
-def fit_splits(bronze: pl.DataFrame, config: PipelineConfig) -> tuple[dict[str, pl.DataFrame], FeatureState]:
+def fit_splits(bronze: pl.DataFrame, config: PipelineConfig) -> tuple[dict[str, pl.DataFrame], FittedState]:
+    if config.modality == "image":
+        return prepare_images(bronze, config.split, config.images)
     return prepare(bronze, config.schema_, config.split, config.preprocessing)
 
 
 @task(retries=2, retry_delay_seconds=1, cache_policy=NO_CACHE)
 def store_silver(
-    lake_root: str, frames: dict[str, pl.DataFrame], features: FeatureState, bronze_version: int
+    lake_root: str, frames: dict[str, pl.DataFrame], features: FittedState, bronze_version: int
 ) -> SilverSnapshot:
     return write_silver(Lake(lake_root), frames, features, bronze_version)
 

@@ -14,7 +14,7 @@ from prefect.cache_policies import NO_CACHE
 from components.artifacts.bundle import load_bundle, save_bundle
 from components.artifacts.registry import Registration, register_bundle
 from components.artifacts.tracking import end_run, log_files, log_metrics, log_trial, start_run, use_tracking
-from components.data.silver import SilverSnapshot, read_arrays
+from components.data.silver import SilverSnapshot, split_arrays
 from components.evaluation.report import holdout_report
 from components.training.outcome import TrialOutcome
 from flows.workspace import Workspace
@@ -48,7 +48,7 @@ def build_bundle(
     )
     bundle = load_bundle(directory)
     features = snapshot.features
-    inputs, labels = read_arrays(*snapshot.tables["test"], features.columns, features.label_dtype)
+    inputs, labels = split_arrays(snapshot, "test")
     report = holdout_report(
         bundle.model, inputs, labels, bundle.task, features.out_features,
         [str(c) for c in features.labels.classes_] if features.labels is not None else None,

@@ -37,18 +37,9 @@ def load_snapshot(lake_root: str) -> SilverSnapshot:
 
 def _inputs(ws: Workspace, snapshot: SilverSnapshot) -> tuple[dict[str, Any], SilverInputs]:
     features = snapshot.features
-    config = loop_config(
-        ws.config.model.model_dump(),
-        ws.config.training.model_dump(),
-        task=ws.config.schema_.task,
-        in_features=features.in_features,
-        out_features=features.out_features,
-    )
-    inputs = SilverInputs(
-        tables={s: snapshot.tables[s] for s in ("train", "val")},
-        columns=features.columns,
-        label_dtype=features.label_dtype,
-    )
+    augment = ws.config.images.augment if ws.config.images is not None else None
+    config = loop_config(ws.config.model.model_dump(), ws.config.training.model_dump(), features.info, augment)
+    inputs = SilverInputs.of({s: snapshot.tables[s] for s in ("train", "val")}, features)
     return config, inputs
 
 

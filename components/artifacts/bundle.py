@@ -29,7 +29,7 @@ import torch.nn as nn
 
 from components.artifacts.ensemble_io import ENSEMBLE_FILE, copy_ensemble, read_ensemble
 from components.artifacts.model_files import MODEL_FILES, read_model
-from components.data.preparation import FeatureState
+from components.data.fitted_state import FittedState, state_from_dict
 from components.evaluation.scoring import predict_arrays
 from components.models import family
 from components.training.checkpoint import read_state
@@ -39,7 +39,7 @@ def save_bundle(
     directory: str | Path,
     *,
     checkpoint_dir: str | Path,
-    features: FeatureState,
+    features: FittedState,
     metrics: dict[str, float],
     lineage: dict[str, Any],
 ) -> Path:
@@ -78,21 +78,22 @@ class Bundle:
 
     model: nn.Module | Any  # Any: a fitted scikit-learn estimator (XGBoost's wrapper included)
     spec: dict[str, Any]
-    features: FeatureState
+    features: FittedState
     metrics: dict[str, float]
     lineage: dict[str, Any]
 
     @property
     def task(self) -> str:
-        return self.features.schema.task
+        return self.features.task
 
     @property
     def is_estimator(self) -> bool:
         """Whether the model is a scikit-learn estimator (else an nn.Module)."""
         return not isinstance(self.model, nn.Module)
 
-    def predict(self, rows: pl.DataFrame) -> list[Any]:
-        """One answer per row: {"label", "probabilities"} for classifiers, a number otherwise."""
+    def predict(self, rows: pl.DataFrame | list[bytes]) -> list[Any]:
+        """One answer per row (a table's raw feature rows, or encoded images):
+        {"label", "probabilities"} for classifiers, a number otherwise."""
         pred, proba = predict_arrays(self.model, self.features.inputs(rows), self.task, self.features.out_features)
         return self.features.answers(proba if proba is not None else pred)
 
@@ -108,7 +109,7 @@ def load_bundle(directory: str | Path) -> Bundle:
     missing = [f for f in (model_file, "spec.json", "preprocess.json") if not (directory / f).is_file()]
     if missing:
         raise FileNotFoundError(f"{directory} is not a model bundle: missing {missing}")
-    features = FeatureState.from_dict(_read_json(directory / "preprocess.json"))
+    features = state_from_dict(_read_json(directory / "preprocess.json"))
     model = read_ensemble(directory) if model_family == "ensemble" else read_model(directory, spec)
     return Bundle(
         model=model,

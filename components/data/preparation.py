@@ -8,12 +8,13 @@ the bundle's preprocess.json and reused unchanged at serving time.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import polars as pl
 
 from components.config import PreprocessConfig, SchemaConfig, SplitConfig
+from components.data.modalities.info import DataInfo
 from components.data.preprocessing import LabelIndex, Preprocessor
 from components.data.splits import assign_splits
 
@@ -29,6 +30,12 @@ class FeatureState:
     preprocessor: Preprocessor
     labels: LabelIndex | None  # classification only
 
+    modality: ClassVar[str] = "tabular"
+
+    @property
+    def task(self) -> str:
+        return self.schema.task
+
     @property
     def in_features(self) -> int:
         return len(self.preprocessor.feature_names_out_)
@@ -39,6 +46,12 @@ class FeatureState:
             return 1
         k = len(self.labels.classes_)
         return 1 if k == 2 else k  # binary: one logit and a sigmoid
+
+    @property
+    def info(self) -> DataInfo:
+        """What model builders may know of this data (see DataInfo)."""
+        classes = tuple(str(c) for c in self.labels.classes_) if self.labels is not None else ()
+        return DataInfo(modality="tabular", task=self.schema.task, input_shape=(self.in_features,), classes=classes)
 
     @property
     def label_dtype(self) -> str:
@@ -53,20 +66,20 @@ class FeatureState:
         """(N, in_features) float32 model inputs for raw feature rows: the serving path."""
         return self.preprocessor.transform(rows)
 
+    def batch_inputs(self, batch: dict[str, np.ndarray]) -> np.ndarray:
+        """(B, in_features) float32 inputs of a batch of silver rows (Ray Data's numpy batches)."""
+        return np.stack([batch[c] for c in self.columns], axis=1).astype(np.float32)
+
     def answers(self, output: np.ndarray) -> list[Any]:
         """Model outputs back in the data's terms, one answer per row: (N, C) class
         probabilities -> {"label", "probabilities": {class: p}}; (N,) values -> numbers."""
         if self.labels is None:
             return [float(v) for v in np.asarray(output).reshape(-1)]
-        classes = self.labels.classes_
-        decoded = self.labels.decode(output.argmax(axis=1).tolist())
-        return [
-            {"label": label, "probabilities": {str(c): round(float(p), 6) for c, p in zip(classes, row)}}
-            for label, row in zip(decoded, output)
-        ]
+        return class_answers(self.labels, output)
 
     def to_dict(self) -> dict[str, Any]:
         return {
+            "modality": "tabular",
             "schema": self.schema.model_dump(),
             "preprocessor": self.preprocessor.to_dict(),
             "labels": self.labels.to_dict() if self.labels is not None else None,
@@ -79,6 +92,15 @@ class FeatureState:
             preprocessor=Preprocessor.from_dict(d["preprocessor"]),
             labels=LabelIndex.from_dict(d["labels"]) if d["labels"] is not None else None,
         )
+
+
+def class_answers(labels: LabelIndex, proba: np.ndarray) -> list[dict[str, Any]]:
+    """(N, C) class probabilities -> one {"label", "probabilities": {class: p}} per row."""
+    decoded = labels.decode(proba.argmax(axis=1).tolist())
+    return [
+        {"label": label, "probabilities": {str(c): round(float(p), 6) for c, p in zip(labels.classes_, row)}}
+        for label, row in zip(decoded, proba)
+    ]
 
 
 def input_columns(n: int) -> list[str]:

@@ -8,6 +8,7 @@ table, so training always reads a consistent set and lineage can name exact vers
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,8 +16,9 @@ import numpy as np
 import polars as pl
 from deltalake import DeltaTable
 
+from components.data.fitted_state import FittedState, batch_decoder, state_from_dict
 from components.data.lake import Lake
-from components.data.preparation import LABEL, FeatureState
+from components.data.preparation import LABEL
 
 STATE_TABLE = "preprocess_state"
 
@@ -26,7 +28,7 @@ class SilverSnapshot:
     tables: dict[str, tuple[str, int]]  # split -> (uri, version)
     bronze_version: int
     state_version: int
-    features: FeatureState
+    features: FittedState  # FeatureState for tables, ImageState for images
 
     @property
     def lineage(self) -> dict[str, Any]:
@@ -37,7 +39,7 @@ class SilverSnapshot:
         }
 
 
-def write_silver(lake: Lake, frames: dict[str, pl.DataFrame], features: FeatureState, bronze_version: int) -> SilverSnapshot:
+def write_silver(lake: Lake, frames: dict[str, pl.DataFrame], features: FittedState, bronze_version: int) -> SilverSnapshot:
     tables = {split: (lake.uri(f"silver_{split}"), lake.overwrite(f"silver_{split}", df)) for split, df in frames.items()}
     record = pl.DataFrame(
         {
@@ -56,12 +58,27 @@ def read_silver(lake: Lake) -> SilverSnapshot:
         raise LookupError(f"no preprocessed data at {lake.uri(STATE_TABLE)}: run the preprocess stage first")
     row = lake.read(STATE_TABLE).row(0, named=True)
     tables = {split: (uri, int(v)) for split, (uri, v) in json.loads(row["tables"]).items()}
-    features = FeatureState.from_dict(json.loads(row["features"]))
+    features = state_from_dict(json.loads(row["features"]))
     return SilverSnapshot(tables, int(row["bronze_version"]), lake.version(STATE_TABLE) or 0, features)
 
 
-def read_arrays(uri: str, version: int, columns: list[str], label_dtype: str) -> tuple[np.ndarray, np.ndarray]:
-    """(inputs (N, F) float32, labels (N,)) of one silver table at a pinned version, for
-    models that train on in-memory arrays (scikit-learn estimators)."""
-    table = pl.from_arrow(DeltaTable(uri, version=version).to_pyarrow_table(columns=[*columns, LABEL]))
-    return table.select(columns).to_numpy().astype(np.float32), table[LABEL].to_numpy().astype(label_dtype)
+def read_arrays(
+    uri: str, version: int, columns: list[str], label_dtype: str, inputs: Callable[[Batch], np.ndarray] | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """(inputs, labels (N,)) of one silver table at a pinned version, for models that train
+    on in-memory arrays (scikit-learn estimators) and for scoring. Inputs are the columns as
+    (N, F) float32, or what `inputs` (a fitted state's `batch_inputs`) makes of them."""
+    table = DeltaTable(uri, version=version).to_pyarrow_table(columns=[*columns, LABEL])
+    labels = table.column(LABEL).to_numpy().astype(label_dtype)
+    if inputs is not None:
+        return inputs({c: table.column(c).to_numpy(zero_copy_only=False) for c in columns}), labels
+    return pl.from_arrow(table.select(columns)).to_numpy().astype(np.float32), labels
+
+
+Batch = dict[str, np.ndarray]
+
+
+def split_arrays(snapshot: SilverSnapshot, split: str) -> tuple[np.ndarray, np.ndarray]:
+    """(inputs, labels) of one split of `snapshot`, decoded as its modality needs."""
+    state = snapshot.features
+    return read_arrays(*snapshot.tables[split], state.columns, state.label_dtype, batch_decoder(state))

@@ -3,19 +3,16 @@ tasks, and the confusion matrix and ROC curve as PNG images."""
 
 from __future__ import annotations
 
-import io
 import re
 from dataclasses import dataclass, field
 from typing import Any
 
-import matplotlib
+import numpy as np
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")  # files only, no display
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-
-from components.evaluation.metrics import confusion_matrix  # noqa: E402
-from components.evaluation.scoring import predict_arrays, score  # noqa: E402
+from components.evaluation.figures import png
+from components.evaluation.metrics import confusion_matrix
+from components.evaluation.scoring import predict_arrays, score
 
 
 @dataclass
@@ -66,28 +63,23 @@ def holdout_report(model: Any, inputs: np.ndarray, labels: np.ndarray, task: str
 
 
 def _confusion_png(cm: np.ndarray, names: list[str]) -> bytes:
-    fig, ax = plt.subplots(figsize=(1.2 + 0.6 * len(names), 1.0 + 0.6 * len(names)))
+    fig = Figure(figsize=(1.2 + 0.6 * len(names), 1.0 + 0.6 * len(names)))
+    ax = fig.subplots()
     ax.imshow(cm, cmap="Blues")
     ax.set(xticks=range(len(names)), yticks=range(len(names)), xticklabels=names, yticklabels=names,
            xlabel="predicted", ylabel="true", title="confusion matrix (test)")
-    plt.setp(ax.get_xticklabels(), rotation=30, ha="right")
+    ax.tick_params(axis="x", labelrotation=30)
     for (i, j), count in np.ndenumerate(cm):
         ax.text(j, i, str(count), ha="center", va="center", color="white" if count > cm.max() / 2 else "black")
-    return _png(fig)
+    return png(fig)
 
 
 def _roc_png(fpr: np.ndarray, tpr: np.ndarray, auc: float) -> bytes:
-    fig, ax = plt.subplots(figsize=(4, 4))
+    fig = Figure(figsize=(4, 4))
+    ax = fig.subplots()
     ax.plot(fpr, tpr, label=f"AUC {auc:.3f}")
     ax.plot([0, 1], [0, 1], linestyle="--", color="grey")
     ax.set(xlabel="false positive rate", ylabel="true positive rate", title="ROC (test)")
     ax.legend(loc="lower right")
-    return _png(fig)
+    return png(fig)
 
-
-def _png(fig: Any) -> bytes:
-    buffer = io.BytesIO()
-    fig.tight_layout()
-    fig.savefig(buffer, format="png", dpi=100)
-    plt.close(fig)
-    return buffer.getvalue()

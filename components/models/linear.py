@@ -36,7 +36,7 @@ from components.models.registry import register, register_estimator
 
 Task = Literal["classification", "regression"]
 # the optimizer names of components.config.OptimizerConfig: the solver is the optimizer
-GradientSolver = Literal["sgd", "momentum", "rmsprop", "adam", "adamw"]
+GradientSolver = Literal["sgd", "momentum", "rmsprop", "adagrad", "adam", "adamw"]
 
 
 # ---------------------------------------------------------------------------- torch (gradient descent)

@@ -92,6 +92,7 @@ class MLP(nn.Module):
             nn.init.zeros_(module.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.flatten(1)  # (B, in_features): an image (B, C, H, W) is read pixel by pixel
         for block in self.blocks:
             x = block(x)  # (B, hidden[i])
         return self.head(x)  # (B, out) logits or raw values

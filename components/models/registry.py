@@ -59,6 +59,7 @@ class _Entry:
     builder: Callable[[Any], Any]
     config: type
     family: Family = "torch"
+    task: str = "supervised"  # the training task (components.training.tasks) of torch kinds
 
     @property
     def solvers(self) -> tuple[str, ...]:
@@ -74,9 +75,10 @@ class _Entry:
 _REGISTRY: dict[str, dict[Family, _Entry]] = {}
 
 
-def register(kind: str) -> Callable[[_B], _B]:
-    """Register `builder` (a class or function taking one dataclass config) under `kind`."""
-    return _registrar(kind, "torch")
+def register(kind: str, *, task: str = "supervised") -> Callable[[_B], _B]:
+    """Register `builder` (a class or function taking one dataclass config) under `kind`,
+    trained by the training task named `task` (supervised, metric_learning, ...)."""
+    return _registrar(kind, "torch", task)
 
 
 def register_estimator(kind: str, *, family: Family = "sklearn") -> Callable[[_E], _E]:
@@ -91,6 +93,11 @@ def register_estimator(kind: str, *, family: Family = "sklearn") -> Callable[[_E
 def family(spec: ModelConfig | Mapping[str, Any], /) -> Family:
     """Which family builds, trains and stores `spec`: "torch", "sklearn", "xgboost" or "ensemble"."""
     return _entry(*_parse(spec)).family
+
+
+def training_task(spec: ModelConfig | Mapping[str, Any], /) -> str:
+    """The training task that trains `spec`'s torch model: this is the one table of it."""
+    return _entry(*_parse(spec)).task
 
 
 def is_estimator(spec: ModelConfig | Mapping[str, Any], /) -> bool:
@@ -145,7 +152,7 @@ def config_fields(spec: ModelConfig | Mapping[str, Any], /) -> dict[str, Any]:
 # ---------------------------------------------------------------------------- helpers
 
 
-def _registrar(kind: str, family: Family) -> Callable[[Any], Any]:
+def _registrar(kind: str, family: Family, task: str = "supervised") -> Callable[[Any], Any]:
     estimator = family != "torch"
 
     def decorator(builder: Any) -> Any:
@@ -157,13 +164,13 @@ def _registrar(kind: str, family: Family) -> Callable[[Any], Any]:
         if missing:
             raise TypeError(f"{config_cls.__name__} (model kind {kind!r}) must declare fields {missing}")
         if estimator:
-            task = typing.get_type_hints(config_cls)["task"]
-            if typing.get_origin(task) is not Literal or sorted(typing.get_args(task)) != sorted(_TASKS):
+            hint = typing.get_type_hints(config_cls)["task"]
+            if typing.get_origin(hint) is not Literal or sorted(typing.get_args(hint)) != sorted(_TASKS):
                 raise TypeError(
                     f"{config_cls.__name__} (model kind {kind!r}): field 'task' must be annotated "
-                    f"Literal{list(_TASKS)}, got {task!r}"
+                    f"Literal{list(_TASKS)}, got {hint!r}"
                 )
-        entry = _Entry(builder=builder, config=config_cls, family=family)
+        entry = _Entry(builder=builder, config=config_cls, family=family, task=task)
         entries = _REGISTRY.setdefault(kind, {})
         previous = entries.get(family)
         # re-importing the defining module (reload, notebooks) may register the same builder again

@@ -1,9 +1,10 @@
 """The training checkpoint: a directory that describes itself.
 
     model.safetensors           weights of the unwrapped model (what a bundle takes)
-    optimizer.pt                optimizer + LR-scheduler state (tensors and numbers only)
+    optimizer.pt                every optimiser's and LR scheduler's state, by the task's
+                                optimiser names, and the fp16 gradient scaler's (tensors and numbers only)
     early_stopping.safetensors  the best weights kept for restore-best, when configured
-    state.json                  epoch, model spec, metrics, early-stopping counters
+    state.json                  epoch, global step, model spec, metrics, early-stopping counters
 
 Nothing here unpickles: safetensors for weights, `torch.load(weights_only=True)` for the
 optimizer state, JSON for the rest.
@@ -31,19 +32,25 @@ def save_checkpoint(
     directory: str | Path,
     *,
     model: nn.Module,
-    optimizer: torch.optim.Optimizer,
-    scheduler: torch.optim.lr_scheduler.LRScheduler | None,
+    optimizers: dict[str, torch.optim.Optimizer],
+    schedulers: dict[str, torch.optim.lr_scheduler.LRScheduler],
     stopper: EarlyStopping | None,
     epoch: int,
     spec: dict[str, Any],
     metrics: dict[str, float],
     best_metrics: dict[str, float] | None = None,
+    global_step: int = 0,
+    scaler: dict[str, Any] | None = None,
 ) -> None:
     """Write one checkpoint into `directory` (which must exist)."""
     directory = Path(directory)
     save_file(_contiguous(model.state_dict()), str(directory / MODEL_FILE))
     torch.save(
-        {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict() if scheduler else None},
+        {
+            "optimizers": {name: o.state_dict() for name, o in optimizers.items()},
+            "schedulers": {name: s.state_dict() for name, s in schedulers.items()},
+            "scaler": scaler,
+        },
         directory / _OPTIMIZER_FILE,
     )
     stopper_state = None
@@ -52,7 +59,10 @@ def save_checkpoint(
         best = stopper_state.pop("best_state")
         if best is not None:
             save_file(_contiguous(best), str(directory / _BEST_FILE))
-    write_state(directory, spec, metrics, epoch=epoch, best_metrics=best_metrics, early_stopping=stopper_state)
+    write_state(
+        directory, spec, metrics, epoch=epoch, best_metrics=best_metrics, early_stopping=stopper_state,
+        global_step=global_step,
+    )
 
 
 def write_state(
@@ -63,12 +73,13 @@ def write_state(
     epoch: int = 0,
     best_metrics: dict[str, float] | None = None,
     early_stopping: dict[str, Any] | None = None,
+    global_step: int = 0,
 ) -> Path:
     """Write state.json, the part every checkpoint has whatever its model's format: epoch,
     model spec, metrics. Returns the directory."""
     directory = Path(directory)
     state = {
-        "epoch": epoch, "spec": spec, "metrics": metrics,
+        "epoch": epoch, "global_step": global_step, "spec": spec, "metrics": metrics,
         "best_metrics": best_metrics or {}, "early_stopping": early_stopping,
     }
     (directory / STATE_FILE).write_text(json.dumps(state, indent=2))
@@ -79,23 +90,30 @@ def load_checkpoint(
     directory: str | Path,
     *,
     model: nn.Module,
-    optimizer: torch.optim.Optimizer,
-    scheduler: torch.optim.lr_scheduler.LRScheduler | None,
+    optimizers: dict[str, torch.optim.Optimizer],
+    schedulers: dict[str, torch.optim.lr_scheduler.LRScheduler],
     stopper: EarlyStopping | None,
-) -> int:
-    """Restore everything saved by `save_checkpoint`; return the epoch it was written after."""
+) -> dict[str, Any]:
+    """Restore everything saved by `save_checkpoint` into the given objects; return the
+    checkpoint's state.json, with `scaler` added (the gradient scaler's state or None)."""
     directory = Path(directory)
     model.load_state_dict(load_file(str(directory / MODEL_FILE)))
-    opt = torch.load(directory / _OPTIMIZER_FILE, weights_only=True)
-    optimizer.load_state_dict(opt["optimizer"])
-    if scheduler is not None and opt["scheduler"] is not None:
-        scheduler.load_state_dict(opt["scheduler"])
+    saved = torch.load(directory / _OPTIMIZER_FILE, weights_only=True)
+    if set(saved["optimizers"]) != set(optimizers):
+        raise ValueError(
+            f"checkpoint {directory} holds optimisers {sorted(saved['optimizers'])}, the task has {sorted(optimizers)}"
+        )
+    for name, optimizer in optimizers.items():
+        optimizer.load_state_dict(saved["optimizers"][name])
+    for name, scheduler in schedulers.items():
+        if name in saved["schedulers"]:
+            scheduler.load_state_dict(saved["schedulers"][name])
     state = read_state(directory)
     if stopper is not None and state["early_stopping"] is not None:
         best_file = directory / _BEST_FILE
         best = load_file(str(best_file)) if best_file.exists() else None
         stopper.load_state_dict({**state["early_stopping"], "best_state": best})
-    return int(state["epoch"])
+    return {**state, "scaler": saved["scaler"]}
 
 
 def read_state(directory: str | Path) -> dict[str, Any]:

@@ -1,15 +1,16 @@
 """The epoch loop every torch model trains with, whoever runs it.
 
 It reads every hyperparameter from `config`, reports metrics once per epoch, lets rank 0
-alone write checkpoints, and resumes from the latest checkpoint it is given. Where the
-data comes from, how reports travel and how the model is wrapped for data parallelism
-is the `Session`'s business: Ray Train workers and Ray Tune trials each bring their own
-(see `components.training.ray_session`).
+alone write checkpoints (every optimiser, the global step), and resumes from the latest
+checkpoint it is given. What one step does and what is measured is the training task's
+business (`components.training.tasks`); where the data comes from, how reports travel and
+how the model is wrapped for data parallelism is the `Session`'s: Ray Train workers and
+Ray Tune trials each bring their own (see `components.training.ray_session`).
 """
 
 from __future__ import annotations
 
-import math
+import contextlib
 import tempfile
 import typing
 from collections.abc import Iterable
@@ -22,14 +23,16 @@ import torch.distributed as dist
 import torch.nn as nn
 
 from components.config import OptimizerConfig, TrainingConfig
-from components.evaluation.metrics import classification_metrics, regression_metrics
-from components.models import build
-from components.training.checkpoint import load_checkpoint, read_state, save_checkpoint
+from components.data.augmentation import make_augmenter
+from components.data.modalities.info import DataInfo
+from components.models import build, data_fields, training_task
+from components.training.checkpoint import load_checkpoint, save_checkpoint
 from components.training.early_stopping import EarlyStopping
-from components.training.losses import loss_fn, penalty, predict_output
-from components.training.optim import make_optimizer, make_scheduler
-
-Batch = dict[str, torch.Tensor]
+from components.training.grad_check import gradient_check
+from components.training.optim import make_scheduler
+from components.training.stepper import Stepper
+from components.training.tasks import Batch, TrainingTask, task_class
+from components.training.tasks.base import batch_size, move
 
 
 class Session(Protocol):
@@ -49,12 +52,21 @@ class Session(Protocol):
 
 
 def loop_config(
-    model: dict[str, Any], training: dict[str, Any], *, task: str, in_features: int, out_features: int
+    model: dict[str, Any], training: dict[str, Any], info: DataInfo, augment: list[dict[str, Any]] | None = None
 ) -> dict[str, Any]:
-    """The one dict the loop reads: model spec (with its input/output sizes) and training config.
-    Tuning overrides its dotted keys (`training.optimizer.lr`, `model.params.hidden`)."""
-    params = {**model.get("params", {}), "in_features": in_features, "out_features": out_features}
-    return {"model": {"kind": model["kind"], "params": params}, "training": training, "task": task}
+    """The one dict the loop reads: the model spec (its data-derived params filled from
+    `info`), the training config, the data's description and the augmentation of training
+    batches (`components.data.augmentation` ops). Tuning overrides its dotted keys
+    (`training.optimizer.lr`, `model.params.hidden`)."""
+    params = {**model.get("params", {}), **data_fields(model, info)}
+    return {
+        "model": {"kind": model["kind"], "params": params}, "training": training,
+        "task": info.task, "info": info.to_dict(), "augment": list(augment or []),
+    }
+
+
+def data_info(config: dict[str, Any]) -> DataInfo:
+    return DataInfo.from_dict(config["info"])
 
 
 def training_config(config: dict[str, Any]) -> TrainingConfig:
@@ -79,103 +91,114 @@ def train_model(config: dict[str, Any], session: Session) -> list[dict[str, floa
     """Train `config["model"]` for `config["training"]["epochs"]`, reporting each epoch;
     return the metrics reported by this run (epochs before a resume are not repeated)."""
     cfg = training_config(config)
-    task: str = config["task"]
-    spec = config["model"]
-    out_features = int(spec["params"]["out_features"])
+    spec, info = config["model"], data_info(config)
     torch.manual_seed(cfg.seed)  # identical initial weights on every rank
 
     model = session.prepare_model(build(spec))
     bare = _unwrap(model)
-    optimizer = make_optimizer(model.parameters(), cfg.optimizer)
-    scheduler = make_scheduler(optimizer, cfg.schedule, cfg.epochs)
-    stopper = (
-        EarlyStopping(cfg.early_stopping.patience, cfg.early_stopping.min_delta, cfg.early_stopping.restore_best)
-        if cfg.early_stopping
-        else None
-    )
-    criterion = loss_fn(task, out_features)
+    ops = config.get("augment") or []
+    augment = make_augmenter(ops, cfg.seed) if ops else None
+    task = task_class(training_task(spec))(model, info, cfg, augment)
+    optimizers = task.configure_optimizers()
+    schedulers = {
+        name: s for name, o in optimizers.items() if (s := make_scheduler(o, cfg.schedule, cfg.epochs)) is not None
+    }
+    stepper = Stepper(optimizers, precision=cfg.precision, device=session.device, grad_clip=cfg.grad_clip)
+    watch = cfg.early_stopping
+    stopper = EarlyStopping(watch.patience, watch.min_delta, watch.restore_best, watch.mode) if watch else None
 
     start, best_val = 0, {}
     with session.latest_checkpoint() as ckpt_dir:
         if ckpt_dir is not None:
-            start = load_checkpoint(ckpt_dir, model=bare, optimizer=optimizer, scheduler=scheduler, stopper=stopper) + 1
-            best_val = read_state(ckpt_dir)["best_metrics"]
+            state = load_checkpoint(ckpt_dir, model=bare, optimizers=optimizers, schedulers=schedulers, stopper=stopper)
+            stepper.load_state_dict({"global_step": state.get("global_step", 0), "scaler": state["scaler"]})
+            start, best_val = int(state["epoch"]) + 1, state["best_metrics"]
 
     history: list[dict[str, float]] = []
     if stopper is not None and stopper.should_stop:
         return history  # resumed from the checkpoint where early stopping ended the run
+    checked = _grad_check(task, bare, cfg, session) if cfg.grad_check and start == 0 else {}
     for epoch in range(start, cfg.epochs):
-        lr = optimizer.param_groups[0]["lr"]
-        train_loss = _train_epoch(model, optimizer, criterion, cfg, session, epoch)
-        val = evaluate(model, criterion, session.batches("val", cfg.batch_size, False, 0), task, out_features, session)
-        stop = stopper.step(val["val_loss"], bare) if stopper else False
+        lr = next(iter(optimizers.values())).param_groups[0]["lr"]
+        train = _train_epoch(task, stepper, cfg, session, epoch)
+        val = evaluate(task, session.batches("val", cfg.batch_size, False, 0), session, stepper)
+        if stopper is not None and watch is not None:
+            if watch.metric not in val:
+                raise ValueError(
+                    f"training.early_stopping.metric {watch.metric!r} is not reported; reported: {sorted(val)}"
+                )
+            stop = stopper.step(val[watch.metric], bare)
+        else:
+            stop = False
         if stopper and stopper.best_epoch == epoch:
             best_val = val
         last = stop or epoch == cfg.epochs - 1
         if last and stopper and stopper.restore_best and stopper.restore(bare):
             # The checkpoint now holds the best epoch's weights: report that epoch's numbers.
             val = best_val or val
-        if scheduler is not None:
+        for scheduler in schedulers.values():
             scheduler.step()
-        metrics = {"epoch": epoch, "train_loss": train_loss, "lr": lr, **val}
+        metrics = {"epoch": epoch, "step": stepper.global_step, **train, "lr": lr, **val, **checked}
+        checked = {}  # reported with the first epoch only
         if stopper is not None:
             metrics["best_epoch"] = stopper.best_epoch
-        _report(session, metrics, best_val, bare, optimizer, scheduler, stopper, epoch, spec)
+        _report(session, metrics, best_val, bare, optimizers, schedulers, stepper, stopper, epoch, spec)
         history.append(metrics)
         if stop:
             break
     return history
 
 
-def _train_epoch(
-    model: nn.Module, optimizer: torch.optim.Optimizer, criterion: Any, cfg: TrainingConfig, session: Session, epoch: int
-) -> float:
-    model.train()
-    total, count = 0.0, 0
+def _train_epoch(task: TrainingTask, stepper: Stepper, cfg: TrainingConfig, session: Session, epoch: int) -> dict[str, float]:
+    """One pass over the training split; the task's step results averaged per example, as train_*."""
+    task.model.train()
+    totals: dict[str, float] = {}
+    count = 0
     for batch in session.batches("train", cfg.batch_size, True, cfg.seed + epoch):
-        x, y = batch["x"].to(session.device), batch["y"].to(session.device)
-        loss = criterion(model(x), y)  # (B, out) vs (B,)
-        if cfg.l1 or cfg.l2:
-            loss = loss + penalty(model, cfg.l1, cfg.l2)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if cfg.grad_clip is not None:
-            nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-        optimizer.step()
-        total += loss.item() * len(y)
-        count += len(y)
-    total, count = _all_reduce_sum(session, total, count)
+        batch = move(batch, session.device)
+        n = batch_size(batch)
+        for name, value in task.training_step(batch, stepper).items():
+            totals[name] = totals.get(name, 0.0) + value * n
+        count += n
+    names = sorted(totals)
+    summed = _all_reduce_sum(session, [totals[k] for k in names] + [float(count)])
+    count = int(summed[-1])
     if count == 0:
         raise ValueError("the training split is empty: no rows to train on")
-    return total / count
+    return {f"train_{name}": total / count for name, total in zip(names, summed)}
+
+
+def _grad_check(task: TrainingTask, model: nn.Module, cfg: TrainingConfig, session: Session) -> dict[str, float]:
+    """Backprop against two-sided differences on the first training batch, before any
+    step: `grad_check.<parameter>` relative errors and their maximum, to report."""
+    batch = next(iter(session.batches("train", cfg.batch_size, False, cfg.seed)), None)
+    if batch is None:
+        raise ValueError("the training split is empty: no batch to check gradients on")
+    rows = gradient_check(model, move(batch, session.device), task.loss)
+    errors = {f"grad_check.{row.name}": row.relative_error for row in rows}
+    return {**errors, "grad_check_max_error": max(errors.values())}
 
 
 @torch.no_grad()
 def evaluate(
-    model: nn.Module, criterion: Any, batches: Iterable[Batch], task: str, out_features: int, session: Session
+    task: TrainingTask, batches: Iterable[Batch], session: Session, stepper: Stepper | None = None
 ) -> dict[str, float]:
-    """Loss and task metrics over `batches`, aggregated across ranks, keys prefixed `val_`."""
-    model.eval()
-    loss_sum, count = 0.0, 0
-    ys, preds = [], []
-    for batch in batches:
-        x, y = batch["x"].to(session.device), batch["y"].to(session.device)
-        out = model(x)  # (B, out)
-        loss_sum += criterion(out, y).item() * len(y)
-        count += len(y)
-        pred = predict_output(out, task, out_features)
-        preds.append((pred["class"] if task == "classification" else pred["value"]).cpu().numpy())
-        ys.append(y.cpu().numpy())
-    loss_sum, count = _all_reduce_sum(session, loss_sum, count)
-    y_true, y_pred = _gather(session, ys), _gather(session, preds)
-    if count == 0:
-        return {"val_loss": math.nan, "val_rows": 0}
-    if task == "classification":
-        n_classes = max(2, out_features)
-        metrics = classification_metrics(y_true.astype(np.int64), y_pred, n_classes)
-    else:
-        metrics = regression_metrics(y_true, y_pred)
-    return {"val_loss": loss_sum / count, "val_rows": count, **{f"val_{k}": float(v) for k, v in metrics.items()}}
+    """The task's metrics over `batches`, aggregated across ranks, keys prefixed `val_`."""
+    task.model.eval()
+    sums: dict[str, float] = {}
+    parts: dict[str, list[np.ndarray]] = {}
+    precision = stepper.autocast() if stepper is not None else contextlib.nullcontext()
+    with precision:
+        for batch in batches:
+            for name, value in task.validation_step(move(batch, session.device)).items():
+                if isinstance(value, np.ndarray):
+                    parts.setdefault(name, []).append(value)
+                else:
+                    sums[name] = sums.get(name, 0.0) + float(value)
+    names = sorted(sums)
+    totals = dict(zip(names, _all_reduce_sum(session, [sums[k] for k in names])))
+    arrays = {name: _gather(session, chunks) for name, chunks in parts.items()}
+    return {f"val_{k}": v for k, v in task.metrics(totals, arrays).items()}
 
 
 def _report(
@@ -183,8 +206,9 @@ def _report(
     metrics: dict[str, float],
     best_metrics: dict[str, float],
     model: nn.Module,
-    optimizer: torch.optim.Optimizer,
-    scheduler: Any,
+    optimizers: dict[str, torch.optim.Optimizer],
+    schedulers: dict[str, Any],
+    stepper: Stepper,
     stopper: EarlyStopping | None,
     epoch: int,
     spec: dict[str, Any],
@@ -193,9 +217,11 @@ def _report(
         session.report(metrics, None)
         return
     with tempfile.TemporaryDirectory() as tmp:
+        state = stepper.state_dict()
         save_checkpoint(
-            tmp, model=model, optimizer=optimizer, scheduler=scheduler, stopper=stopper,
+            tmp, model=model, optimizers=optimizers, schedulers=schedulers, stopper=stopper,
             epoch=epoch, spec=spec, metrics=metrics, best_metrics=best_metrics,
+            global_step=int(state["global_step"]), scaler=state["scaler"],
         )
         session.report(metrics, tmp)
 
@@ -204,12 +230,12 @@ def _unwrap(model: nn.Module) -> nn.Module:
     return model.module if hasattr(model, "module") else model
 
 
-def _all_reduce_sum(session: Session, total: float, count: int) -> tuple[float, int]:
+def _all_reduce_sum(session: Session, values: list[float]) -> list[float]:
     if session.world_size == 1:
-        return total, count
-    t = torch.tensor([total, float(count)], dtype=torch.float64)
+        return values
+    t = torch.tensor(values, dtype=torch.float64)
     dist.all_reduce(t)
-    return float(t[0]), int(t[1])
+    return t.tolist()
 
 
 def _gather(session: Session, parts: list[np.ndarray]) -> np.ndarray:

@@ -15,19 +15,22 @@ from components.config import OptimizerConfig, ScheduleConfig
 def make_optimizer(
     params: Iterable[torch.Tensor] | Iterable[dict[str, Any]], cfg: OptimizerConfig
 ) -> torch.optim.Optimizer:
-    """sgd: plain (mini-batch) gradient descent; momentum: SGD with cfg.momentum; rmsprop; adam
-    (bias-corrected); adamw (decoupled weight decay). cfg.weight_decay is passed to every one."""
+    """sgd: plain (mini-batch) gradient descent; momentum: SGD with cfg.momentum; rmsprop; adagrad
+    (per-parameter rates from summed squared gradients); adam (bias-corrected); adamw
+    (decoupled weight decay). cfg.weight_decay is passed to every one."""
     if cfg.name == "sgd":
         return torch.optim.SGD(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     if cfg.name == "momentum":
         return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
     if cfg.name == "rmsprop":
         return torch.optim.RMSprop(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    if cfg.name == "adagrad":
+        return torch.optim.Adagrad(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     if cfg.name == "adam":
         return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     if cfg.name == "adamw":
         return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    raise ValueError(f"optimizer.name must be one of sgd, momentum, rmsprop, adam, adamw, got {cfg.name!r}")
+    raise ValueError(f"optimizer.name must be one of sgd, momentum, rmsprop, adagrad, adam, adamw, got {cfg.name!r}")
 
 
 def make_scheduler(optimizer: torch.optim.Optimizer, cfg: ScheduleConfig, epochs: int) -> LRScheduler | None:

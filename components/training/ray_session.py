@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import numpy as np
@@ -26,9 +26,11 @@ from ray.train import Checkpoint, CheckpointConfig, RunConfig, ScalingConfig
 from deltalake import DeltaTable
 from ray.train.torch import TorchConfig, TorchTrainer
 
+from components.data.fitted_state import batch_decoder
 from components.data.preparation import LABEL
 from components.training.array_session import memory_batches
-from components.training.loop import Batch, train_model
+from components.training.loop import train_model
+from components.training.tasks import Batch
 from components.training.outcome import TrialOutcome
 
 
@@ -39,23 +41,36 @@ class SilverInputs:
     tables: dict[str, tuple[str, int]]  # split -> (uri, version)
     columns: list[str]  # model input columns
     label_dtype: str  # int64 for classification, float32 for regression
+    inputs: Callable[[dict[str, np.ndarray]], np.ndarray] | None = None  # a fitted state's batch_inputs
+
+    @classmethod
+    def of(cls, tables: dict[str, tuple[str, int]], state: Any) -> "SilverInputs":
+        """The inputs a fitted state (FeatureState, ImageState) describes: table rows are
+        model inputs as they are; other modalities are decoded by the state in read tasks."""
+        return cls(tables=tables, columns=state.columns, label_dtype=state.label_dtype, inputs=batch_decoder(state))
 
     def datasets(self) -> dict[str, ray.data.Dataset]:
-        return silver_datasets(self.tables, self.columns, LABEL, self.label_dtype)
+        return silver_datasets(self.tables, self.columns, LABEL, self.label_dtype, self.inputs)
 
 
 def silver_datasets(
-    tables: dict[str, tuple[str, int]], features: list[str], target: str, label_dtype: str
+    tables: dict[str, tuple[str, int]],
+    features: list[str],
+    target: str,
+    label_dtype: str,
+    inputs: Callable[[dict[str, np.ndarray]], np.ndarray] | None = None,
 ) -> dict[str, ray.data.Dataset]:
     """Ray Datasets over Delta tables pinned at versions: {split: (uri, version)} -> {split: ds}.
 
-    Each batch becomes {"x": (B, F) float32, "y": (B,) label_dtype}; the packing runs inside
-    Ray Data's streaming read tasks, not in the training loop. Needs a connected Ray: small
-    tables are materialized here.
+    Each batch becomes {"x": inputs, "y": (B,) label_dtype}: the feature columns as (B, F)
+    float32, or what `inputs` makes of them (images decoded, resized and normalised to
+    (B, C, H, W)). The packing runs inside Ray Data's streaming read tasks on the cluster,
+    not in the training loop or the driver. Needs a connected Ray: small tables are
+    materialized here.
     """
 
     def pack(batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        x = np.stack([batch[c] for c in features], axis=1).astype(np.float32)  # (B, F)
+        x = inputs(batch) if inputs is not None else np.stack([batch[c] for c in features], axis=1).astype(np.float32)
         return {"x": x, "y": batch[target].astype(label_dtype)}
 
     datasets = {}
@@ -64,7 +79,10 @@ def silver_datasets(
         ds = ds.map_batches(pack, batch_format="numpy", num_cpus=_DATA_CPUS)
         # A small table is read and packed once into the object store; a large one streams
         # from Delta every epoch, never held whole.
-        datasets[split] = ds.materialize() if _stored_bytes(uri, version) <= CACHE_BELOW_BYTES else ds
+        # Encoded images grow many times over once decoded: they stream, and each worker
+        # keeps its decoded shard when it is small (ShardBatches).
+        small = inputs is None and _stored_bytes(uri, version) <= CACHE_BELOW_BYTES
+        datasets[split] = ds.materialize() if small else ds
     return datasets
 
 

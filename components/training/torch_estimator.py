@@ -17,6 +17,7 @@ from sklearn.model_selection import train_test_split
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from components.config import TrainingConfig
+from components.data.modalities import tabular_info
 from components.evaluation.scoring import predict_arrays
 from components.models.estimators import holdout_stratify
 from components.training.array_session import ArraySession
@@ -64,7 +65,7 @@ class TorchEstimator(BaseEstimator):
         )
         training = TrainingConfig.model_validate(self.training or {}).model_dump()
         config = loop_config(
-            self.model, training, task=self.task, in_features=X.shape[1], out_features=int(out_features)
+            self.model, training, tabular_info(self.task, X.shape[1], int(out_features))
         )
         session = ArraySession({"train": (X[fit_idx], y[fit_idx]), "val": (X[val_idx], y[val_idx])})
         train_model(config, session)

@@ -15,6 +15,8 @@ from typing import Any
 from ray import tune
 
 from components.config import Choice, Distribution, Grid, LogUniform, RandInt, TuningConfig, Uniform, apply_overrides
+from components.data.modalities.info import DataInfo
+from components.models import data_fields
 
 KIND_KEY = "model.kind"
 PARAMS_KEY = "model.params"
@@ -48,11 +50,11 @@ def space_keys(tuning: TuningConfig) -> list[str]:
 
 def trial_config(base: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
     """The loop config one trial runs: `base` with the trial's params applied. A family
-    trial swaps the model for its kind, keeping only the data's sizes from `base`."""
+    trial swaps the model for its kind, its data-derived params filled from `base`'s data."""
     if KIND_KEY not in params:
         return apply_overrides(base, params)
-    sizes = {k: base["model"]["params"][k] for k in ("in_features", "out_features")}
-    model = {"kind": params[KIND_KEY], "params": {**sizes, **(params.get(PARAMS_KEY) or {})}}
+    model = {"kind": params[KIND_KEY], "params": dict(params.get(PARAMS_KEY) or {})}
+    model["params"].update(data_fields(model, DataInfo.from_dict(base["info"])))
     rest = {k: v for k, v in params.items() if k not in (KIND_KEY, PARAMS_KEY)}
     return apply_overrides({**base, "model": model}, rest)
 

@@ -78,6 +78,7 @@ def tracking(profile: ProfileConfig) -> str:
 def search(ray_session, silver, iris_pipeline: PipelineConfig, profile: ProfileConfig):
     """A 3-trial ASHA search over learning rate and width; returns its trial outcomes."""
     from components.config import TuningConfig
+    from components.data.modalities import tabular_info
     from components.training.loop import loop_config
     from components.training.ray_session import SilverInputs
     from components.tuning.tuner import run_search, trial_outcomes
@@ -94,8 +95,8 @@ def search(ray_session, silver, iris_pipeline: PipelineConfig, profile: ProfileC
         }
     )
     base = loop_config(
-        iris_pipeline.model.model_dump(), iris_pipeline.training.model_dump(), task="classification",
-        in_features=snapshot.features.in_features, out_features=snapshot.features.out_features,
+        iris_pipeline.model.model_dump(), iris_pipeline.training.model_dump(), tabular_info("classification",
+        snapshot.features.in_features, snapshot.features.out_features),
     )
     inputs = SilverInputs({s: snapshot.tables[s] for s in ("train", "val")}, snapshot.features.columns, "int64")
     grid = run_search(base, inputs, tuning, storage_path=profile.runs, name="iris-search")

@@ -16,6 +16,7 @@ from components.artifacts.tracking import log_trial, start_run
 from components.config import PipelineConfig, TuningConfig
 from components.data.bundled import bundled_frame
 from components.training.estimator_fit import fit_estimator_task
+from components.data.modalities import tabular_info
 from components.training.loop import loop_config
 from components.training.outcome import TrialOutcome
 from components.training.ray_session import SilverInputs
@@ -24,8 +25,8 @@ from serving.app import ServedModel, start
 
 
 def _base(pipeline: PipelineConfig, snapshot, model: dict) -> dict:
-    return loop_config(model, pipeline.training.model_dump(), task="classification",
-                       in_features=snapshot.features.in_features, out_features=snapshot.features.out_features)
+    return loop_config(model, pipeline.training.model_dump(), tabular_info("classification",
+                       snapshot.features.in_features, snapshot.features.out_features))
 
 
 def _inputs(snapshot) -> SilverInputs:

@@ -10,6 +10,7 @@ import pytest
 from components.artifacts.ensemble_io import read_description
 from components.config import TuningConfig
 from components.training.ensemble_fit import ENSEMBLE_TRIAL, fit_ensemble
+from components.data.modalities import tabular_info
 from components.training.loop import loop_config
 from components.training.outcome import best_per_kind
 from components.training.ray_session import SilverInputs
@@ -32,7 +33,7 @@ def searched(ray_session, silver, iris_pipeline, profile):
     )
     base = loop_config(
         {"kind": "ensemble", "params": {"method": "stacking", "folds": 3}}, iris_pipeline.training.model_dump(),
-        task="classification", in_features=features.in_features, out_features=features.out_features,
+        tabular_info("classification", features.in_features, features.out_features),
     )
     inputs = SilverInputs({s: snapshot.tables[s] for s in ("train", "val")}, features.columns, "int64")
     grid = run_search(base, inputs, tuning, storage_path=profile.runs, name="family-search")

@@ -22,6 +22,7 @@ from components.artifacts.tracking import start_run
 from components.data.bundled import bundled_frame
 from components.models.ensemble import soft_vote
 from components.training.ensemble_fit import fit_ensemble
+from components.data.modalities import tabular_info
 from components.training.loop import loop_config
 from serving.app import ServedModel, start
 
@@ -40,7 +41,7 @@ def ensemble_endpoint(ray_session, silver, tracking, profile, workdir: Path):
     features = snapshot.features
     config = loop_config(
         {"kind": "ensemble", "params": {"members": MEMBERS, "method": "voting", "voting": "soft"}},
-        {"epochs": 5}, task="classification", in_features=features.in_features, out_features=features.out_features,
+        {"epochs": 5}, tabular_info("classification", features.in_features, features.out_features),
     )
     checkpoint = workdir / "ensemble-checkpoint"
     tables = {s: snapshot.tables[s] for s in ("train", "val")}

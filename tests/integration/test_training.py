@@ -9,6 +9,7 @@ from safetensors.torch import load_file
 
 from components.config import PipelineConfig
 from components.training.checkpoint import MODEL_FILE, read_state
+from components.data.modalities import tabular_info
 from components.training.loop import loop_config
 from components.training.ray_session import make_trainer, silver_datasets, training_outcome
 
@@ -17,8 +18,8 @@ def _config(pipeline: PipelineConfig, snapshot, epochs: int) -> dict:
     training = pipeline.training.model_dump()
     training.update(epochs=epochs, early_stopping=None)
     return loop_config(
-        pipeline.model.model_dump(), training, task="classification",
-        in_features=snapshot.features.in_features, out_features=snapshot.features.out_features,
+        pipeline.model.model_dump(), training, tabular_info("classification",
+        snapshot.features.in_features, snapshot.features.out_features),
     )
 
 

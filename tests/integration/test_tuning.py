@@ -79,14 +79,15 @@ def test_best_trial_is_tracked_registered_and_champion_only_when_better(search, 
 def test_multi_worker_trials_drive_their_own_trainers(ray_session, silver, iris_pipeline, profile):
     """num_workers > 1: each trial is a driver running a TorchTrainer; reports reach Tune."""
     from components.config import TuningConfig
+    from components.data.modalities import tabular_info
     from components.training.loop import loop_config
     from components.training.ray_session import SilverInputs
     from components.tuning.tuner import run_search, trial_outcomes
 
     _, snapshot = silver
     training = {**iris_pipeline.training.model_dump(), "epochs": 2, "num_workers": 2}
-    base = loop_config(iris_pipeline.model.model_dump(), training, task="classification",
-                       in_features=snapshot.features.in_features, out_features=snapshot.features.out_features)
+    base = loop_config(iris_pipeline.model.model_dump(), training, tabular_info("classification",
+                       snapshot.features.in_features, snapshot.features.out_features))
     inputs = SilverInputs({s: snapshot.tables[s] for s in ("train", "val")}, snapshot.features.columns, "int64")
     tuning = TuningConfig.model_validate(
         {"num_samples": 1, "scheduler": "fifo", "space": {"training.optimizer.lr": {"grid": [0.01, 0.05]}}}

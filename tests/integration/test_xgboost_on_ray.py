@@ -15,6 +15,7 @@ from components.data.bundled import bundled_frame
 from components.data.silver import read_arrays
 from components.evaluation.scoring import score
 from components.training.checkpoint import read_state
+from components.data.modalities import tabular_info
 from components.training.loop import loop_config
 from components.training.outcome import TrialOutcome
 from components.training.ray_session import SilverInputs, training_outcome
@@ -25,8 +26,8 @@ ROUNDS = 20
 
 
 def _base(pipeline: PipelineConfig, snapshot, params: dict) -> dict:
-    return loop_config({"kind": "xgboost", "params": params}, pipeline.training.model_dump(), task="classification",
-                       in_features=snapshot.features.in_features, out_features=snapshot.features.out_features)
+    return loop_config({"kind": "xgboost", "params": params}, pipeline.training.model_dump(), tabular_info("classification",
+                       snapshot.features.in_features, snapshot.features.out_features))
 
 
 def _inputs(snapshot) -> SilverInputs:

@@ -55,8 +55,8 @@ def test_bundle_round_trip_and_predictions(prepared, tmp_path):
     model = build(spec)
     ckpt = tmp_path / "ckpt"
     ckpt.mkdir()
-    save_checkpoint(ckpt, model=model, optimizer=make_optimizer(model.parameters(), config.training.optimizer),
-                    scheduler=None, stopper=None, epoch=0, spec=spec, metrics={})
+    save_checkpoint(ckpt, model=model, optimizers={"model": make_optimizer(model.parameters(), config.training.optimizer)},
+                    schedulers={}, stopper=None, epoch=0, spec=spec, metrics={})
     bundle_dir = save_bundle(tmp_path / "bundle", checkpoint_dir=ckpt, features=features,
                              metrics={"val_loss": 0.5}, lineage={"bronze_version": 3})
     assert sorted(p.name for p in bundle_dir.iterdir()) == [
@@ -86,8 +86,8 @@ def test_regression_bundle_predicts_numbers(tmp_path):
     model = build(spec)
     ckpt = tmp_path / "ckpt"
     ckpt.mkdir()
-    save_checkpoint(ckpt, model=model, optimizer=make_optimizer(model.parameters(), config.training.optimizer),
-                    scheduler=None, stopper=None, epoch=0, spec=spec, metrics={})
+    save_checkpoint(ckpt, model=model, optimizers={"model": make_optimizer(model.parameters(), config.training.optimizer)},
+                    schedulers={}, stopper=None, epoch=0, spec=spec, metrics={})
     bundle = load_bundle(save_bundle(tmp_path / "b", checkpoint_dir=ckpt, features=features, metrics={}, lineage={}))
     values = bundle.predict(frame.drop("target").head(3))
     assert len(values) == 3 and all(isinstance(v, float) for v in values)

@@ -82,8 +82,8 @@ def test_classifier_bundle_round_trips_and_answers_like_a_torch_bundle(spec, iri
     model = build(torch_spec)
     ckpt = tmp_path / "torch_ckpt"
     ckpt.mkdir()
-    save_checkpoint(ckpt, model=model, optimizer=make_optimizer(model.parameters(), config.training.optimizer),
-                    scheduler=None, stopper=None, epoch=0, spec=torch_spec, metrics={})
+    save_checkpoint(ckpt, model=model, optimizers={"model": make_optimizer(model.parameters(), config.training.optimizer)},
+                    schedulers={}, stopper=None, epoch=0, spec=torch_spec, metrics={})
     torch_bundle = load_bundle(save_bundle(tmp_path / "torch", checkpoint_dir=ckpt, features=features,
                                            metrics={}, lineage={}))
     assert not torch_bundle.is_estimator
@@ -121,7 +121,7 @@ def test_estimator_checkpoint_layout_is_what_read_state_expects(tmp_path):
     estimator = build(spec, in_features=1, out_features=1).fit([[0.0], [1.0]], [0, 1])
     ckpt = write_estimator_checkpoint(tmp_path / "c", estimator, spec, {"val_accuracy": 1.0})
     assert sorted(p.name for p in ckpt.iterdir()) == ["model.skops", "state.json"]
-    assert read_state(ckpt) == {"epoch": 0, "spec": spec, "metrics": {"val_accuracy": 1.0},
+    assert read_state(ckpt) == {"epoch": 0, "global_step": 0, "spec": spec, "metrics": {"val_accuracy": 1.0},
                                 "best_metrics": {}, "early_stopping": None}
     assert load_estimator(ckpt / ESTIMATOR_FILE).predict([[1.0]]).tolist() == [1]
 

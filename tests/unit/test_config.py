@@ -31,16 +31,25 @@ def test_quickstart_config_loads():
 
 @pytest.mark.parametrize("path", sorted((ROOT / "conf" / "pipelines").glob("*.yaml")), ids=lambda p: p.name)
 def test_every_shipped_pipeline_loads_and_builds(path):
-    from components.models import build, is_estimator
+    import torch
+    import torch.nn as nn
 
-    config = load_pipeline(path)
-    extra = {"task": config.schema_.task} if is_estimator(config.model) else {}
+    from components.config_check import load_checked, planned_info
+    from components.models import build
+
+    config = load_checked(path)
+    info = planned_info(config)
+    extra = {}
     if config.model.kind == "ensemble" and config.tuning and config.tuning.families:
         extra["members"] = [{"kind": kind} for kind in config.tuning.families]  # what the search will pick from
-    assert build(config.model, in_features=len(config.schema_.features), out_features=1, **extra) is not None
-    for kind in config.tuning.families if config.tuning else {}:
-        kind_extra = {"task": config.schema_.task} if is_estimator({"kind": kind}) else {}
-        assert build({"kind": kind}, in_features=len(config.schema_.features), out_features=1, **kind_extra) is not None
+    specs = [(config.model, extra)] + [({"kind": k}, {}) for k in (config.tuning.families if config.tuning else {})]
+    for spec, params in specs:
+        model = build(spec, info, **params)
+        if isinstance(model, nn.Module):  # a torch kind answers a batch of the planned inputs
+            assert model(torch.zeros(2, *info.input_shape)).shape == (2, info.out_features)
+        else:  # an estimator keeps its params unchanged (scikit-learn's contract)
+            assert all(model.get_params()[k] == v for k, v in dict(spec.params if hasattr(spec, "params") else {}).items()
+                       if k in model.get_params())
 
 
 def test_unknown_key_is_named_with_its_path(tmp_path):

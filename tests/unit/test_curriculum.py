@@ -11,6 +11,7 @@ from components.evaluation.metrics import regression_metrics
 from components.models import build
 from components.training.losses import loss_fn
 from components.training.optim import make_optimizer
+from components.training.stepper import Stepper
 
 # ---------------------------------------------------------------------------- §2 linear regression
 
@@ -160,10 +161,11 @@ def test_two_two_two_sigmoid_net_with_the_mlp_kind():
     assert out[0].tolist() == pytest.approx([hand["o1"], hand["o2"]], abs=1e-12)
     assert error.item() == pytest.approx(0.298371109, abs=1e-9)
 
+    # the training loop's own step: the same Stepper every task calls
     opt = make_optimizer(model.parameters(), OptimizerConfig(name="sgd", lr=ETA))
-    opt.zero_grad()
-    error.backward()
-    opt.step()
+    stepper = Stepper({"model": opt}, precision="fp32", device=torch.device("cpu"))
+    stepper.step(error)
+    assert stepper.global_step == 1
     assert head.weight[0, 0].item() == pytest.approx(0.35891648, abs=1e-8)
     assert hidden.weight[0, 0].item() == pytest.approx(0.149780716, abs=1e-9)
     assert head.weight[0, 0].item() == pytest.approx(hand["w5"], abs=1e-12)

@@ -98,9 +98,9 @@ def test_the_gradient_solvers_are_the_optimizer_names():
 @pytest.mark.parametrize(
     ("kind", "solver", "allowed"),
     [
-        ("linear_regression", "newton", r"\['sgd', 'momentum', 'rmsprop', 'adam', 'adamw', 'lbfgs', 'ols'\]"),
+        ("linear_regression", "newton", r"\['sgd', 'momentum', 'rmsprop', 'adagrad', 'adam', 'adamw', 'lbfgs', 'ols'\]"),
         # least squares in closed form means nothing for the logistic loss
-        ("logistic_regression", "ols", r"\['sgd', 'momentum', 'rmsprop', 'adam', 'adamw', 'lbfgs'\]"),
+        ("logistic_regression", "ols", r"\['sgd', 'momentum', 'rmsprop', 'adagrad', 'adam', 'adamw', 'lbfgs'\]"),
     ],
 )
 def test_an_unknown_solver_lists_the_allowed_ones(kind, solver, allowed):

@@ -13,6 +13,7 @@ import torch
 
 from components.training.checkpoint import read_state
 from components.config import apply_overrides
+from components.data.modalities import tabular_info
 from components.training.loop import loop_config, train_model, training_config
 
 
@@ -63,7 +64,7 @@ def _config(epochs: int, **training) -> dict:
     return loop_config(
         {"kind": "mlp", "params": {"hidden": [8]}},
         {"epochs": epochs, "batch_size": 16, "optimizer": {"name": "adam", "lr": 0.05}, **training},
-        task="classification", in_features=2, out_features=1,
+        tabular_info("classification", 2, 1),
     )
 
 
@@ -121,7 +122,7 @@ def test_regression_reports_regression_metrics():
     config = loop_config(
         {"kind": "linear_regression", "params": {"solver": "adam"}},
         {"epochs": 40, "batch_size": 16, "optimizer": {"name": "adam", "lr": 0.1}, "grad_clip": 10.0, "l2": 1e-6},
-        task="regression", in_features=3, out_features=1,
+        tabular_info("regression", 3, 1),
     )
     train_model(config, session)
     last = session.reports[-1]
@@ -135,7 +136,7 @@ def test_regression_reports_regression_metrics():
 def test_a_torch_solver_names_the_optimizer_and_keeps_its_other_settings():
     model = {"kind": "logistic_regression", "params": {"solver": "momentum"}}
     training = {"epochs": 1, "optimizer": {"name": "adam", "lr": 0.5}}
-    config = loop_config(model, training, task="classification", in_features=2, out_features=1)
+    config = loop_config(model, training, tabular_info("classification", 2, 1))
     optimizer = training_config(config).optimizer
     assert (optimizer.name, optimizer.lr) == ("momentum", 0.5)
     assert training == {"epochs": 1, "optimizer": {"name": "adam", "lr": 0.5}}
@@ -146,13 +147,13 @@ def test_a_torch_solver_names_the_optimizer_and_keeps_its_other_settings():
 
 def test_without_a_solver_the_training_config_decides():
     config = loop_config({"kind": "mlp", "params": {"hidden": [4]}}, {"optimizer": {"name": "sgd"}},
-                         task="regression", in_features=2, out_features=1)
+                         tabular_info("regression", 2, 1))
     assert training_config(config).optimizer.name == "sgd"
 
 
 def test_a_solver_that_is_no_optimizer_is_refused_with_the_allowed_ones():
     config = loop_config({"kind": "mlp", "params": {"solver": "newton"}}, {},
-                         task="regression", in_features=2, out_features=1)
+                         tabular_info("regression", 2, 1))
     with pytest.raises(ValueError, match=r"model 'mlp': solver 'newton' is not an optimizer; allowed: \['sgd'"):
         training_config(config)
 
@@ -165,8 +166,72 @@ def test_the_loop_trains_with_the_solvers_optimizer():
     config = loop_config(
         {"kind": "linear_regression", "params": {"solver": "adam"}},
         {"epochs": 1, "batch_size": 8, "optimizer": {"name": "sgd", "lr": 0.01}},
-        task="regression", in_features=2, out_features=1,
+        tabular_info("regression", 2, 1),
     )
     train_model(config, session)
-    state = torch.load(Path(session.checkpoints[-1]) / "optimizer.pt", weights_only=True)["optimizer"]["state"]
+    state = torch.load(Path(session.checkpoints[-1]) / "optimizer.pt", weights_only=True)["optimizers"]["model"]["state"]
     assert all("exp_avg" in s for s in state.values())  # Adam's moments: SGD keeps none
+
+
+# ---------------------------------------------------------------------------- precision, global step, any metric
+
+
+def test_bf16_autocast_trains_checkpoints_and_resumes_identically(blobs):
+    straight = MemorySession(*blobs)
+    train_model(_config(4, precision="bf16"), straight)
+    assert straight.reports[-1]["val_accuracy"] >= 0.95
+    first = MemorySession(*blobs)
+    train_model(_config(2, precision="bf16"), first)
+    resumed = MemorySession(*blobs, resume_from=first.checkpoints[-1])
+    train_model(_config(4, precision="bf16"), resumed)
+    assert resumed.reports[-1]["train_loss"] == pytest.approx(straight.reports[-1]["train_loss"], rel=1e-5)
+    # bf16 really ran: its rounding makes the losses differ from fp32's
+    fp32 = MemorySession(*blobs)
+    train_model(_config(4), fp32)
+    assert fp32.reports[-1]["train_loss"] != pytest.approx(straight.reports[-1]["train_loss"], rel=1e-6)
+
+
+def test_fp16_is_refused_without_a_gpu():
+    with pytest.raises(ValueError, match="precision 'fp16' needs use_gpu: true"):
+        training_config(_config(1, precision="fp16"))
+
+
+def test_checkpoints_carry_the_global_step_and_resume_counts_on(blobs):
+    session = MemorySession(*blobs)  # 120 rows, batches of 16: 8 steps an epoch
+    train_model(_config(2), session)
+    assert [r["step"] for r in session.reports] == [8, 16]
+    assert read_state(session.checkpoints[-1])["global_step"] == 16
+    resumed = MemorySession(*blobs, resume_from=session.checkpoints[-1])
+    train_model(_config(3), resumed)
+    assert [r["step"] for r in resumed.reports] == [24]
+
+
+def test_early_stopping_watches_any_reported_metric(blobs):
+    x, y = blobs
+    session = MemorySession(x, y)
+    config = _config(30, early_stopping={"metric": "val_accuracy", "mode": "max", "patience": 2})
+    train_model(config, session)
+    accuracies = [r["val_accuracy"] for r in session.reports]
+    assert len(session.reports) < 30  # accuracy saturates at once on separable blobs, so it stops early
+    assert session.reports[-1]["best_epoch"] == int(np.argmax(accuracies[:-1]))
+    with pytest.raises(ValueError, match="early_stopping.metric 'val_auc' is not reported"):
+        train_model(_config(2, early_stopping={"metric": "val_auc"}), MemorySession(x, y))
+
+
+def test_adagrad_is_an_optimizer_choice(blobs):
+    session = MemorySession(*blobs)
+    train_model(_config(2, optimizer={"name": "adagrad", "lr": 0.1}), session)
+    state = torch.load(Path(session.checkpoints[-1]) / "optimizer.pt", weights_only=True)["optimizers"]["model"]
+    assert all("sum" in s for s in state["state"].values())  # AdaGrad's running sum of squared gradients
+    assert session.reports[-1]["val_accuracy"] >= 0.95
+
+
+def test_grad_check_reports_a_relative_error_per_parameter_tensor(blobs):
+    session = MemorySession(*blobs)
+    train_model(_config(2, grad_check=True), session)
+    first, second = session.reports
+    checked = {k: v for k, v in first.items() if k.startswith("grad_check.")}
+    assert set(checked) == {"grad_check.blocks.0.linear.weight", "grad_check.blocks.0.linear.bias",
+                            "grad_check.head.weight", "grad_check.head.bias"}
+    assert max(checked.values()) < 1e-6 and first["grad_check_max_error"] == max(checked.values())
+    assert not any(k.startswith("grad_check") for k in second)  # checked once, before training

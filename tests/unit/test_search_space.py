@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 from ray import tune
 
+from components.data.modalities import tabular_info
 from components.config import PipelineConfig, TuningConfig
 from components.training.outcome import TrialOutcome, best_per_kind
 from components.tuning.search_space import (
@@ -27,6 +28,7 @@ BASE = {
     "model": {"kind": "ensemble", "params": {"in_features": 4, "out_features": 3, "method": "stacking"}},
     "training": {"epochs": 3, "optimizer": {"lr": 0.1}},
     "task": "classification",
+    "info": tabular_info("classification", 4, 3).to_dict(),
 }
 
 
@@ -51,7 +53,9 @@ def test_families_are_a_grid_and_each_samples_its_own_params():
 def test_a_family_trial_swaps_the_model_and_keeps_the_data_sizes():
     params = {KIND_KEY: "knn", PARAMS_KEY: {"k": 5}, "training.epochs": 7}
     config = trial_config(BASE, params)
-    assert config["model"] == {"kind": "knn", "params": {"in_features": 4, "out_features": 3, "k": 5}}
+    assert config["model"] == {
+        "kind": "knn", "params": {"in_features": 4, "out_features": 3, "task": "classification", "k": 5}
+    }
     assert config["training"] == {"epochs": 7, "optimizer": {"lr": 0.1}}
     assert BASE["model"]["kind"] == "ensemble"  # the base is not changed
     assert trial_spec(params) == {"kind": "knn", "params": {"k": 5}}

@@ -218,7 +218,7 @@ def test_early_stopping_patience_and_best_epoch():
     losses = [1.0, 0.8, 0.9, 0.7, 0.75, 0.72]
     stops = [stopper.step(loss, _model(i)) for i, loss in enumerate(losses)]
     assert stops == [False, False, False, False, False, True]
-    assert stopper.best_loss == 0.7
+    assert stopper.best_value == 0.7
     assert stopper.best_epoch == 3
     assert stopper.should_stop
 
@@ -228,7 +228,7 @@ def test_min_delta_ignores_tiny_improvements():
     assert not stopper.step(1.0, _model(0))
     assert not stopper.step(0.97, _model(1))  # improves by 0.03 < min_delta: no improvement
     assert stopper.step(0.96, _model(2))
-    assert stopper.best_loss == 1.0 and stopper.best_epoch == 0
+    assert stopper.best_value == 1.0 and stopper.best_epoch == 0
 
 
 def test_nan_loss_counts_as_no_improvement():
@@ -264,7 +264,7 @@ def test_state_round_trip_through_safetensors(tmp_path):
 
     resumed = EarlyStopping(patience=3, min_delta=0.01)
     resumed.load_state_dict({**scalars, "best_state": load_file(tmp_path / "best.safetensors")})
-    assert (resumed.best_loss, resumed.best_epoch, resumed.epoch, resumed.wait) == (0.6, 1, 4, 2)
+    assert (resumed.best_value, resumed.best_epoch, resumed.epoch, resumed.wait) == (0.6, 1, 4, 2)
     assert resumed.step(0.61, _model(4.0))  # third epoch without improvement
     model = _model(0.0)
     resumed.restore(model)
@@ -274,8 +274,19 @@ def test_state_round_trip_through_safetensors(tmp_path):
         resumed.load_state_dict(scalars)
 
 
+def test_early_stopping_on_a_metric_to_maximise():
+    stopper = EarlyStopping(patience=2, min_delta=0.01, mode="max")
+    accuracies = [0.5, 0.8, 0.805, 0.79, 0.9]
+    stops = [stopper.step(a, _model(i)) for i, a in enumerate(accuracies)]
+    assert stops == [False, False, False, True, False]  # 0.805 is within min_delta of 0.8
+    assert (stopper.best_value, stopper.best_epoch) == (0.9, 4)
+    assert stopper.best_state["weight"].item() == 4.0
+
+
 def test_early_stopping_rejects_bad_settings():
     with pytest.raises(ValueError, match="patience must be an integer >= 1, got 0"):
         EarlyStopping(patience=0)
     with pytest.raises(ValueError, match="min_delta must be >= 0, got -0.1"):
         EarlyStopping(patience=1, min_delta=-0.1)
+    with pytest.raises(ValueError, match="mode must be 'min' or 'max', got 'up'"):
+        EarlyStopping(patience=1, mode="up")

@@ -210,7 +210,7 @@ def test_checkpoint_layout_is_what_read_state_expects(iris, tmp_path):
     ckpt = write_xgboost_checkpoint(tmp_path / "c", _boost(spec, x["train"], y["train"]), spec,
                                     {"val_accuracy": 0.9}, epoch=2)
     assert sorted(p.name for p in ckpt.iterdir()) == ["model.ubj", "state.json"]
-    assert read_state(ckpt) == {"epoch": 2, "spec": spec, "metrics": {"val_accuracy": 0.9},
+    assert read_state(ckpt) == {"epoch": 2, "global_step": 0, "spec": spec, "metrics": {"val_accuracy": 0.9},
                                 "best_metrics": {}, "early_stopping": None}
 
 

@@ -1,0 +1,92 @@
+"""Bronze image rows -> silver splits: assign splits, fit the ImageProcessor on train only.
+
+Silver image tables keep the encoded image and the class index (`image`, `label`).
+Decoding, resizing and normalising happen where batches are made, with the one fitted
+processor: in Ray Data's read tasks for training, in the endpoint for serving. The
+processor and the class labels travel in `ImageState`, saved as the bundle's
+preprocess.json.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+import polars as pl
+
+from components.config import ImageConfig, SplitConfig
+from components.data.modalities.image import ImageProcessor
+from components.data.modalities.info import DataInfo
+from components.data.preparation import LABEL, SPLITS, class_answers
+from components.data.preprocessing import LabelIndex
+from components.data.splits import assign_splits
+
+IMAGE = "image"
+
+
+@dataclass(frozen=True)
+class ImageState:
+    """Everything needed to turn encoded images into model inputs and outputs into answers."""
+
+    processor: ImageProcessor
+    labels: LabelIndex
+
+    modality: ClassVar[str] = "image"
+    task: ClassVar[str] = "classification"
+    columns: ClassVar[list[str]] = [IMAGE]  # the silver columns a model's inputs come from
+    label_dtype: ClassVar[str] = "int64"
+
+    @property
+    def info(self) -> DataInfo:
+        classes = tuple(str(c) for c in self.labels.classes_)
+        return DataInfo(modality="image", task="classification", input_shape=self.processor.info_shape, classes=classes)
+
+    @property
+    def out_features(self) -> int:
+        return self.info.out_features
+
+    def inputs(self, images: Sequence[bytes]) -> np.ndarray:
+        """(N, C, H, W) float32 model inputs for encoded images: the serving path."""
+        return self.processor.transform(images)
+
+    def batch_inputs(self, batch: dict[str, np.ndarray]) -> np.ndarray:
+        """Model inputs of a batch of silver rows (Ray Data's numpy batches)."""
+        return self.inputs(list(batch[IMAGE]))
+
+    def answers(self, output: np.ndarray) -> list[Any]:
+        return class_answers(self.labels, output)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"modality": "image", "processor": self.processor.to_dict(), "labels": self.labels.to_dict()}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "ImageState":
+        return cls(processor=ImageProcessor.from_dict(d["processor"]), labels=LabelIndex.from_dict(d["labels"]))
+
+
+def prepare_images(
+    bronze: pl.DataFrame, split: SplitConfig, images: ImageConfig
+) -> tuple[dict[str, pl.DataFrame], ImageState]:
+    """Split `bronze` image rows (stratified by label when asked), fit the processor and the
+    labels on the train rows only, and return each split's silver frame with the state."""
+    if bronze.height == 0:
+        raise ValueError("the bronze table has no images: ingest data before preprocessing")
+    rows = bronze.with_columns(assign_splits(bronze, split, LABEL))
+    parts = {name: rows.filter(pl.col("_split") == name) for name in SPLITS}
+    if parts["train"].height == 0:
+        raise ValueError(f"the train split has no images ({bronze.height} in bronze, split.ratios {split.ratios})")
+    size = tuple(images.size) if images.size is not None else None
+    processor = ImageProcessor(size=size, resize=images.resize, channels=images.channels, normalize=images.normalize)
+    processor.fit(parts["train"][IMAGE].to_list())
+    labels = LabelIndex().fit(parts["train"][LABEL].to_list())
+    state = ImageState(processor=processor, labels=labels)
+    silver = {
+        name: pl.DataFrame(
+            {IMAGE: part[IMAGE], LABEL: state.labels.encode(part[LABEL].to_list())},
+            schema={IMAGE: pl.Binary, LABEL: pl.Int64},
+        )
+        for name, part in parts.items()
+    }
+    return silver, state

@@ -1,0 +1,15 @@
+"""Training tasks by name; a model kind says which one trains it (`components.models.training_task`)."""
+
+from components.training.tasks.base import Batch, TrainingTask
+from components.training.tasks.supervised import Supervised
+
+TASKS: dict[str, type[TrainingTask]] = {"supervised": Supervised}
+
+
+def task_class(name: str) -> type[TrainingTask]:
+    if name not in TASKS:
+        raise ValueError(f"unknown training task {name!r}; known: {sorted(TASKS)}")
+    return TASKS[name]
+
+
+__all__ = ["Batch", "TASKS", "Supervised", "TrainingTask", "task_class"]
