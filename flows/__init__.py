@@ -9,6 +9,8 @@ from pathlib import Path
 os.environ.setdefault("PREFECT_HOME", str(Path(".rayline/prefect").resolve()))
 # The first start creates the API's database; on two busy cores that can exceed 20 s.
 os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
+# Telemetry would only log "Failed to send telemetry" errors on a machine without internet.
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 
 
 def ensure_prefect_home() -> None:

@@ -184,21 +184,26 @@ def _flat(prediction: object) -> dict[str, object]:
 
 def _smoke(ws: Workspace, url: str, n: int) -> None:
     """Send n raw test rows over HTTP and print predictions next to the true values."""
+    from components.data.image_preparation import raw_images
     from components.data.lake import Lake
     from components.data.preparation import raw_split
     from components.data.silver import read_silver
     from flows.summary import predictions_table, show
-    from serving.client import predict_rows
+    from serving.client import predict_images, predict_rows
 
     lake = Lake(ws.lake)
     snapshot = read_silver(lake)
     cfg = ws.config
-    test = raw_split(lake.read("bronze", snapshot.bronze_version), cfg.schema_, cfg.split, "test").head(n)
-    predictions, version = predict_rows(url, cfg.serving.name, test.drop(cfg.schema_.target))
-    rows = [
-        {"row": i, "true": truth, **_flat(p)}
-        for i, (truth, p) in enumerate(zip(test[cfg.schema_.target].to_list(), predictions))
-    ]
+    bronze = lake.read("bronze", snapshot.bronze_version)
+    if cfg.modality == "image":
+        test = raw_images(bronze, cfg.split, "test").head(n)
+        truths = test["label"].to_list()
+        predictions, version = predict_images(url, cfg.serving.name, test["image"].to_list())
+    else:
+        test = raw_split(bronze, cfg.schema_, cfg.split, "test").head(n)
+        truths = test[cfg.schema_.target].to_list()
+        predictions, version = predict_rows(url, cfg.serving.name, test.drop(cfg.schema_.target))
+    rows = [{"row": i, "true": truth, **_flat(p)} for i, (truth, p) in enumerate(zip(truths, predictions))]
     show(predictions_table(rows, f"{n} test rows through {url} ({cfg.serving.name} v{version})"))
 
 

@@ -2,7 +2,8 @@
 
     GET  /v1/models                    names of the served models
     GET  /v1/models/{name}             ready state, version, inputs (and members)
-    POST /v1/models/{name}:predict     {"instances": [{column: value}, ...], "explain": false}
+    POST /v1/models/{name}:predict     {"instances": [{column: value} or {"b64": image}, ...], "explain": false}
+    POST /v1/models/{name}:explain     {"instances": [{"b64": image}, ...]} -> heatmaps (image models)
     GET  /healthz                      liveness
     GET  /docs                         OpenAPI
 """
@@ -21,7 +22,9 @@ from components.artifacts.registry import read_bundle_json, resolve_version
 from components.models import family
 from serving.ensemble import EnsembleServer, MemberServer
 from serving.model import ModelServer
-from serving.schemas import ErrorBody, ModelList, ModelStatus, PredictRequest, PredictResponse
+from serving.schemas import (
+    ErrorBody, ExplainRequest, ExplainResponse, ModelList, ModelStatus, PredictRequest, PredictResponse,
+)
 
 api = FastAPI(
     title="rayline",
@@ -79,6 +82,19 @@ class Gateway:
             return _error(422, f"{answer['field']}: {answer['error']}", answer["field"])
         if "unavailable" in answer:
             return _error(503, answer["unavailable"])
+        return answer
+
+    @api.post(
+        "/v1/models/{name}:explain",
+        response_model=ExplainResponse,
+        responses={404: {"model": ErrorBody}, 422: {"model": ErrorBody}},
+    )
+    async def explain(self, name: str, body: ExplainRequest):
+        if name not in self.models:
+            return _error(404, f"model {name!r} is not served; served models: {sorted(self.models)}", "name")
+        answer = await self.models[name].explain.remote(body.instances)
+        if "error" in answer:
+            return _error(422, f"{answer['field']}: {answer['error']}", answer["field"])
         return answer
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import math
 from typing import Any
 
@@ -20,12 +21,22 @@ def model_inputs(url: str, name: str) -> dict[str, str]:
 
 def predict_rows(url: str, name: str, rows: pl.DataFrame, chunk: int = 256) -> tuple[list[Any], str]:
     """Predictions for every row of `rows` (only the model's inputs are sent), in chunks."""
+    return predict_instances(url, name, [_clean(r) for r in rows.iter_rows(named=True)], chunk)
+
+
+def predict_images(url: str, name: str, images: list[bytes], chunk: int = 64) -> tuple[list[Any], str]:
+    """Predictions for encoded images (PNG or JPEG bytes), sent base64 as KServe v1 does."""
+    return predict_instances(url, name, [{"b64": base64.b64encode(data).decode()} for data in images], chunk)
+
+
+def predict_instances(url: str, name: str, instances: list[Any], chunk: int) -> tuple[list[Any], str]:
+    """Predictions for KServe v1 `instances`, `chunk` per request; (predictions, model version)."""
     predictions: list[Any] = []
     version = ""
     with httpx.Client(timeout=60) as client:
-        for start in range(0, rows.height, chunk):
-            instances = [_clean(r) for r in rows.slice(start, chunk).iter_rows(named=True)]
-            answer = _json(client.post(f"{url}/v1/models/{name}:predict", json={"instances": instances}))
+        for start in range(0, len(instances), chunk):
+            body = {"instances": instances[start : start + chunk]}
+            answer = _json(client.post(f"{url}/v1/models/{name}:predict", json=body))
             predictions.extend(answer["predictions"])
             version = answer["model_version"]
     return predictions, version

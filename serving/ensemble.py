@@ -26,7 +26,7 @@ from ray.serve.handle import DeploymentHandle
 
 from components.artifacts.ensemble_io import read_combiner, read_description, read_member
 from components.artifacts.registry import download_bundle
-from components.data.preparation import FeatureState
+from components.data.fitted_state import state_from_dict
 from components.data.schema import InvalidInput, frame_from_records
 from components.models.ensemble import member_output
 
@@ -76,7 +76,7 @@ class EnsembleServer:
             self.combiner = read_combiner(path)
             self.names = [m["name"] for m in read_description(path)["members"]]
             # the members hold the models: the combiner reads only the features and the rule
-            self.features = FeatureState.from_dict(json.loads((path / "preprocess.json").read_text()))
+            self.features = state_from_dict(json.loads((path / "preprocess.json").read_text()))
         missing = sorted(set(self.names) - set(members))
         if missing:
             raise ValueError(f"ensemble {name!r} version {version}: no deployment for member(s) {missing}")
@@ -98,6 +98,9 @@ class EnsembleServer:
             "inputs": {c: schema.columns[c].type for c in schema.features},
             "members": self.names,
         }
+
+    async def explain(self, instances: list[Any]) -> dict[str, Any]:
+        return {"error": f"ensemble {self.name!r} explains through :predict with \"explain\": true", "field": "name"}
 
     async def predict(self, instances: list[Any], explain: bool = False) -> dict[str, Any]:
         """Validate one request's rows, then join the batch; bad input never reaches a member."""

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import base64
 import tempfile
 from typing import Any
 
+import numpy as np
 import polars as pl
+import torch
 from ray import serve
 
 from components.artifacts.bundle import load_bundle
 from components.artifacts.registry import download_bundle
+from components.data.image_requests import images_from_instances
 from components.data.schema import InvalidInput, frame_from_records
+from components.evaluation.visualize import explain_images, heatmap_png
 
 
 @serve.deployment(ray_actor_options={"num_cpus": 0.5})
@@ -36,30 +41,59 @@ class ModelServer:
         self._infer.set_batch_wait_timeout_s(batch_wait_s)
 
     def status(self) -> dict[str, Any]:
-        schema = self.bundle.features.schema
-        return {
-            "name": self.name,
-            "ready": True,
-            "version": self.version,
-            "task": schema.task,
-            "inputs": {c: schema.columns[c].type for c in schema.features},
-        }
+        features = self.bundle.features
+        if features.modality == "image":
+            channels, height, width = features.info.input_shape
+            inputs = {"b64": "a base64 PNG or JPEG image", "pixels": f"or an array (H, W[, C]); the model sees {channels}x{height}x{width}"}
+        else:
+            inputs = {c: features.schema.columns[c].type for c in features.schema.features}
+        return {"name": self.name, "ready": True, "version": self.version, "task": features.task, "inputs": inputs}
 
     async def predict(self, instances: list[Any], explain: bool = False) -> dict[str, Any]:
         """Validate one request's rows, then join the batch; bad input never reaches the batch.
         `explain` adds nothing for a single model: it is the ensembles' member breakdown."""
         try:
-            rows = frame_from_records(instances, self.bundle.features.schema, self.max_instances)
+            rows = self._validated(instances)
         except InvalidInput as exc:
             return {"error": exc.message, "field": exc.field}
         predictions = await self._infer(rows)
         return {"predictions": predictions, "model_name": self.name, "model_version": self.version}
 
+    async def explain(self, instances: list[Any]) -> dict[str, Any]:
+        """KServe v1 :explain for image models: the prediction and a heatmap per instance
+        (Grad-CAM, or saliency for models without convolutions), as a PNG and as numbers."""
+        features = self.bundle.features
+        if features.modality != "image" or self.bundle.is_estimator:
+            return {"error": f"model {self.name!r} has no :explain; it explains image models", "field": "name"}
+        try:
+            images = self._validated(instances)
+        except InvalidInput as exc:
+            return {"error": exc.message, "field": exc.field}
+        x = torch.from_numpy(features.inputs(images))  # (B, C, H, W)
+        method, layer, heatmaps = explain_images(self.bundle.model, x)
+        explanations = [
+            {"method": method, "layer": layer, "heatmap_png": base64.b64encode(heatmap_png(h)).decode(),
+             "heatmap": np.round(h, 4).tolist()}
+            for h in heatmaps
+        ]
+        return {
+            "predictions": self.bundle.predict(images), "explanations": explanations,
+            "model_name": self.name, "model_version": self.version,
+        }
+
+    def _validated(self, instances: list[Any]) -> pl.DataFrame | list[Any]:
+        """A typed frame of table rows, or checked (H, W, C) pixel arrays; InvalidInput names the bad field."""
+        features = self.bundle.features
+        if features.modality == "image":
+            return images_from_instances(instances, features.spec, self.max_instances)
+        return frame_from_records(instances, features.schema, self.max_instances)
+
     @serve.batch(max_batch_size=32, batch_wait_timeout_s=0.005)
-    async def _infer(self, requests: list[pl.DataFrame]) -> list[list[Any]]:
+    async def _infer(self, requests: list[pl.DataFrame | list[Any]]) -> list[list[Any]]:
         # One forward pass for every request waiting in the batch, then split back.
-        sizes = [r.height for r in requests]
-        answers = self.bundle.predict(pl.concat(requests))
+        sizes = [len(r) for r in requests]
+        joined = pl.concat(requests) if isinstance(requests[0], pl.DataFrame) else [x for r in requests for x in r]
+        answers = self.bundle.predict(joined)
         out, start = [], 0
         for size in sizes:
             out.append(answers[start : start + size])

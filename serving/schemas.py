@@ -9,8 +9,11 @@ from pydantic import BaseModel, Field
 
 class PredictRequest(BaseModel):
     instances: list[Any] = Field(
-        description="one object per row: {column: value} with exactly the model's feature columns",
-        examples=[[{"mean_radius": 14.1, "mean_texture": 19.3}]],
+        description=(
+            "tables: one object per row, {column: value} with exactly the model's feature columns; "
+            'images: {"b64": "<base64 PNG or JPEG>"} or a nested array of pixels 0..255, (H, W) or (H, W, C)'
+        ),
+        examples=[[{"mean_radius": 14.1, "mean_texture": 19.3}], [{"b64": "iVBORw0KGgo..."}]],
     )
     explain: bool = Field(False, description="ensembles: add each member's predictions to the response")
 
@@ -35,12 +38,30 @@ class PredictResponse(BaseModel):
     degraded: Degraded | None = Field(None, description="ensembles: set when some members failed")
 
 
+class ExplainRequest(BaseModel):
+    instances: list[Any] = Field(description='images: {"b64": "<base64 PNG or JPEG>"} or nested pixel arrays')
+
+
+class Explanation(BaseModel):
+    method: str = Field(description="grad_cam (at `layer`) or saliency")
+    layer: str | None = None
+    heatmap_png: str = Field(description="base64 PNG of the heatmap, the input's size")
+    heatmap: list[list[float]] = Field(description="the heatmap's values in [0, 1], (H, W)")
+
+
+class ExplainResponse(BaseModel):
+    predictions: list[ClassPrediction]
+    explanations: list[Explanation]
+    model_name: str
+    model_version: str
+
+
 class ModelStatus(BaseModel):
     name: str
     ready: bool
     version: str
     task: str
-    inputs: dict[str, str] = Field(description="feature column -> type")
+    inputs: dict[str, str] = Field(description="tables: feature column -> type; images: the accepted forms")
     members: list[str] | None = Field(None, description="ensembles: the member names")
 
 

@@ -17,6 +17,7 @@ import numpy as np
 import polars as pl
 
 from components.config import ImageConfig, SplitConfig
+from components.data.images import ImageSpec
 from components.data.modalities.image import ImageProcessor
 from components.data.modalities.info import DataInfo
 from components.data.preparation import LABEL, SPLITS, class_answers
@@ -32,6 +33,7 @@ class ImageState:
 
     processor: ImageProcessor
     labels: LabelIndex
+    spec: ImageSpec = ImageSpec()  # what ingest quarantined, the endpoint refuses
 
     modality: ClassVar[str] = "image"
     task: ClassVar[str] = "classification"
@@ -47,9 +49,12 @@ class ImageState:
     def out_features(self) -> int:
         return self.info.out_features
 
-    def inputs(self, images: Sequence[bytes]) -> np.ndarray:
-        """(N, C, H, W) float32 model inputs for encoded images: the serving path."""
-        return self.processor.transform(images)
+    def inputs(self, images: Sequence[bytes] | Sequence[np.ndarray]) -> np.ndarray:
+        """(N, C, H, W) float32 model inputs for encoded images or (H, W[, C]) uint8 pixel
+        arrays (a checked request): the one transform of training, scoring and serving."""
+        if all(isinstance(image, bytes) for image in images):
+            return self.processor.transform(images)
+        return self.processor.transform_arrays(images)
 
     def batch_inputs(self, batch: dict[str, np.ndarray]) -> np.ndarray:
         """Model inputs of a batch of silver rows (Ray Data's numpy batches)."""
@@ -59,11 +64,17 @@ class ImageState:
         return class_answers(self.labels, output)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"modality": "image", "processor": self.processor.to_dict(), "labels": self.labels.to_dict()}
+        return {
+            "modality": "image", "processor": self.processor.to_dict(), "labels": self.labels.to_dict(),
+            "limits": {"max_bytes": self.spec.max_bytes, "max_size": self.spec.max_size},
+        }
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "ImageState":
-        return cls(processor=ImageProcessor.from_dict(d["processor"]), labels=LabelIndex.from_dict(d["labels"]))
+        return cls(
+            processor=ImageProcessor.from_dict(d["processor"]), labels=LabelIndex.from_dict(d["labels"]),
+            spec=ImageSpec(**d.get("limits", {})),
+        )
 
 
 def prepare_images(
@@ -81,7 +92,7 @@ def prepare_images(
     processor = ImageProcessor(size=size, resize=images.resize, channels=images.channels, normalize=images.normalize)
     processor.fit(parts["train"][IMAGE].to_list())
     labels = LabelIndex().fit(parts["train"][LABEL].to_list())
-    state = ImageState(processor=processor, labels=labels)
+    state = ImageState(processor=processor, labels=labels, spec=ImageSpec(max_bytes=images.max_bytes, max_size=images.max_size))
     silver = {
         name: pl.DataFrame(
             {IMAGE: part[IMAGE], LABEL: state.labels.encode(part[LABEL].to_list())},
@@ -90,3 +101,8 @@ def prepare_images(
         for name, part in parts.items()
     }
     return silver, state
+
+
+def raw_images(bronze: pl.DataFrame, split: SplitConfig, which: str) -> pl.DataFrame:
+    """The bronze image rows of one split (the same assignment `prepare_images` made)."""
+    return bronze.filter(assign_splits(bronze, split, LABEL) == which)

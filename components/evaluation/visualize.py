@@ -454,3 +454,18 @@ def _render_images(images: np.ndarray, titles: Sequence[str]) -> bytes:
         ax.axis("off")
     return png(fig)
 
+
+
+def explain_images(model: nn.Module, x: ArrayLike) -> tuple[str, str | None, np.ndarray]:
+    """Why `model` predicts what it does for images `x` (B, C, H, W): (method, layer, heatmaps
+    (B, H, W) in [0, 1]). Grad-CAM on the convolutional trunk's output (`features`, after its
+    activations and pooling, as the `cnn` kinds name it; else the last convolution), or
+    saliency scaled to [0, 1] per image for models without convolutions; both explain the
+    predicted class. Pre-activation maps make ReLU(sum w_k A_k) all zero too often."""
+    convs = [name for name, m in model.named_modules() if isinstance(m, nn.Conv2d)]
+    if convs:
+        layer = "features" if any(c.startswith("features.") for c in convs) else convs[-1]
+        return "grad_cam", layer, grad_cam(model, x, layer=layer)
+    maps = saliency(model, x)  # (B, H, W)
+    peak = maps.reshape(len(maps), -1).max(axis=1).reshape(-1, 1, 1)
+    return "saliency", None, np.divide(maps, peak, out=np.zeros_like(maps), where=peak > 0)

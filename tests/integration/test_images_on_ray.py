@@ -1,0 +1,198 @@
+"""Images through the real parts: ingest with broken files quarantined, a CNN trained by
+Ray Train under bf16 autocast that checkpoints and resumes, an ASHA search, and the endpoint
+answering base64 images (bad ones with a 422 naming the instance) and :explain."""
+
+from __future__ import annotations
+
+import base64
+import io
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+from PIL import Image
+from ray import serve
+
+from components.artifacts.bundle import load_bundle, save_bundle
+from components.artifacts.registry import register_bundle
+from components.artifacts.tracking import log_trial, start_run
+from components.config import ImageConfig, SplitConfig, TuningConfig
+from components.data.image_preparation import prepare_images
+from components.data.images import (
+    ImageSpec, encode_png, list_image_sources, read_landed_image_source, write_bundled_images,
+)
+from components.data.lake import Lake
+from components.data.silver import SilverSnapshot, split_arrays, write_silver
+from components.data.sources import file_hash
+from components.evaluation.scoring import score
+from components.training.checkpoint import read_state
+from components.training.loop import loop_config
+from components.training.outcome import best_of
+from components.training.ray_session import SilverInputs, make_trainer, training_outcome
+from components.tuning.tuner import run_search, trial_outcomes
+from serving.app import ServedModel, start
+
+NAME = "digits-cnn"
+SPLIT = SplitConfig(ratios={"train": 0.7, "val": 0.15, "test": 0.15}, stratify=True, seed=3)
+MODEL = {"kind": "cnn", "params": {"arch": "lenet5"}}
+
+
+def _ingest(lake: Lake, landing: Path, fmt: str) -> None:
+    """What the ingest flow does for each landing source."""
+    for path in list_image_sources(landing, fmt):
+        good, bad = read_landed_image_source(path, landing, fmt, ImageSpec(max_bytes=4000))
+        lake.commit_file(str(path.relative_to(landing)), file_hash(path), good, bad)
+
+
+def test_image_folder_ingest_quarantines_broken_files_and_keeps_the_rest(workdir: Path):
+    landing = workdir / "landing" / "folder"
+    pixels = (np.arange(64, dtype=np.uint8).reshape(8, 8) * 3)
+    for label in ("0", "1"):
+        (landing / label).mkdir(parents=True)
+        for i in range(3):  # distinct bytes: the same content under another name is ingested once
+            (landing / label / f"{i}.png").write_bytes(encode_png(pixels + i + 10 * int(label)))
+    good = encode_png(pixels)
+    (landing / "0" / "truncated.png").write_bytes(good[:-16])  # cut inside the pixel data
+    (landing / "0" / "notes.png").write_bytes(b"not an image at all")
+    rgba = io.BytesIO()
+    Image.new("RGBA", (8, 8)).save(rgba, format="PNG")
+    (landing / "1" / "rgba.png").write_bytes(rgba.getvalue())
+    (landing / "1" / "huge.png").write_bytes(encode_png(np.random.default_rng(0).integers(0, 255, (64, 64), np.uint8)))
+
+    lake = Lake(str(workdir / "lake" / "folder"))
+    _ingest(lake, landing, "image_folder")
+    bronze = lake.read("bronze")
+    assert bronze.height == 6 and sorted(set(bronze["label"])) == ["0", "1"]
+    assert set(bronze["height"]) == {8} and set(bronze["channels"]) == {1}
+    reasons = dict(zip(lake.read("quarantine")["_source_file"], lake.read("quarantine")["_reason"]))
+    assert set(reasons) == {"0/truncated.png", "0/notes.png", "1/rgba.png", "1/huge.png"}
+    assert "truncated" in reasons["0/truncated.png"]
+    assert "cannot decode" in reasons["0/notes.png"]
+    assert "mode 'RGBA'" in reasons["1/rgba.png"]
+    assert "max_bytes" in reasons["1/huge.png"] or "4000" in reasons["1/huge.png"]
+
+    version = lake.version("bronze")
+    _ingest(lake, landing, "image_folder")  # the same files again: nothing new
+    assert lake.version("bronze") == version and lake.read("bronze").height == 6
+
+
+@pytest.fixture(scope="module")
+def digits(workdir: Path) -> SilverSnapshot:
+    """scikit-learn's 1,797 8x8 digits landed as an .npz, ingested, split and preprocessed."""
+    landing = workdir / "landing" / "digits"
+    write_bundled_images("digits", landing)
+    lake = Lake(str(workdir / "lake" / "digits"))
+    _ingest(lake, landing, "npz")
+    frames, state = prepare_images(lake.read("bronze"), SPLIT, ImageConfig(augment=[{"type": "noise", "std": 0.05}]))
+    return write_silver(lake, frames, state, lake.version("bronze"))
+
+
+def _config(snapshot: SilverSnapshot, epochs: int, **training) -> dict:
+    settings = {"epochs": epochs, "batch_size": 64, "optimizer": {"name": "adam", "lr": 0.01}, **training}
+    return loop_config(MODEL, settings, snapshot.features.info, [{"type": "noise", "std": 0.05}])
+
+
+def test_a_cnn_trains_under_bf16_checkpoints_and_resumes(ray_session, digits: SilverSnapshot, workdir: Path):
+    inputs = SilverInputs.of({s: digits.tables[s] for s in ("train", "val")}, digits.features)
+    assert digits.features.info.input_shape == (1, 8, 8) and digits.features.out_features == 10
+    storage = str(workdir / "runs")
+
+    def fit(epochs: int):
+        trainer = make_trainer(_config(digits, epochs, precision="bf16"), inputs.datasets(), num_workers=1,
+                               use_gpu=False, storage_path=storage, name="digits-bf16")
+        return training_outcome(trainer.fit(), "digits-bf16")
+
+    first = fit(2)
+    assert [row["epoch"] for row in first.history] == [0, 1]
+    steps = first.history[-1]["step"]
+    assert steps == 2 * int(np.ceil(digits_rows(digits, "train") / 64))
+    second = fit(4)  # same run: resumes after epoch 1
+    assert [row["epoch"] for row in second.history] == [2, 3]
+    state = read_state(second.checkpoint)
+    assert state["epoch"] == 3 and state["global_step"] == 2 * steps
+    assert state["spec"]["params"]["in_channels"] == 1 and state["spec"]["params"]["height"] == 8
+    assert second.metrics["val_accuracy"] > 0.85
+
+
+def digits_rows(snapshot: SilverSnapshot, split: str) -> int:
+    return len(split_arrays(snapshot, split)[1])
+
+
+@pytest.fixture(scope="module")
+def searched(ray_session, digits: SilverSnapshot, profile):
+    tuning = TuningConfig.model_validate({
+        "num_samples": 2, "grace_period": 1, "metric": "val_accuracy", "mode": "max",
+        "space": {"training.optimizer.lr": {"choice": [0.003, 0.01]}},
+    })
+    inputs = SilverInputs.of({s: digits.tables[s] for s in ("train", "val")}, digits.features)
+    grid = run_search(_config(digits, 3), inputs, tuning, storage_path=profile.runs, name="digits-search")
+    return trial_outcomes(grid, list(tuning.space))
+
+
+def test_a_search_over_images_picks_the_better_rate(searched):
+    assert len(searched) == 2 and all(o.error is None for o in searched)
+    best = best_of(searched, "val_accuracy", "max")
+    assert best.value("val_accuracy") == max(o.value("val_accuracy") for o in searched) > 0.8
+
+
+@pytest.fixture(scope="module")
+def endpoint(searched, digits: SilverSnapshot, tracking, profile, workdir: Path):
+    best = best_of(searched, "val_accuracy", "max")
+    run_id = log_trial(tracking, start_run(tracking, "digits-serve", {}), best)
+    bundle_dir = save_bundle(workdir / "bundle-digits", checkpoint_dir=best.checkpoint, features=digits.features,
+                             metrics={"val_accuracy": best.value("val_accuracy")}, lineage=digits.lineage)
+    register_bundle(NAME, bundle_dir, run_id=run_id, metric="val_accuracy", value=0.0, mode="max")
+    url = start([ServedModel(name=NAME, max_instances=16)], profile.mlflow_tracking_uri, "127.0.0.1", 8322)
+    yield url, load_bundle(bundle_dir)
+    serve.shutdown()
+
+
+def _b64(data: bytes) -> dict[str, str]:
+    return {"b64": base64.b64encode(data).decode()}
+
+
+def test_base64_images_over_http_answer_like_the_bundle(endpoint, digits: SilverSnapshot, workdir: Path):
+    url, bundle = endpoint
+    bronze_images = Lake(str(workdir / "lake" / "digits")).read("bronze")["image"].to_list()[:5]
+    answer = httpx.post(f"{url}/v1/models/{NAME}:predict", json={"instances": [_b64(b) for b in bronze_images]},
+                        timeout=60).json()
+    assert [p["label"] for p in answer["predictions"]] == [p["label"] for p in bundle.predict(bronze_images)]
+    # the same image as a nested pixel array gets the same answer
+    pixels = np.asarray(Image.open(io.BytesIO(bronze_images[0]))).tolist()
+    as_array = httpx.post(f"{url}/v1/models/{NAME}:predict", json={"instances": [pixels]}, timeout=60).json()
+    assert as_array["predictions"][0] == answer["predictions"][0]
+    # the served model's test accuracy is what scoring the bundle gives
+    x, y = split_arrays(digits, "test")
+    assert score(bundle.model, x, y, "classification", 10)["accuracy"] > 0.8
+
+
+@pytest.mark.parametrize(("instance", "field", "says"), [
+    ({"b64": "%%%"}, "instances[1].b64", "not valid base64"),
+    ({"b64": base64.b64encode(b"hello").decode()}, "instances[1].b64", "cannot decode"),
+    ([[300, 0], [0, 0]], "instances[1]", "0 to 255"),
+    ([[[1, 2, 3, 4]]], "instances[1]", "C 1 or 3"),
+    ("an image", "instances[1]", "must be"),
+])
+def test_bad_images_get_a_422_naming_the_instance(endpoint, instance, field, says):
+    url, _ = endpoint
+    good = [[0] * 8] * 8
+    response = httpx.post(f"{url}/v1/models/{NAME}:predict", json={"instances": [good, instance]}, timeout=30)
+    assert response.status_code == 422
+    body = response.json()
+    assert body["field"] == field and says in body["error"]
+    assert httpx.get(f"{url}/healthz").status_code == 200  # the server stays up
+
+
+def test_explain_answers_a_grad_cam_heatmap_per_image(endpoint):
+    url, bundle = endpoint
+    digit = np.zeros((8, 8), dtype=np.uint8)
+    digit[1:7, 3:5] = 255  # a "1"
+    response = httpx.post(f"{url}/v1/models/{NAME}:explain", json={"instances": [_b64(encode_png(digit))]}, timeout=60)
+    assert response.status_code == 200, response.text
+    explanation = response.json()["explanations"][0]
+    assert explanation["method"] == "grad_cam" and explanation["layer"] == "features"
+    heatmap = np.asarray(explanation["heatmap"])
+    assert heatmap.shape == (8, 8) and heatmap.max() == pytest.approx(1.0) and heatmap.min() >= 0.0  # scaled per image
+    png = Image.open(io.BytesIO(base64.b64decode(explanation["heatmap_png"])))
+    assert png.size == (8, 8)

@@ -1,0 +1,79 @@
+"""Image preparation (processor fitted on train only), its saved state, and request checks."""
+
+from __future__ import annotations
+
+import base64
+import io
+
+import numpy as np
+import polars as pl
+import pytest
+from PIL import Image
+
+from components.config import ImageConfig, SplitConfig
+from components.data.fitted_state import batch_decoder, state_from_dict
+from components.data.image_preparation import ImageState, prepare_images, raw_images
+from components.data.image_requests import images_from_instances
+from components.data.images import ImageSpec, encode_png
+from components.data.schema import InvalidInput
+
+SPLIT = SplitConfig(ratios={"train": 0.5, "val": 0.25, "test": 0.25}, stratify=True, seed=0)
+
+
+def _bronze(n: int = 40) -> pl.DataFrame:
+    """n 4x4 grey images: class "a" dark (value i), class "b" bright (200 + i)."""
+    labels = ["a" if i % 2 == 0 else "b" for i in range(n)]
+    values = [i if label == "a" else 200 + i for i, label in enumerate(labels)]
+    images = [encode_png(np.full((4, 4), v, dtype=np.uint8)) for v in values]
+    return pl.DataFrame({
+        "image": images, "label": labels, "height": [4] * n, "width": [4] * n, "channels": [1] * n,
+        "_source_file": ["set.npz"] * n, "_row": list(range(n)),
+    })
+
+
+def test_the_processor_is_fitted_on_the_train_split_only():
+    bronze = _bronze()
+    frames, state = prepare_images(bronze, SPLIT, ImageConfig(size=[2, 2]))
+    train = raw_images(bronze, SPLIT, "train")
+    assert frames["train"].height == train.height == 20 and frames["test"].height == 10
+    values = np.array([np.asarray(Image.open(io.BytesIO(b))).mean() for b in train["image"]]) / 255.0
+    assert state.processor.mean_ == pytest.approx([values.mean()])
+    assert state.processor.std_ == pytest.approx([values.std()], rel=1e-6)
+    all_values = np.array([np.asarray(Image.open(io.BytesIO(b))).mean() for b in bronze["image"]]) / 255.0
+    assert state.processor.mean_ != pytest.approx([all_values.mean()])  # would be, fitted on every split
+    assert frames["train"].schema == {"image": pl.Binary, "label": pl.Int64}
+    assert state.info.input_shape == (1, 2, 2) and state.info.classes == ("a", "b") and state.out_features == 1
+
+
+def test_the_state_round_trips_and_decodes_batches_like_serving():
+    bronze = _bronze()
+    frames, state = prepare_images(bronze, SPLIT, ImageConfig(max_bytes=5000))
+    again = state_from_dict(state.to_dict())
+    assert isinstance(again, ImageState) and again.spec == ImageSpec(max_bytes=5000)
+    batch = {"image": np.array(frames["val"]["image"].to_list(), dtype=object)}
+    decoded = batch_decoder(again)(batch)  # what Ray Data's read tasks run
+    arrays = [np.asarray(Image.open(io.BytesIO(b))) for b in frames["val"]["image"]]
+    np.testing.assert_array_equal(decoded, state.inputs(arrays))  # what the endpoint runs
+    assert decoded.shape == (10, 1, 4, 4) and decoded.dtype == np.float32
+    answers = state.answers(np.array([[0.9, 0.1], [0.2, 0.8]]))
+    assert [a["label"] for a in answers] == ["a", "b"]
+
+
+def test_request_images_are_checked_and_named():
+    spec = ImageSpec(max_bytes=200)
+    png = encode_png(np.zeros((4, 4), dtype=np.uint8))
+    good = images_from_instances([{"b64": base64.b64encode(png).decode()}, [[0, 255], [1, 2]]], spec, 4)
+    assert [g.shape for g in good] == [(4, 4, 1), (2, 2, 1)]
+    cases = [
+        ([{"b64": "@@"}], "instances[0].b64", "not valid base64"),
+        ([{"image": "x"}], "instances[0]", "exactly one key 'b64'"),
+        ([[[0, 1], [2]]], "instances[0]", "rectangular"),
+        ([[[-1]]], "instances[0]", "0 to 255"),
+        ([{"b64": base64.b64encode(b"x" * 400).decode()}], "instances[0].b64", "larger than 200 bytes"),
+        ([], "instances", "must not be empty"),
+        ([[[0]]] * 5, "instances", "at most 4"),
+    ]
+    for instances, field, says in cases:
+        with pytest.raises(InvalidInput) as info:
+            images_from_instances(instances, spec, 4)
+        assert info.value.field == field and says in info.value.message
