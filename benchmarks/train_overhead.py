@@ -60,7 +60,8 @@ from components.data.preparation import LABEL, input_columns  # noqa: E402
 from components.models import build  # noqa: E402
 from components.training.checkpoint import save_checkpoint  # noqa: E402
 from components.data.modalities import tabular_info  # noqa: E402
-from components.training.loop import evaluate, loop_config, train_model  # noqa: E402
+from components.training.loop import data_info, evaluate, loop_config, train_model  # noqa: E402
+from components.training.tasks import Supervised  # noqa: E402
 from components.training.losses import loss_fn  # noqa: E402
 from components.training.optim import make_optimizer  # noqa: E402
 from components.training.ray_session import ShardBatches, TrainSession  # noqa: E402
@@ -318,6 +319,7 @@ def run_plain(
     model = build(spec)
     optimizer = make_optimizer(model.parameters(), cfg.optimizer)
     criterion = loss_fn(config["task"], out_features)
+    task = Supervised(model, data_info(config), cfg)  # only its validation pass: the loop's own `evaluate`
     session = SimpleNamespace(world_rank=0, world_size=1, device=torch.device("cpu"))
     x_train, y_train = train
     x_val, y_val = val
@@ -345,7 +347,7 @@ def run_plain(
             {"x": x_val[s : s + cfg.batch_size], "y": y_val[s : s + cfg.batch_size]}
             for s in range(0, len(y_val), cfg.batch_size)
         )
-        last = {"train_loss": total / count, **evaluate(model, criterion, val_batches, config["task"], out_features, session)}
+        last = {"train_loss": total / count, **evaluate(task, val_batches, session)}
         t2 = time.perf_counter()
         rows.append({"train": t1 - t0, "val": t2 - t1, "report": 0.0, "wait": wait, "first": 0.0, "epoch": t2 - t0})
     return rows, last

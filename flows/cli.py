@@ -104,6 +104,31 @@ def _fit(config: Path, search: bool) -> None:
     show(summary_table(PipelineSummary(ws.name, fit=result)))
 
 
+@app.command("lr-sweep")
+def lr_sweep(
+    config: ConfigArg,
+    start: Annotated[float, typer.Option(help="first learning rate")] = 1e-5,
+    end: Annotated[float, typer.Option(help="last learning rate")] = 10.0,
+    steps: Annotated[int, typer.Option(help="optimiser steps, rates spaced geometrically")] = 100,
+) -> None:
+    """Learning-rate range test on the preprocessed training split: loss against rate,
+    a plot in MLflow and a suggested rate (run ingest and preprocess first)."""
+    ws = _workspace(config)
+    if not (0 < start < end) or steps < 2:
+        typer.echo(f"--start must be > 0 and below --end, and --steps >= 2; got {start}, {end}, {steps}", err=True)
+        raise typer.Exit(2)
+    from flows.lr_sweep import lr_sweep as sweep_flow
+    from flows.summary import lr_sweep_line, lr_sweep_table, show
+
+    try:
+        result, run_id = sweep_flow(ws, start, end, steps)
+    except (LookupError, ValueError) as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(1) from None
+    show(lr_sweep_table(result))
+    typer.echo(lr_sweep_line(result, run_id))
+
+
 @app.command()
 def deploy(config: ConfigArg) -> None:
     """Deploy the config's model (its `champion` version) on Ray Serve."""

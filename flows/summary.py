@@ -72,5 +72,24 @@ def predictions_table(rows: list[dict[str, Any]], title: str) -> Table:
     return table
 
 
+def lr_sweep_table(result: Any, rows: int = 12) -> Table:
+    """A dozen points of the learning-rate range test."""
+    table = Table(title="learning-rate range test (smoothed training loss)", title_justify="left")
+    table.add_column("learning rate")
+    table.add_column("loss")
+    every = max(1, len(result.lrs) // rows)
+    for lr, loss in list(zip(result.lrs, result.losses))[::every]:
+        table.add_row(f"{lr:.2e}", _fmt(loss))
+    return table
+
+
+def lr_sweep_line(result: Any, run_id: str) -> str:
+    return (
+        f"suggested learning rate {result.suggested_lr:.2e} (steepest descent; min-loss/10 rule: "
+        f"{result.min_loss_lr:.2e}); {'stopped when the loss diverged' if result.stopped_early else 'ran every step'}; "
+        f"plot: report/lr_sweep.png in MLflow run {run_id}"
+    )
+
+
 def show(renderable: Any) -> None:
     Console().print(renderable)

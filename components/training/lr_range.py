@@ -196,3 +196,29 @@ def _restore(model: nn.Module, saved: dict[str, Any]) -> None:
     for param, grad in saved["grads"]:
         param.grad = grad
 
+
+
+def sweep_loop_config(
+    config: dict[str, Any], inputs: np.ndarray, labels: np.ndarray, *, start_lr: float, end_lr: float, steps: int
+) -> LRRangeResult:
+    """The range test for the model and training task of a loop config (`loop_config`),
+    on the training split's arrays: the optimiser is `training.optimizer` at each rate."""
+    from components.models import build, training_task  # the loop's own imports, kept out of this module's top
+    from components.training.array_session import memory_batches
+    from components.training.loop import data_info, training_config
+    from components.training.optim import make_optimizer
+    from components.training.tasks import task_class
+
+    cfg = training_config(config)
+    torch.manual_seed(cfg.seed)
+    model = build(config["model"])
+    task = task_class(training_task(config["model"]))(model, data_info(config), cfg)
+    kept = {"x": torch.from_numpy(np.ascontiguousarray(inputs, dtype=np.float32)), "y": torch.from_numpy(labels)}
+    epoch = iter(range(1_000_000))  # a new shuffle for every pass over the data
+    return lr_range_test(
+        model,
+        lambda: memory_batches(kept, cfg.batch_size, True, cfg.seed + next(epoch)),
+        task.loss,
+        lambda params, lr: make_optimizer(params, cfg.optimizer.model_copy(update={"lr": lr})),
+        start_lr=start_lr, end_lr=end_lr, steps=steps,
+    )

@@ -167,3 +167,12 @@ def test_run_the_mnist_cnn_example_with_a_smoke_check(tmp_path: Path):
     assert accuracy >= 0.96, output  # the example's stated quality (README): LeNet-5 on 500 test digits
     lake = Lake(str(tmp_path / ".rayline" / "lake" / "mnist_cnn"))
     assert lake.read("bronze").height == 5000 and set(lake.read("bronze")["label"]) == {str(d) for d in range(10)}
+
+    # the learning-rate range test on the same preprocessed split, through the CLI
+    sweep = subprocess.run(
+        [RAYLINE, "lr-sweep", str(config), "--steps", "30", "--start", "1e-4", "--end", "10"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert sweep.returncode == 0, sweep.stdout + sweep.stderr
+    suggested = float(re.search(r"suggested learning rate ([0-9.e+-]+)", sweep.stdout).group(1))
+    assert 1e-4 < suggested < 10 and "report/lr_sweep.png" in sweep.stdout

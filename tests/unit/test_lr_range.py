@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 import pytest
 import torch
 import torch.nn as nn
@@ -182,3 +184,19 @@ def test_the_plot_is_a_png():
     result = lr_range_test(nn.Linear(1, 1), [_standardized_regression(16)], _mse, _sgd, steps=30)
     image = render_lr_range(result)
     assert image.startswith(PNG_MAGIC) and len(image) > 1000
+
+
+def test_the_sweep_of_a_loop_config_uses_its_model_task_and_optimizer():
+    from components.data.modalities import tabular_info
+    from components.training.loop import loop_config
+    from components.training.lr_range import sweep_loop_config
+
+    rng = np.random.default_rng(0)
+    x = np.concatenate([rng.normal(-2, 1, (60, 2)), rng.normal(2, 1, (60, 2))]).astype(np.float32)
+    y = np.repeat([0, 1], 60).astype(np.int64)
+    config = loop_config({"kind": "mlp", "params": {"hidden": [8]}}, {"batch_size": 16, "optimizer": {"name": "sgd"}},
+                         tabular_info("classification", 2, 1))
+    result = sweep_loop_config(config, x, y, start_lr=1e-4, end_lr=1e4, steps=80)
+    assert result.stopped_early and len(result.lrs) < 80  # plain SGD diverges long before lr 1e4
+    assert result.lrs[:2] == pytest.approx([1e-4, 1e-4 * (1e8 ** (1 / 79))])
+    assert 1e-3 < result.suggested_lr < 1e2
