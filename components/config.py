@@ -165,9 +165,27 @@ class PreprocessConfig(_Strict):
 # ---------------------------------------------------------------------------- model and training
 
 
+class InitFrom(_Strict):
+    """Transfer learning: start from the weights of a registered model of our own."""
+
+    model: str = Field(description="registered model name")
+    alias: str | None = Field(None, description="its alias (default champion), or give version")
+    version: str | None = None
+    freeze: list[str] = Field(default_factory=list, description="parameter-name prefixes to freeze, e.g. features")
+    replace_head: bool = Field(True, description="a new `head` sized for this data instead of the source's")
+    lr_scale: float = Field(0.1, gt=0, le=1, description="rate of the pretrained layers that still train, as a fraction")
+
+    @model_validator(mode="after")
+    def _alias_or_version(self) -> "InitFrom":
+        if self.alias is not None and self.version is not None:
+            raise ValueError(f"give alias or version, not both (got alias {self.alias!r}, version {self.version!r})")
+        return self
+
+
 class ModelConfig(_Strict):
     kind: str
     params: dict[str, Any] = Field(default_factory=dict)
+    init_from: InitFrom | None = None
 
 
 class OptimizerConfig(_Strict):

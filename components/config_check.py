@@ -35,11 +35,11 @@ def load_checked(path: str | Path) -> PipelineConfig:
 def check_pipeline(config: PipelineConfig, path: str | Path) -> None:
     """Raise ConfigError listing every model and search problem of `config` (read from `path`)."""
     info = planned_info(config)
-    problems = _spec_problems("model", config.model.model_dump(), info)
+    problems = _spec_problems("model", config.model.model_dump(include={"kind", "params"}), info)
     if config.modality == "image":
         problems += _image_problems(config)
     if config.tuning is not None:
-        model = config.model.model_dump()
+        model = config.model.model_dump(include={"kind", "params"})
         for key, dist in config.tuning.space.items():
             problems += _key_problems(f"tuning.space.{key}", key, dist, model, config.training, info)
         for kind, space in config.tuning.families.items():
