@@ -32,6 +32,20 @@ def _workspace(path: Path) -> Workspace:
     return ws
 
 
+def _require_init_source(ws: Workspace) -> None:
+    """model.init_from must name a registered version before anything runs."""
+    init = ws.config.model.init_from
+    if init is None or init.version is not None:
+        return
+    from components.artifacts.registry import CHAMPION, resolve_version
+
+    try:
+        resolve_version(ws.profile.mlflow_tracking_uri, init.model, init.alias or CHAMPION)
+    except LookupError as exc:
+        typer.echo(f"model.init_from: {exc}; train and register {init.model!r} first", err=True)
+        raise typer.Exit(1) from None
+
+
 def _conf_dir(path: Path) -> Path:
     # conf/pipelines/x.yaml -> conf/ (profiles live beside pipelines); otherwise ./conf
     parent = path.resolve().parent
@@ -46,6 +60,7 @@ def run(
 ) -> None:
     """The whole pipeline: ingest, preprocess, tune or train, evaluate, register, deploy."""
     ws = _workspace(config)
+    _require_init_source(ws)
     from flows.pipeline import pipeline
     from flows.summary import leaderboard_table, show, summary_table
 
@@ -92,6 +107,7 @@ def tune(config: ConfigArg) -> None:
 
 def _fit(config: Path, search: bool) -> None:
     ws = _workspace(config)
+    _require_init_source(ws)
     if search and ws.config.tuning is None:
         typer.echo(f"{config}: no 'tuning' section to search; use `rayline train`", err=True)
         raise typer.Exit(2)

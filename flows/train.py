@@ -11,20 +11,20 @@ from __future__ import annotations
 import time
 from typing import Any
 
-import ray
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 from prefect.logging import get_run_logger
 
+from components.artifacts.registry import CHAMPION, download_bundle, resolve_version
 from components.data.lake import Lake
 from components.data.silver import SilverSnapshot, read_silver
-from components.models import family, is_estimator
-from components.training.estimator_fit import fit_estimator_task
+from components.training.checkpoint import MODEL_FILE
 from components.training.ensemble_fit import fit_ensemble
 from components.training.loop import loop_config
 from components.training.outcome import TrialOutcome, best_per_kind
-from components.training.ray_session import SilverInputs, make_trainer, require_capacity, training_outcome
-from components.training.xgboost_fit import make_xgboost_trainer
+from components.training.ray_session import SilverInputs
+from components.training.trainers import trainer_for
+from components.training.transfer import pretrained_init
 from components.tuning.search_space import KIND_KEY, space_keys, trial_spec
 from components.tuning.tuner import run_search, trial_outcomes
 from flows.workspace import Workspace, connect_ray
@@ -38,9 +38,22 @@ def load_snapshot(lake_root: str) -> SilverSnapshot:
 def _inputs(ws: Workspace, snapshot: SilverSnapshot) -> tuple[dict[str, Any], SilverInputs]:
     features = snapshot.features
     augment = ws.config.images.augment if ws.config.images is not None else None
-    config = loop_config(ws.config.model.model_dump(), ws.config.training.model_dump(), features.info, augment)
+    init = _pretrained(ws)
+    config = loop_config(ws.config.model.model_dump(), ws.config.training.model_dump(), features.info, augment, init)
     inputs = SilverInputs.of({s: snapshot.tables[s] for s in ("train", "val")}, features)
     return config, inputs
+
+
+def _pretrained(ws: Workspace) -> dict[str, Any] | None:
+    """model.init_from resolved: the source bundle fetched from the registry to storage
+    every worker reads (the profile's runs folder), at the version its alias points to now."""
+    init = ws.config.model.init_from
+    if init is None:
+        return None
+    uri = ws.profile.mlflow_tracking_uri
+    version = init.version or resolve_version(uri, init.model, init.alias or CHAMPION)
+    path, _ = download_bundle(uri, init.model, dst=f"{ws.runs}/init/{init.model}-v{version}", version=version)
+    return pretrained_init(init, str(path / MODEL_FILE), f"{init.model} v{version}")
 
 
 @task(retries=1, retry_delay_seconds=5, cache_policy=NO_CACHE, task_run_name="ray-train")
@@ -48,27 +61,7 @@ def train_on_ray(ws: Workspace, snapshot: SilverSnapshot, run_name: str) -> list
     """The run's outcome; for an ensemble, the ensemble's then one per member."""
     connect_ray(ws.profile)
     config, inputs = _inputs(ws, snapshot)
-    if family(config["model"]) == "ensemble":
-        return fit_ensemble(config, inputs.tables, inputs.columns, inputs.label_dtype, f"{ws.runs}/{run_name}/ensemble")
-    if family(config["model"]) == "xgboost":
-        training = ws.config.training
-        require_capacity(training.num_workers, use_gpu=False)
-        trainer = make_xgboost_trainer(
-            config, inputs.datasets(), num_workers=training.num_workers, use_gpu=training.use_gpu,
-            storage_path=ws.runs, name=run_name,
-        )
-        return [training_outcome(trainer.fit(), run_name)]
-    if is_estimator(config["model"]):
-        out_dir = f"{ws.runs}/{run_name}/model"
-        metrics = ray.get(fit_estimator_task.remote(config, inputs.tables, inputs.columns, inputs.label_dtype, out_dir))
-        return [TrialOutcome(trial_id=run_name, params={}, history=[metrics], checkpoint=out_dir, metrics=metrics)]
-    training = ws.config.training
-    require_capacity(training.num_workers, training.use_gpu)
-    trainer = make_trainer(
-        config, inputs.datasets(), num_workers=training.num_workers, use_gpu=training.use_gpu,
-        storage_path=ws.runs, name=run_name,
-    )
-    return [training_outcome(trainer.fit(), run_name)]
+    return trainer_for(config["model"]).run(config, inputs, ws.config.training, ws.runs, run_name)
 
 
 @task(retries=1, retry_delay_seconds=5, cache_policy=NO_CACHE, task_run_name="ray-ensemble")

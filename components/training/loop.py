@@ -33,6 +33,7 @@ from components.training.optim import make_scheduler
 from components.training.stepper import Stepper
 from components.training.tasks import Batch, TrainingTask, task_class
 from components.training.tasks.base import batch_size, move
+from components.training.transfer import load_pretrained
 
 
 class Session(Protocol):
@@ -52,16 +53,22 @@ class Session(Protocol):
 
 
 def loop_config(
-    model: dict[str, Any], training: dict[str, Any], info: DataInfo, augment: list[dict[str, Any]] | None = None
+    model: dict[str, Any],
+    training: dict[str, Any],
+    info: DataInfo,
+    augment: list[dict[str, Any]] | None = None,
+    init_from: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The one dict the loop reads: the model spec (its data-derived params filled from
-    `info`), the training config, the data's description and the augmentation of training
-    batches (`components.data.augmentation` ops). Tuning overrides its dotted keys
+    `info`), the training config, the data's description, the augmentation of training
+    batches (`components.data.augmentation` ops) and the weights to start from
+    (`components.training.transfer.pretrained_init`). Tuning overrides its dotted keys
     (`training.optimizer.lr`, `model.params.hidden`)."""
-    params = {**model.get("params", {}), **data_fields(model, info)}
+    spec = {"kind": model["kind"], "params": model.get("params", {})}
+    params = {**spec["params"], **data_fields(spec, info)}
     return {
         "model": {"kind": model["kind"], "params": params}, "training": training,
-        "task": info.task, "info": info.to_dict(), "augment": list(augment or []),
+        "task": info.task, "info": info.to_dict(), "augment": list(augment or []), "init_from": init_from,
     }
 
 
@@ -94,11 +101,17 @@ def train_model(config: dict[str, Any], session: Session) -> list[dict[str, floa
     spec, info = config["model"], data_info(config)
     torch.manual_seed(cfg.seed)  # identical initial weights on every rank
 
-    model = session.prepare_model(build(spec))
+    model = build(spec)
+    init = config.get("init_from")
+    # before the session wraps it: DDP registers only the parameters that still train
+    pretrained = load_pretrained(model, init) if init else set()
+    model = session.prepare_model(model)
     bare = _unwrap(model)
     ops = config.get("augment") or []
     augment = make_augmenter(ops, cfg.seed) if ops else None
-    task = task_class(training_task(spec))(model, info, cfg, augment)
+    task = task_class(training_task(spec))(
+        model, info, cfg, augment=augment, pretrained=pretrained, lr_scale=init["lr_scale"] if init else 1.0
+    )
     optimizers = task.configure_optimizers()
     schedulers = {
         name: s for name, o in optimizers.items() if (s := make_scheduler(o, cfg.schedule, cfg.epochs)) is not None

@@ -1,33 +1,29 @@
-"""Hyperparameter search with Ray Tune over the same loop the trainer runs.
+"""Hyperparameter search with Ray Tune over the same trainers a training run uses.
 
 Train V2 pattern: with one worker per trial the loop runs directly as the trial function
 (no worker group to start per trial); with several, the trial is a small driver that
-builds a TorchTrainer and forwards its reports to Tune with `TuneReportCallback`. XGBoost
-trials are such drivers too (an XGBoostTrainer); scikit-learn trials are one fit.
-Every trial picks its path from its own config, so one search can span families.
+builds a TorchTrainer and forwards its reports to Tune. Every trial picks its trainer from
+its own config (`components.training.trainers`), so one search can span families.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import ray
 import ray.data
 from ray import tune
-from ray.tune.integration.ray_train import CHECKPOINT_PATH_KEY, TuneReportCallback
+from ray.tune.integration.ray_train import CHECKPOINT_PATH_KEY
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 
 from ray.tune.execution.placement_groups import PlacementGroupFactory
 
 from components.config import TrainingConfig, TuningConfig
 from components.models import family
-from components.training.estimator_fit import estimator_trial
-from components.training.loop import train_model
 from components.training.outcome import TrialOutcome
-from components.training.ray_session import SilverInputs, TuneSession, make_trainer, require_capacity
-from components.training.xgboost_fit import make_xgboost_trainer
+from components.training.ray_session import SilverInputs, require_capacity
+from components.training.trainers import DRIVER_CPUS, trainer_for
 from components.tuning.search_space import trial_config, tune_space
 
 
@@ -47,10 +43,11 @@ def run_search(
     training = TrainingConfig.model_validate(base["training"])
     if families == {"sklearn"}:
         training = training.model_copy(update={"num_workers": 1, "use_gpu": False})
-    drivers = "xgboost" in families or ("torch" in families and training.num_workers > 1)
-    require_capacity(training.num_workers, training.use_gpu, _DRIVER_CPUS if drivers else 0.0)
+    trainers = [trainer_for(spec) for spec in kinds]
+    drivers = any(t.drives(training) for t in trainers)
+    require_capacity(training.num_workers, training.use_gpu, DRIVER_CPUS if drivers else 0.0)
     # Estimators read in-memory arrays; the others stream the same tables through Ray Data.
-    datasets = inputs.datasets() if families - {"sklearn"} else None
+    datasets = inputs.datasets() if any(t.streams for t in trainers) else None
     trainable = tune.with_parameters(_trial, base=base, inputs=inputs, datasets=datasets, storage_path=storage_path)
     tuner = tune.Tuner(
         tune.with_resources(trainable, _TrialResources(base)),
@@ -81,8 +78,7 @@ def _scheduler(tuning: TuningConfig, families: set[str], training: TrainingConfi
 
 
 class _TrialResources:
-    """What one trial holds, by the family it drew: a CPU for a fit or a one-worker loop,
-    next to nothing for a driver whose trainer's workers hold the real resources."""
+    """What one trial holds, by the family it drew (`FamilyTrainer.trial_resources`)."""
 
     def __init__(self, base: dict[str, Any]) -> None:
         self.base = base
@@ -90,15 +86,9 @@ class _TrialResources:
     def __call__(self, params: dict[str, Any]) -> PlacementGroupFactory:
         config = trial_config(self.base, params)
         training = TrainingConfig.model_validate(config["training"])
-        kind_family = family(config["model"])
-        if kind_family == "sklearn":
-            return PlacementGroupFactory([{"CPU": 1}])
-        if kind_family == "xgboost" or training.num_workers > 1:
-            return PlacementGroupFactory([{"CPU": _DRIVER_CPUS}])
-        return PlacementGroupFactory([{"CPU": 1, "GPU": 1 if training.use_gpu else 0}])
+        return PlacementGroupFactory([trainer_for(config["model"]).trial_resources(training)])
 
 
-_DRIVER_CPUS = 0.01
 _MAX_ROUNDS = 1_000_000
 
 
@@ -162,31 +152,5 @@ def _trial(
     storage_path: str,
 ) -> None:
     config = trial_config(base, params)
-    kind_family = family(config["model"])
     training = TrainingConfig.model_validate(config["training"])
-    if kind_family == "sklearn":
-        estimator_trial(config, inputs.tables, inputs.columns, inputs.label_dtype)
-    elif kind_family == "xgboost":
-        _driver(make_xgboost_trainer, config, datasets, storage_path)
-    elif training.num_workers == 1:
-        train_model(config, TuneSession(datasets, use_gpu=training.use_gpu))
-    else:
-        _driver(make_trainer, config, datasets, storage_path)
-
-
-def _driver(
-    make: Callable[..., Any], config: dict[str, Any], datasets: dict[str, ray.data.Dataset], storage_path: str
-) -> None:
-    """A trial that drives a trainer (`make_trainer`, `make_xgboost_trainer`) and forwards
-    its reports, checkpoint path included, to Tune."""
-    training = TrainingConfig.model_validate(config["training"])
-    trial_id = tune.get_context().get_trial_id()
-    make(
-        config,
-        datasets,
-        num_workers=training.num_workers,
-        use_gpu=training.use_gpu,
-        storage_path=str(Path(storage_path) / "trials"),
-        name=f"train-{trial_id}",
-        callbacks=[TuneReportCallback()],
-    ).fit()
+    trainer_for(config["model"]).trial(config, inputs, datasets, training, storage_path)

@@ -27,6 +27,7 @@ from components.data.modalities.info import DataInfo
 from components.training.losses import penalty
 from components.training.optim import make_optimizer
 from components.training.stepper import Stepper
+from components.training.transfer import param_groups
 
 Batch = dict[str, torch.Tensor]
 Sums = dict[str, float | np.ndarray]
@@ -37,17 +38,27 @@ Augment = Callable[[torch.Tensor, bool], torch.Tensor]
 
 class TrainingTask(ABC):
     def __init__(
-        self, model: nn.Module, info: DataInfo, training: TrainingConfig, augment: Augment | None = None
+        self,
+        model: nn.Module,
+        info: DataInfo,
+        training: TrainingConfig,
+        augment: Augment | None = None,
+        pretrained: set[str] | None = None,
+        lr_scale: float = 1.0,
     ) -> None:
         self.model = model  # as prepared by the session (DDP-wrapped on several workers)
         self.info = info
         self.training = training
         self.augment = augment
+        self.pretrained = pretrained or set()  # parameters loaded by transfer learning
+        self.lr_scale = lr_scale
 
     def configure_optimizers(self) -> dict[str, torch.optim.Optimizer]:
-        """One optimiser over every trainable parameter, as `training.optimizer` says."""
-        params = [p for p in self.model.parameters() if p.requires_grad]
-        return {"model": make_optimizer(params, self.training.optimizer)}
+        """One optimiser over every trainable parameter, as `training.optimizer` says;
+        pretrained parameters (transfer learning) at `lr_scale` of its rate."""
+        bare = getattr(self.model, "module", self.model)  # DDP prefixes names with "module."
+        groups = param_groups(bare, self.pretrained, self.training.optimizer.lr, self.lr_scale)
+        return {"model": make_optimizer(groups, self.training.optimizer)}
 
     def loss(self, model: nn.Module, batch: Batch) -> torch.Tensor:
         """The scalar training loss of `model` on `batch`, for tasks that have one: what
