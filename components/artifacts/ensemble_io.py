@@ -1,6 +1,8 @@
 """An ensemble on disk: each member in its own format, the combination as data.
 
-    ensemble.json        method, voting, task, classes, weights, member names and specs
+    ensemble.json        method, voting, task, classes (the labels of the combined columns;
+                         ensembles stored before them answer with the indices), weights,
+                         member names and specs
     members/<name>/      each member's model file and spec.json (`model_files`)
     meta.skops           the stacking meta-learner, when there is one
 
@@ -40,6 +42,7 @@ def write_ensemble(directory: str | Path, ensemble: Ensemble) -> Path:
         "voting": combiner.voting,
         "task": combiner.task,
         "n_classes": combiner.n_classes,
+        "classes": ensemble.classes_.tolist() if combiner.task == "classification" else None,
         "weights": list(combiner.weights),
         "n_features_in": int(ensemble.n_features_in_),
         "out_features": int(ensemble.out_features_),
@@ -103,4 +106,5 @@ def read_ensemble(directory: str | Path) -> Ensemble:
         combiner=read_combiner(directory),
         n_features_in=d["n_features_in"],
         out_features=d["out_features"],
+        classes=d.get("classes"),
     )

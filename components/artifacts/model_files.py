@@ -19,7 +19,7 @@ from safetensors.torch import load_file, save_file
 
 from components.artifacts.estimator_io import ESTIMATOR_FILE, load_estimator, save_estimator
 from components.artifacts.xgboost_io import XGBOOST_FILE, load_xgboost, save_xgboost
-from components.models import build, family
+from components.models import build, config_fields, family
 from components.training.checkpoint import MODEL_FILE
 
 SPEC_FILE = "spec.json"
@@ -35,8 +35,8 @@ def model_file(spec: dict[str, Any]) -> str:
 
 
 def write_model(directory: str | Path, model: Any, spec: dict[str, Any]) -> Path:
-    """Write `model` and its `spec` ({kind, params} with in/out features, and task for
-    estimators) into `directory`; returns the directory."""
+    """Write `model` and its `spec` ({kind, params}: a torch kind's with its data sizes, an
+    estimator's with its task) into `directory`; returns the directory."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / model_file(spec)
@@ -65,5 +65,11 @@ def read_model(directory: str | Path, spec: dict[str, Any] | None = None) -> Any
         model.load_state_dict(load_file(str(path)))
         return model.eval()
     if kind_family == "xgboost":
-        return load_xgboost(path, spec["params"]["task"])
+        return load_xgboost(path, _task(spec))
     return load_estimator(path)
+
+
+def _task(spec: dict[str, Any]) -> str:
+    # specs written before `task` had a default always name it; a newer one may leave it out
+    task = (spec.get("params") or {}).get("task")
+    return task if task is not None else config_fields(spec)["task"].default

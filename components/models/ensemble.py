@@ -14,6 +14,13 @@ the cluster.
 Combining is one pure function of the members' outputs (`Combiner`): `Ensemble.predict`
 and the serving combiner, which receives the outputs from member deployments, share it.
 A member output is (N, C) class probabilities for classification, (N,) values otherwise.
+
+Like any scikit-learn classifier, the ensemble learns its classes at `fit` (labels of any
+kind: indices, strings). Members are fitted on the class indices 0..C-1, so their outputs,
+the combiner's columns and the stored members all speak indices, and `predict` maps the
+winning index back to its label. `classes` fixes the labels and their order before fit:
+the pipeline passes its label indices 0..C-1, so the combined columns are its label
+indices (what serving answers with) even when a class is missing from the training rows.
 """
 
 from __future__ import annotations
@@ -27,9 +34,13 @@ import numpy as np
 from joblib import Parallel, delayed
 from sklearn.base import BaseEstimator
 from sklearn.model_selection import KFold, StratifiedKFold
+from sklearn.utils import ClassifierTags, RegressorTags, Tags
+from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from components.models.registry import build, family, register_estimator
+from components.data.modalities.info import DataInfo
+from components.data.modalities.tabular import tabular_info
+from components.models.registry import build, data_fields, family, register_estimator
 
 Task = Literal["classification", "regression"]
 Method = Literal["voting", "weighted", "stacking"]
@@ -154,25 +165,27 @@ def member_names(members: Sequence[dict[str, Any]]) -> list[str]:
 class Ensemble(BaseEstimator):
     """An ensemble of model specs ({kind, params}) of any family, with scikit-learn's API.
 
-    Classification targets are label indices 0..C-1. Torch members train with the
-    project's loop under `training` (the pipeline's training config).
-    Learned: `members_` (fitted models: estimators or nn.Modules), `member_specs_` (the
-    specs they were built with), `names_`, `combiner_` (with `weights_` and, stacking,
-    `meta_`), `classes_` (classification).
+    Classification labels may be of any kind; `classes` (optional) lists them in the order
+    of the combined columns, else they are the sorted labels of y. Torch members train with
+    the project's loop under `training` (the pipeline's training config).
+    Learned: `classes_` (classification), `members_` (fitted models: estimators or
+    nn.Modules, all on the class indices), `member_specs_` (the specs they were built
+    with), `names_`, `out_features_` (the members' outputs: 1 for two classes or a value,
+    else one per class), `combiner_` (with `weights_` and, stacking, `meta_`).
     """
 
     def __init__(
         self,
         *,
         members: list[dict[str, Any]],
-        task: str,
+        task: str = "classification",
         method: str = "voting",
         voting: str = "soft",
         weights: list[float] | None = None,
         meta: dict[str, Any] | None = None,
         folds: int = 5,
         rounds: int = 25,
-        out_features: int | None = None,
+        classes: list[Any] | None = None,
         training: dict[str, Any] | None = None,
         n_jobs: int | None = None,
         random_state: int = 0,
@@ -185,7 +198,7 @@ class Ensemble(BaseEstimator):
         self.meta = meta
         self.folds = folds
         self.rounds = rounds
-        self.out_features = out_features
+        self.classes = classes
         self.training = training
         self.n_jobs = n_jobs
         self.random_state = random_state
@@ -201,17 +214,18 @@ class Ensemble(BaseEstimator):
 
     def plan(self, X: Any, y: Any) -> list[FitJob]:
         """The independent fits `fit` needs: each member on all rows first, then (weighted,
-        stacking) each member on every k-1 folds."""
+        stacking) each member on every k-1 folds. Each job fits on the class indices."""
         X, y = self._validate(X, y)
-        classify = self.task == "classification"
-        n_classes = int(y.max()) + 1 if classify else 0
-        out_features = self.out_features or ((1 if n_classes <= 2 else n_classes) if classify else 1)
-        specs = [_member_spec(spec, self.task, X.shape[1], out_features) for spec in self.members]
-        splits = list(self._folds(y).split(X, y)) if self.method in ("weighted", "stacking") else []
+        classes, target = self._classes(y)
+        info = _member_info(self.task, X.shape[1], classes)
+        specs = [_member_spec(spec, info) for spec in self.members]
+        splits = list(self._folds(target).split(X, target)) if self.method in ("weighted", "stacking") else []
         everything = np.arange(len(y))
-        jobs = [FitJob(i, spec, self.task, everything, None, self.random_state) for i, spec in enumerate(specs)]
+        jobs = [
+            FitJob(i, spec, self.task, everything, None, self.random_state, classes) for i, spec in enumerate(specs)
+        ]
         jobs += [
-            FitJob(i, spec, self.task, train, test, self.random_state)
+            FitJob(i, spec, self.task, train, test, self.random_state, classes)
             for i, spec in enumerate(specs)
             for train, test in splits
         ]
@@ -223,35 +237,52 @@ class Ensemble(BaseEstimator):
         if len(fitted) != len(jobs):
             raise ValueError(f"expected one fitted model per job ({len(jobs)}), got {len(fitted)}")
         classify = self.task == "classification"
-        n_classes = int(y.max()) + 1 if classify else 0
+        classes, target = self._classes(y)
+        n_classes = len(classes) if classify else 0
         full = [(job, model) for job, model in zip(jobs, fitted) if job.test is None]
         folds = [(job, model) for job, model in zip(jobs, fitted) if job.test is not None]
         self.member_specs_ = [job.spec for job, _ in full]
         self.members_ = [model for _, model in full]
         self.names_ = member_names(self.member_specs_)
-        self.out_features_ = int(self.member_specs_[0]["params"]["out_features"])
+        self.out_features_ = _member_info(self.task, X.shape[1], classes).out_features
         if classify:
-            self.classes_ = np.arange(n_classes)
+            self.classes_ = classes
 
         weights = self.weights or [1.0] * len(full)
         meta = None
         if folds:
-            outputs = [np.zeros((len(y), max(2, n_classes))) if classify else np.zeros(len(y)) for _ in full]
+            outputs = [np.zeros((len(y), n_classes)) if classify else np.zeros(len(y)) for _ in full]
             for job, model in folds:
                 outputs[job.member][job.test] = member_output(model, X[job.test], self.task, self.out_features_)
             if self.method == "weighted":
-                weights = list(greedy_weights(outputs, y, self.task, self.rounds))
+                weights = list(greedy_weights(outputs, target, self.task, self.rounds))
             else:
                 stacked = stack_features(outputs, self.task)
-                meta = self._meta(stacked.shape[1]).fit(stacked, y)
+                meta = self._meta().fit(stacked, target)
         self.combiner_ = Combiner(
-            method=self.method, task=self.task, n_classes=max(2, n_classes) if classify else 0,
+            method=self.method, task=self.task, n_classes=n_classes,
             weights=tuple(float(w) for w in weights), voting=self.voting, meta=meta,
         )
         return self
 
     def _validate(self, X: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:
-        return validate_data(self, X, y, dtype=np.float32)
+        X, y = validate_data(self, X, y, dtype=np.float32)
+        if self.task == "classification":
+            check_classification_targets(y)
+        return X, y
+
+    def _classes(self, y: np.ndarray) -> tuple[np.ndarray | None, np.ndarray]:
+        """(the labels, y as indices into them) for classification; (None, y) otherwise."""
+        if self.task != "classification":
+            return None, y
+        classes = np.unique(y) if self.classes is None else np.asarray(self.classes)
+        if len(classes) < 2:
+            raise ValueError(f"an ensemble classifier needs at least 2 classes, got {classes.tolist()}")
+        return classes, encode_labels(classes, y)
+
+    def __sklearn_tags__(self) -> Tags:
+        # a classifier or a regressor by its task, as scikit-learn's `is_classifier` reads it
+        return task_tags(super().__sklearn_tags__(), self.task)
 
     @property
     def weights_(self) -> np.ndarray:
@@ -264,12 +295,15 @@ class Ensemble(BaseEstimator):
     @classmethod
     def assemble(
         cls, *, members: list[Any], member_specs: list[dict[str, Any]], combiner: Combiner, n_features_in: int,
-        out_features: int,
+        out_features: int, classes: Sequence[Any] | None = None,
     ) -> Ensemble:
-        """A fitted ensemble from members fitted elsewhere (a stored ensemble, read back)."""
+        """A fitted ensemble from members fitted elsewhere (a stored ensemble, read back);
+        `classes` are the labels of the combined columns (default: their indices)."""
+        if combiner.task == "classification" and classes is None:
+            classes = range(combiner.n_classes)
         ensemble = cls(
             members=[{"kind": s["kind"], "params": s["params"]} for s in member_specs], task=combiner.task,
-            method=combiner.method, voting=combiner.voting, out_features=out_features,
+            method=combiner.method, voting=combiner.voting, classes=None if classes is None else list(classes),
         )
         ensemble.members_ = members
         ensemble.member_specs_ = member_specs
@@ -278,7 +312,9 @@ class Ensemble(BaseEstimator):
         ensemble.n_features_in_ = n_features_in
         ensemble.combiner_ = combiner
         if combiner.task == "classification":
-            ensemble.classes_ = np.arange(combiner.n_classes)
+            ensemble.classes_ = np.asarray(classes)
+            if len(ensemble.classes_) != combiner.n_classes:
+                raise ValueError(f"expected {combiner.n_classes} class labels, got {len(ensemble.classes_)}")
         return ensemble
 
     def member_outputs(self, X: Any) -> list[np.ndarray]:
@@ -288,30 +324,51 @@ class Ensemble(BaseEstimator):
         return [member_output(m, X, self.task, self.out_features_) for m in self.members_]
 
     def predict(self, X: Any) -> np.ndarray:
-        """Class indices (the argmax of `predict_proba`) or values."""
+        """Class labels (of the argmax of `predict_proba`) or values."""
         outputs = self.member_outputs(X)
         combined = self.combiner_(outputs)
-        return combined.argmax(axis=1) if self.task == "classification" else combined
+        return self.classes_[combined.argmax(axis=1)] if self.task == "classification" else combined
 
     def predict_proba(self, X: Any) -> np.ndarray:
-        """(N, C) class probabilities; vote shares for hard voting."""
+        """(N, C) class probabilities, columns in the order of `classes_`; vote shares for hard voting."""
         if self.task != "classification":
             raise AttributeError("predict_proba is only available when task is 'classification'")
         outputs = self.member_outputs(X)
         return self.combiner_(outputs)
 
-    def _folds(self, y: np.ndarray) -> KFold | StratifiedKFold:
+    def _folds(self, target: np.ndarray) -> KFold | StratifiedKFold:
         if self.folds < 2:
             raise ValueError(f"folds must be >= 2 for method {self.method!r}, got {self.folds!r}")
-        if self.task == "classification" and np.bincount(y.astype(np.int64)).min() >= self.folds:
+        # every class present must fill every fold (classes given but absent count as none)
+        if self.task == "classification" and np.bincount(target)[np.unique(target)].min() >= self.folds:
             return StratifiedKFold(self.folds, shuffle=True, random_state=self.random_state)
         return KFold(self.folds, shuffle=True, random_state=self.random_state)
 
-    def _meta(self, n_inputs: int) -> Any:
+    def _meta(self) -> Any:
         spec = self.meta or {"kind": "logistic_regression" if self.task == "classification" else "linear_regression"}
         if family(spec) != "sklearn":
             raise ValueError(f"meta must be a scikit-learn model kind, got {spec.get('kind')!r}")
-        return build(spec, task=self.task, in_features=n_inputs, out_features=self.out_features_)
+        return build(spec, task=self.task)
+
+
+def task_tags(tags: Tags, task: str) -> Tags:
+    """`tags` of an estimator whose `task` makes it a classifier or a regressor."""
+    if task == "classification":
+        tags.estimator_type, tags.classifier_tags = "classifier", ClassifierTags()
+    else:
+        tags.estimator_type, tags.regressor_tags = "regressor", RegressorTags()
+    return tags
+
+
+def encode_labels(classes: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """`y` as indices into `classes` (int64); raises ValueError naming labels not among them."""
+    order = np.argsort(classes, kind="stable")
+    pos = np.clip(np.searchsorted(classes, y, sorter=order), 0, len(classes) - 1)
+    index = order[pos]
+    unknown = classes[index] != y
+    if np.any(unknown):
+        raise ValueError(f"y has labels not in classes {classes.tolist()}: {np.unique(y[unknown]).tolist()[:10]}")
+    return index.astype(np.int64)
 
 
 def member_output(model: Any, X: np.ndarray, task: str, out_features: int) -> np.ndarray:
@@ -322,13 +379,16 @@ def member_output(model: Any, X: np.ndarray, task: str, out_features: int) -> np
     return proba if task == "classification" else pred
 
 
-def _member_spec(spec: dict[str, Any], task: str, in_features: int, out_features: int) -> dict[str, Any]:
-    """The spec a member is built (and stored) with: the data's sizes, and the task for
-    estimators, whose classes differ per task."""
-    params = {**spec.get("params", {}), "in_features": in_features, "out_features": out_features}
-    if family(spec) != "torch":
-        params["task"] = task
-    return {"kind": spec["kind"], "params": params}
+def _member_info(task: str, in_features: int, classes: np.ndarray | None) -> DataInfo:
+    """What the members learn from: rows of `in_features` numbers and the class indices."""
+    n_outputs = 1 if classes is None or len(classes) <= 2 else len(classes)
+    return tabular_info(task, in_features, n_outputs)
+
+
+def _member_spec(spec: dict[str, Any], info: DataInfo) -> dict[str, Any]:
+    """The spec a member is built (and stored) with: the data fields its kind declares
+    (the sizes of a torch kind, the task of an estimator), as `build(spec, info)` fills them."""
+    return {"kind": spec["kind"], "params": {**spec.get("params", {}), **data_fields(spec, info)}}
 
 
 @dataclass(frozen=True)
@@ -341,15 +401,23 @@ class FitJob:
     train: np.ndarray  # row indices to fit on
     test: np.ndarray | None  # the held-out fold's row indices
     random_state: int
+    classes: np.ndarray | None = None  # classification: the ensemble's labels; members fit their indices
 
     def run(self, X: np.ndarray, y: np.ndarray, training: dict[str, Any] | None) -> Any:
-        """The fitted member: an estimator, or the trained nn.Module of a torch kind."""
+        """The fitted member: an estimator, or the trained nn.Module of a torch kind, fitted
+        on the rows' class indices (y holds the labels, as the ensemble was given them)."""
         X, y = X[self.train], y[self.train]
+        if self.classes is not None:
+            y = encode_labels(self.classes, y)
         if family(self.spec) == "torch":
             # training imports models (the loop builds its model from the registry), so import late
             from components.training.torch_estimator import TorchEstimator
 
-            member = TorchEstimator(model=self.spec, task=self.task, training=training, random_state=self.random_state)
+            # every index keeps its output column, even when these rows lack a class
+            indices = None if self.classes is None else list(range(len(self.classes)))
+            member = TorchEstimator(
+                model=self.spec, task=self.task, training=training, classes=indices, random_state=self.random_state
+            )
             return member.fit(X, y).module_
         return build(self.spec).fit(X, y)
 
@@ -359,9 +427,7 @@ class FitJob:
 
 @dataclass
 class EnsembleConfig:
-    in_features: int
-    out_features: int
-    task: Task
+    task: Task = "classification"  # no sizes: the ensemble learns them, and its classes, at fit
     members: list[dict[str, Any]] = field(default_factory=list)  # specs {kind, params}, any family
     method: Method = "voting"
     voting: Literal["soft", "hard"] = "soft"  # voting only
@@ -398,7 +464,7 @@ def _ensemble(config: EnsembleConfig) -> Ensemble:
     return Ensemble(
         members=config.members, task=config.task, method=config.method, voting=config.voting,
         weights=config.weights, meta=config.meta, folds=config.folds, rounds=config.rounds,
-        out_features=config.out_features, training=config.training, n_jobs=config.n_jobs,
+        training=config.training, n_jobs=config.n_jobs,
         random_state=config.random_state,
     )
 

@@ -1,11 +1,12 @@
 """Classic models backed by scikit-learn: kNN, naive Bayes, trees and tree ensembles.
 
 Each kind is one dataclass config mapped one-to-one onto a scikit-learn estimator; the
-builder picks the classifier or the regressor by `task`. `in_features`/`out_features`
-are filled by the training code like for the torch kinds; scikit-learn reads the shapes
-from the data at `fit`, so the builders ignore them. Ensembles take their base model as
-a nested spec (`{"kind": ..., "params": ...}`) of any estimator kind, built with the
-same registry, so the base inherits the ensemble's task.
+builder picks the classifier or the regressor by `task` ("classification" unless the spec,
+or the data through `build(spec, info)`, says otherwise). Following scikit-learn, the
+configs hold no sizes: the number of features and the classes (any labels: indices or
+names) are learned at `fit`, so `build({"kind": "knn", "params": {"k": 3}})` is ready to
+fit. Ensembles take their base model as a nested spec (`{"kind": ..., "params": ...}`) of
+any estimator kind, built with the same registry, so the base inherits the ensemble's task.
 
 `AutoKNeighborsClassifier`/`AutoKNeighborsRegressor` implement `k: auto`: the one piece
 scikit-learn has no estimator for (choosing an odd k on a held-out split).
@@ -185,9 +186,7 @@ def holdout_stratify(y: np.ndarray, fraction: float) -> np.ndarray | None:
 
 @dataclass
 class KNNConfig:
-    in_features: int
-    out_features: int
-    task: Task
+    task: Task = "classification"
     k: int | Literal["auto"] = 5  # "auto": odd k by validation accuracy / MSE
     metric: Metric = "euclidean"
     p: float = 2.0  # the Minkowski power; only read when metric is "minkowski"
@@ -203,9 +202,7 @@ class KNNConfig:
 
 @dataclass
 class NaiveBayesConfig:
-    in_features: int
-    out_features: int
-    task: Task
+    task: Task = "classification"
     var_smoothing: float = 1e-9  # fraction of the largest feature variance added to every variance
 
     def __post_init__(self) -> None:
@@ -217,9 +214,7 @@ class NaiveBayesConfig:
 
 @dataclass
 class DecisionTreeConfig:
-    in_features: int
-    out_features: int
-    task: Task
+    task: Task = "classification"
     criterion: Literal["gini", "entropy", "squared_error"] | None = None  # None: gini / squared_error
     max_depth: int | None = None
     min_samples_leaf: int = 1
@@ -235,9 +230,7 @@ class DecisionTreeConfig:
 
 @dataclass
 class RandomForestConfig:
-    in_features: int
-    out_features: int
-    task: Task
+    task: Task = "classification"
     n_estimators: int = 100
     max_depth: int | None = None
     # features tried per split: a count, a fraction, sqrt/log2 of the total, or None for all
@@ -255,9 +248,7 @@ class RandomForestConfig:
 
 @dataclass
 class BaggingConfig:
-    in_features: int
-    out_features: int
-    task: Task
+    task: Task = "classification"
     base: dict[str, Any] = field(default_factory=lambda: {"kind": "decision_tree", "params": {}})
     n_estimators: int = 10
     max_samples: int | float = 1.0  # rows drawn per model: a count or a fraction of the training rows
@@ -271,9 +262,7 @@ class BaggingConfig:
 
 @dataclass
 class AdaBoostConfig:
-    in_features: int
-    out_features: int
-    task: Task
+    task: Task = "classification"
     base: dict[str, Any] = field(
         default_factory=lambda: {"kind": "decision_tree", "params": {"max_depth": 1}}  # a decision stump
     )
@@ -288,9 +277,7 @@ class AdaBoostConfig:
 
 @dataclass
 class GradientBoostingConfig:
-    in_features: int
-    out_features: int
-    task: Task
+    task: Task = "classification"
     n_estimators: int = 100
     learning_rate: float = 0.1  # shrinkage ν
     max_depth: int = 3
@@ -387,13 +374,11 @@ def _gradient_boosting(config: GradientBoostingConfig) -> BaseEstimator:
 
 
 def _build_base(kind: str, config: BaggingConfig | AdaBoostConfig) -> BaseEstimator:
-    # the base inherits the ensemble's task and feature counts: they describe the same data
+    # the base inherits the ensemble's task: it is fitted on the same labels
     try:
         if not is_estimator(config.base):
             raise ValueError(f"must name a scikit-learn model kind, got {config.base.get('kind')!r}")
-        return build(
-            config.base, task=config.task, in_features=config.in_features, out_features=config.out_features
-        )
+        return build(config.base, task=config.task)
     except ValueError as err:
         raise ValueError(f"model {kind!r}: param 'base': {err}") from None
 

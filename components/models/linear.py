@@ -14,6 +14,10 @@ both kinds.
 logistic_regression, estimator: LogisticRegression with lbfgs, binary or multinomial
 (> 2 classes) as scikit-learn decides from y; regularised by scikit-learn's `C`.
 
+The estimator configs declare no sizes (scikit-learn learns them at `fit`) and default
+`task` to the kind's only task, so `build({"kind": "logistic_regression"})` is usable; the
+torch configs declare `in_features`/`out_features`, filled from the data.
+
 Both torch modules are a single nn.Linear; they differ in what the output means and so in
 the loss the training code picks: linear regression outputs the prediction (MSE), logistic
 regression outputs logits (sigmoid + binary cross-entropy when out_features == 1,
@@ -85,9 +89,7 @@ class LogisticRegression(nn.Module):
 
 @dataclass
 class LinearRegressionEstimatorConfig:
-    in_features: int
-    out_features: int
-    task: Task
+    task: Task = "regression"  # its only task: the default lets a bare spec build
     solver: Literal["lbfgs", "ols"] = "lbfgs"  # the same estimator either way (module docstring)
     degree: int = 1  # > 1: all monomials of the features up to this degree, cross terms included
     penalty: Literal["none", "ridge", "lasso"] = "none"  # none: OLS; ridge: + alpha·‖w‖²; lasso: + alpha·‖w‖₁
@@ -113,9 +115,7 @@ class LinearRegressionEstimatorConfig:
 
 @dataclass
 class LogisticRegressionEstimatorConfig:
-    in_features: int
-    out_features: int  # unused: scikit-learn reads the classes from y
-    task: Task
+    task: Task = "classification"  # scikit-learn learns the classes (any labels) from y at fit
     solver: Literal["lbfgs"] = "lbfgs"
     # inverse L2 strength, scikit-learn's name and meaning (smaller: stronger); None: unpenalised
     C: float | None = 1.0

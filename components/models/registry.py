@@ -11,9 +11,13 @@ Families share one namespace of kinds: `register` for builders returning an nn.M
 (family "torch", trained by the torch loop), `register_estimator` for builders returning an
 object with scikit-learn's `fit(X, y)`/`predict` (family "sklearn"; "xgboost" for models
 trained by XGBoost's own trainer and stored in its format; "ensemble" for compositions of
-other kinds, stored member by member). An estimator config also declares
-`task: Literal["classification", "regression"]`, because scikit-learn picks a different class
-per task where torch only changes the loss.
+other kinds, stored member by member). An estimator config declares
+`task: Literal["classification", "regression"]` (scikit-learn picks a different class per
+task where torch only changes the loss), with a default, and no sizes: scikit-learn learns
+the number of features and the classes at `fit`, so `build({"kind": "knn", "params": {"k": 3}})`
+is a usable estimator and `build(spec, info)` sets only its task from the data. (The one
+exception is `xgboost`'s optional `out_features`: its Ray Train path must name the
+objective, and so the class count, before any worker sees the data.)
 
 One kind may be registered once per family when it is one model with several solvers
 (`linear_regression` solved in closed form by scikit-learn or by gradient descent in
@@ -45,7 +49,6 @@ if TYPE_CHECKING:
 _B = TypeVar("_B", bound=Callable[..., nn.Module])
 _E = TypeVar("_E", bound=Callable[..., Any])
 
-_REQUIRED = ("in_features", "out_features")
 # Filled from `DataInfo` when the config declares them; never written in a pipeline YAML.
 DATA_FIELDS = ("task", "in_features", "out_features", "in_channels", "height", "width", "vocab_size")
 _SIZES = ("in_features", "out_features", "in_channels", "height", "width", "vocab_size")
@@ -83,7 +86,8 @@ def register(kind: str, *, task: str = "supervised") -> Callable[[_B], _B]:
 
 def register_estimator(kind: str, *, family: Family = "sklearn") -> Callable[[_E], _E]:
     """Register `builder` (a function taking one dataclass config, returning an estimator with
-    scikit-learn's API) under `kind`; the config must also declare `task`. `family` says how
+    scikit-learn's API) under `kind`; the config must declare `task` (its other data fields,
+    if any, are optional: the estimator learns sizes and classes at `fit`). `family` says how
     the pipeline trains and stores it (see the module docstring)."""
     if family == "torch":
         raise ValueError("register_estimator: family must not be 'torch'; use register for torch models")
@@ -157,8 +161,9 @@ def _registrar(kind: str, family: Family, task: str = "supervised") -> Callable[
 
     def decorator(builder: Any) -> Any:
         config_cls = _config_type(builder)
-        # torch modules declare only the data fields they read (see DataInfo)
-        required = (*_REQUIRED, "task") if estimator else ()
+        # torch modules declare only the data fields they read (see DataInfo); estimators
+        # learn their sizes at fit, but the task picks their class (classifier or regressor)
+        required = ("task",) if estimator else ()
         names = {f.name for f in dataclasses.fields(config_cls)}
         missing = [n for n in required if n not in names]
         if missing:
@@ -169,6 +174,13 @@ def _registrar(kind: str, family: Family, task: str = "supervised") -> Callable[
                 raise TypeError(
                     f"{config_cls.__name__} (model kind {kind!r}): field 'task' must be annotated "
                     f"Literal{list(_TASKS)}, got {hint!r}"
+                )
+            task_field = next(f for f in dataclasses.fields(config_cls) if f.name == "task")
+            if task_field.default is dataclasses.MISSING:
+                # scikit-learn's contract: the kind's params alone build a usable estimator
+                raise TypeError(
+                    f"{config_cls.__name__} (model kind {kind!r}): field 'task' needs a default "
+                    f"(one of {list(_TASKS)}); the data sets it in a pipeline"
                 )
         entry = _Entry(builder=builder, config=config_cls, family=family, task=task)
         entries = _REGISTRY.setdefault(kind, {})
@@ -266,7 +278,7 @@ def _make_config(kind: str, config_cls: type, params: dict[str, Any]) -> Any:
     hints = typing.get_type_hints(config_cls)
     values = {name: _coerce(kind, name, value, hints[name]) for name, value in params.items()}
     for name in _SIZES:
-        if name in values and values[name] < 1:
+        if values.get(name) is not None and values[name] < 1:  # None: an optional size left to the data
             raise ValueError(f"model {kind!r}: param {name!r} must be >= 1, got {values[name]!r}")
     try:
         return config_cls(**values)

@@ -16,6 +16,7 @@ import numpy as np
 import ray
 
 from components.artifacts.ensemble_io import write_ensemble_checkpoint
+from components.data.modalities.info import DataInfo
 from components.data.silver import read_arrays
 from components.evaluation.scoring import validation_scores
 from components.models import build
@@ -43,10 +44,15 @@ def fit_ensemble(
     `parallel` runs the fits on the connected Ray cluster; without it, in this process.
     """
     spec, task = config["model"], config["task"]
+    info = DataInfo.from_dict(config["info"])
     params = {**spec["params"], "training": config["training"]}
     if members is not None:
         params["members"] = members
     ensemble: Ensemble = build({"kind": spec["kind"], "params": params}, task=task)
+    if task == "classification":
+        # the labels are the data's class indices: every class keeps its column (the one
+        # serving answers with), even when the training rows lack it
+        ensemble.set_params(classes=list(range(len(info.classes))))
     x_train, y_train = read_arrays(*tables["train"], columns, label_dtype)
     x_val, y_val = read_arrays(*tables["val"], columns, label_dtype)
     if parallel:
@@ -56,7 +62,7 @@ def fit_ensemble(
         ensemble.complete(x_train, y_train, jobs, fitted)
     else:
         ensemble.fit(x_train, y_train)
-    out_features = spec["params"]["out_features"]
+    out_features = info.out_features
     metrics = {"epoch": 0, **validation_scores(ensemble, x_val, y_val, task, out_features)}
     stored = {"kind": spec["kind"], "params": {**params, "members": ensemble.members, "task": task}}
     write_ensemble_checkpoint(out_dir, ensemble, stored, metrics)

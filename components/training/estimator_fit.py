@@ -14,6 +14,7 @@ import ray
 from ray import tune
 
 from components.artifacts.estimator_io import write_estimator_checkpoint
+from components.data.modalities.info import DataInfo
 from components.data.silver import read_arrays
 from components.evaluation.scoring import validation_scores
 from components.models import build
@@ -22,14 +23,18 @@ from components.models import build
 def fit_estimator(
     config: dict[str, Any], tables: dict[str, tuple[str, int]], columns: list[str], label_dtype: str, out_dir: str
 ) -> dict[str, float]:
-    """Fit `config["model"]` on the train table, score it on val, write a checkpoint dir."""
+    """Fit `config["model"]` on the train table, score it on val, write a checkpoint dir.
+
+    The labels are the pipeline's label indices; the estimator learns them (and the
+    feature count) at fit, and is scored over all of the data's classes (`config["info"]`)."""
     spec = config["model"]
     task = config["task"]
     estimator = build(spec, task=task)
     x_train, y_train = read_arrays(*tables["train"], columns, label_dtype)
     x_val, y_val = read_arrays(*tables["val"], columns, label_dtype)
     estimator.fit(x_train, y_train)
-    metrics = {"epoch": 0, **validation_scores(estimator, x_val, y_val, task, spec["params"]["out_features"])}
+    out_features = DataInfo.from_dict(config["info"]).out_features
+    metrics = {"epoch": 0, **validation_scores(estimator, x_val, y_val, task, out_features)}
     write_estimator_checkpoint(out_dir, estimator, {**spec, "params": {**spec["params"], "task": task}}, metrics)
     return metrics
 

@@ -13,12 +13,15 @@ from typing import Any
 import numpy as np
 import torch.nn as nn
 from sklearn.base import BaseEstimator
+from sklearn.utils import Tags
 from sklearn.model_selection import train_test_split
+from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from components.config import TrainingConfig
 from components.data.modalities import tabular_info
 from components.evaluation.scoring import predict_arrays
+from components.models.ensemble import encode_labels, task_tags
 from components.models.estimators import holdout_stratify
 from components.training.array_session import ArraySession
 from components.training.loop import loop_config, train_model
@@ -27,22 +30,28 @@ from components.training.loop import loop_config, train_model
 class TorchEstimator(BaseEstimator):
     """`model` is a torch kind's spec ({kind, params}); `training` the loop's training config.
 
-    Classification targets must be the label indices 0..C-1 (what the pipeline's silver
-    tables hold); `out_features` comes from the spec, or from the data when it has none.
-    Learned: `module_` (the trained nn.Module, in eval mode), `history_`, `classes_`.
+    Like a scikit-learn classifier it learns its classes at `fit`: labels of any kind, the
+    sorted distinct labels of y unless `classes` lists them (and so the module's outputs)
+    beforehand, as an ensemble does for a member fitted on rows that may lack a class. The
+    module trains on the class indices; `predict` answers with the labels. Its sizes
+    (`in_features`, `out_features`) come from the data, as `build(spec, info)` sets them.
+    Learned: `module_` (the trained nn.Module, in eval mode, one output per class or one
+    for two), `spec_` (the spec it was built with), `history_`, `classes_`.
     """
 
     def __init__(
         self,
         *,
         model: dict[str, Any],
-        task: str,
+        task: str = "classification",
+        classes: list[Any] | None = None,
         training: dict[str, Any] | None = None,
         validation_fraction: float = 0.1,
         random_state: int = 0,
     ) -> None:
         self.model = model
         self.task = task
+        self.classes = classes
         self.training = training
         self.validation_fraction = validation_fraction
         self.random_state = random_state
@@ -52,13 +61,16 @@ class TorchEstimator(BaseEstimator):
         X, y = validate_data(self, X, y, dtype=np.float32)
         classify = self.task == "classification"
         if classify:
-            self.classes_ = np.arange(int(y.max()) + 1 if len(y) else 0)
-            y = y.astype(np.int64)
+            check_classification_targets(y)
+            classes = np.unique(y) if self.classes is None else np.asarray(self.classes)
+            if len(classes) < 2:
+                raise ValueError(f"classification needs at least 2 classes, got {classes.tolist()}")
+            y = encode_labels(classes, y)
+            self.classes_ = classes
         else:
             y = y.astype(np.float32)
-        out_features = self.model.get("params", {}).get("out_features") or (
-            (1 if len(self.classes_) <= 2 else len(self.classes_)) if classify else 1
-        )
+        # the data's sizes, as a pipeline's DataInfo gives them: one output, or one per class beyond two
+        out_features = (1 if len(self.classes_) <= 2 else len(self.classes_)) if classify else 1
         fit_idx, val_idx = train_test_split(
             np.arange(len(y)), test_size=self.validation_fraction, random_state=self.random_state,
             stratify=holdout_stratify(y, self.validation_fraction) if classify else None,
@@ -75,13 +87,17 @@ class TorchEstimator(BaseEstimator):
         self.history_ = session.history
         return self
 
+    def __sklearn_tags__(self) -> Tags:
+        return task_tags(super().__sklearn_tags__(), self.task)
+
     def predict(self, X: Any) -> np.ndarray:
+        """Class labels (of the kind `fit` was given) or values."""
         check_is_fitted(self)
         pred, _ = predict_arrays(self.module_, self._inputs(X), self.task, self.spec_["params"]["out_features"])
-        return pred
+        return self.classes_[pred] if self.task == "classification" else pred
 
     def predict_proba(self, X: Any) -> np.ndarray:
-        """Class probabilities (N, C); classification only."""
+        """Class probabilities (N, C), columns in the order of `classes_`; classification only."""
         check_is_fitted(self)
         if self.task != "classification":
             raise AttributeError("predict_proba is only available when task is 'classification'")

@@ -33,6 +33,7 @@ from ray.train.xgboost import XGBoostTrainer
 from xgboost.callback import TrainingCallback
 
 from components.artifacts.xgboost_io import XGBOOST_FILE, as_estimator, write_xgboost_checkpoint
+from components.data.modalities.info import DataInfo
 from components.evaluation.scoring import validation_scores
 from components.models.boosting import config_from_spec, train_params
 
@@ -42,10 +43,11 @@ def xgboost_loop_per_worker(config: dict[str, Any]) -> list[dict[str, float]]:
     report, and return the metrics of every round (rank 0's return value is the run's
     history). A run restarted with a checkpoint continues from its booster."""
     spec, task = config["model"], config["task"]
+    # the class count (`out_features`), which names the objective, is in the spec, set from the data
     model_config = config_from_spec(spec, task=task)
-    in_features = model_config.in_features
-    x_train, y_train = _shard_arrays("train", in_features)
-    x_val, y_val = _shard_arrays("val", in_features)
+    info = DataInfo.from_dict(config["info"])
+    x_train, y_train = _shard_arrays("train", info.in_features)
+    x_val, y_val = _shard_arrays("val", info.in_features)
     dtrain = xgboost.DMatrix(x_train, label=y_train)
     dval = xgboost.DMatrix(x_val, label=y_val)
 
@@ -64,7 +66,7 @@ def xgboost_loop_per_worker(config: dict[str, Any]) -> list[dict[str, float]]:
     )
 
     last = reports.history[-1] if reports.history else {}
-    scores = validation_scores(as_estimator(booster, task), x_val, y_val, task, model_config.out_features)
+    scores = validation_scores(as_estimator(booster, task), x_val, y_val, task, info.out_features)
     final = {**last, "epoch": booster.num_boosted_rounds() - 1, **scores}
     with tempfile.TemporaryDirectory() as tmp:
         checkpoint = None

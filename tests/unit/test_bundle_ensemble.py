@@ -44,10 +44,8 @@ def iris():
 def test_ensemble_bundle_round_trips(method, iris, tmp_path):
     x, y, features, rows = iris
     params = {"members": MEMBERS, "method": method, "folds": 3, "training": {"epochs": 5}}
-    ensemble = build({"kind": "ensemble", "params": params}, task="classification",
-                     in_features=features.in_features, out_features=features.out_features).fit(x, y)
-    spec = {"kind": "ensemble", "params": {**params, "task": "classification",
-                                           "in_features": features.in_features, "out_features": features.out_features}}
+    ensemble = build({"kind": "ensemble", "params": params}, features.info).fit(x, y)
+    spec = {"kind": "ensemble", "params": {**params, "task": "classification"}}
     checkpoint = write_ensemble_checkpoint(tmp_path / "ckpt", ensemble, spec, {"val_accuracy": 0.9})
     bundle_dir = save_bundle(tmp_path / "bundle", checkpoint_dir=checkpoint, features=features,
                              metrics={"val_accuracy": 0.9}, lineage={"bronze_version": 1})

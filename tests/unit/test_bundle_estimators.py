@@ -38,7 +38,7 @@ def iris():
 
 def _fit(spec: dict, frames: dict, features) -> object:
     train = frames["train"]
-    model = build(spec, in_features=features.in_features, out_features=features.out_features)
+    model = build(spec)
     return model.fit(train.select(features.columns).to_numpy(), train["label"].to_numpy())
 
 
@@ -97,7 +97,7 @@ def test_a_class_missing_from_the_estimators_training_rows_gets_probability_zero
     _, frames, features, rows = iris
     train = frames["train"].filter(pl.col("label") != 1)  # no versicolor
     spec = {"kind": "naive_bayes", "params": {"task": "classification"}}
-    estimator = build(spec, in_features=4, out_features=3).fit(
+    estimator = build(spec).fit(
         train.select(features.columns).to_numpy(), train["label"].to_numpy()
     )
     answers = load_bundle(_bundle(tmp_path, estimator, spec, features)).predict(rows)
@@ -118,7 +118,7 @@ def test_regression_bundle_predicts_floats(tmp_path):
 
 def test_estimator_checkpoint_layout_is_what_read_state_expects(tmp_path):
     spec = {"kind": "naive_bayes", "params": {"task": "classification"}}
-    estimator = build(spec, in_features=1, out_features=1).fit([[0.0], [1.0]], [0, 1])
+    estimator = build(spec).fit([[0.0], [1.0]], [0, 1])
     ckpt = write_estimator_checkpoint(tmp_path / "c", estimator, spec, {"val_accuracy": 1.0})
     assert sorted(p.name for p in ckpt.iterdir()) == ["model.skops", "state.json"]
     assert read_state(ckpt) == {"epoch": 0, "global_step": 0, "spec": spec, "metrics": {"val_accuracy": 1.0},

@@ -11,17 +11,8 @@ import torch.nn as nn
 
 from components.data.modalities.info import DataInfo
 from components.models import build
-from components.models.cnn import (
-    CNN,
-    BasicBlock,
-    LayerSummary,
-    conv_output_size,
-    format_summary,
-    last_conv_name,
-    multiply_count,
-    parameter_count,
-    summary,
-)
+from components.models.cnn import CNN, BasicBlock, conv_output_size, last_conv_name
+from components.models.summary import LayerSummary, format_summary, multiply_count, parameter_count, summary
 
 ARCHS = ["layers", "lenet5", "vgg", "resnet", "inception"]
 

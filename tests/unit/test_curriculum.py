@@ -22,7 +22,7 @@ MINUTES = np.array([23, 29, 49, 64, 74, 87, 96, 97, 109, 119, 149, 145, 154, 166
 def _ols(**params):
     """The `linear_regression` kind solved in closed form by scikit-learn."""
     spec = {"kind": "linear_regression", "params": {"solver": "ols", "task": "regression", **params}}
-    return build(spec, in_features=1, out_features=1)
+    return build(spec)
 
 
 def _linear(**params) -> torch.nn.Module:

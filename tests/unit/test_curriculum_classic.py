@@ -16,7 +16,7 @@ from components.models import build
 
 
 def _build(kind: str, task: str, **params):
-    return build({"kind": kind, "params": params}, task=task, in_features=1, out_features=1)
+    return build({"kind": kind, "params": params}, task=task)
 
 
 # ---------------------------------------------------------------------------- kNN

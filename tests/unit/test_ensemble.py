@@ -100,7 +100,7 @@ SK_MEMBERS = [("rf", RandomForestClassifier(n_estimators=30, random_state=0)), (
 
 
 def _ensemble(task: str = "classification", **params):
-    return build({"kind": "ensemble", "params": {"members": MEMBERS, **params}}, task=task, in_features=4, out_features=3)
+    return build({"kind": "ensemble", "params": {"members": MEMBERS, **params}}, task=task)
 
 
 @pytest.mark.parametrize("voting", ["soft", "hard"])
@@ -138,7 +138,7 @@ def test_weighted_ensemble_learns_weights_on_out_of_fold_predictions():
 def test_regression_voting_matches_scikit_learn():
     x, y = load_diabetes(return_X_y=True)
     members = [{"kind": "knn", "params": {"k": 9}}, {"kind": "decision_tree", "params": {"max_depth": 4}}]
-    ours = build({"kind": "ensemble", "params": {"members": members}}, task="regression", in_features=10, out_features=1)
+    ours = build({"kind": "ensemble", "params": {"members": members}}, task="regression")
     theirs = VotingRegressor([("knn", KNeighborsRegressor(9)), ("tree", DecisionTreeRegressor(max_depth=4, random_state=0))])
     np.testing.assert_allclose(ours.fit(x, y).predict(x), theirs.fit(x, y).predict(x), rtol=1e-5)
     with pytest.raises(AttributeError, match="only available when task is 'classification'"):
@@ -151,7 +151,6 @@ def test_a_torch_member_trains_with_the_loop():
     training = {"epochs": 25, "batch_size": 16, "optimizer": {"lr": 0.01}}
     ours = build(
         {"kind": "ensemble", "params": {"members": members, "training": training}},
-        task="classification", in_features=4, out_features=3,
     ).fit(x, y)
     assert type(ours.members_[0]).__name__ == "MLP"  # the bare nn.Module, as a bundle stores it
     assert (ours.predict(x) == y).mean() > 0.93
@@ -170,7 +169,7 @@ def test_a_torch_member_trains_with_the_loop():
 )
 def test_bad_ensemble_params_are_named(params, message):
     with pytest.raises(ValueError, match=message):
-        build({"kind": "ensemble", "params": params}, task="classification", in_features=4, out_features=3)
+        build({"kind": "ensemble", "params": params})
 
 
 def test_unfitted_ensemble_refuses_to_predict():

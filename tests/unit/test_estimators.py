@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 import pytest
@@ -22,7 +23,8 @@ from sklearn.neighbors import KNeighborsClassifier, KNeighborsRegressor
 from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
 
 from components.config import ModelConfig
-from components.models import build, is_estimator, kinds, register_estimator
+from components.data.modalities import tabular_info
+from components.models import build, data_fields, is_estimator, kinds, register_estimator
 from components.models.estimators import AutoKNeighborsClassifier, AutoKNeighborsRegressor
 
 ESTIMATOR_KINDS = ["knn", "naive_bayes", "decision_tree", "random_forest", "bagging", "adaboost", "gradient_boosting"]
@@ -45,7 +47,7 @@ def diabetes():
 
 
 def _build(kind: str, task: str, **params):
-    return build({"kind": kind, "params": {**FAST.get(kind, {}), **params}}, task=task, in_features=4, out_features=1)
+    return build({"kind": kind, "params": {**FAST.get(kind, {}), **params}}, task=task)
 
 
 def test_estimator_kinds_are_registered_and_flagged():
@@ -101,7 +103,7 @@ def test_params_map_one_to_one_onto_scikit_learn(kind, task, params, expected):
 
 
 def test_adaboost_defaults_to_decision_stumps():
-    model = build({"kind": "adaboost", "params": {}}, task="classification", in_features=2, out_features=1)
+    model = build({"kind": "adaboost", "params": {}})
     assert isinstance(model, AdaBoostClassifier) and model.n_estimators == 50 and model.learning_rate == 1.0
     assert isinstance(model.estimator, DecisionTreeClassifier) and model.estimator.max_depth == 1
 
@@ -130,15 +132,21 @@ def test_invalid_params_are_named(kind, task, params, message):
         _build(kind, task, **params)
 
 
-def test_missing_task_is_named():
-    with pytest.raises(ValueError, match=r"model 'knn': missing param\(s\) \['task'\]"):
+def test_task_defaults_to_classification_and_the_data_sets_it():
+    assert isinstance(build({"kind": "knn", "params": {}}), KNeighborsClassifier)
+    info = tabular_info("regression", 4, 1)
+    assert isinstance(build({"kind": "knn", "params": {}}, info), KNeighborsRegressor)
+    assert data_fields({"kind": "knn"}, info) == {"task": "regression"}  # no sizes: learned at fit
+
+
+def test_sizes_are_not_params_of_an_estimator():
+    with pytest.raises(ValueError, match=r"model 'knn': unknown param\(s\) \['in_features', 'out_features'\]"):
         build({"kind": "knn", "params": {"in_features": 2, "out_features": 1}})
 
 
 @dataclass
 class _NoTask:
-    in_features: int
-    out_features: int
+    k: int = 1
 
 
 def test_register_estimator_requires_a_task_field():
@@ -149,6 +157,32 @@ def test_register_estimator_requires_a_task_field():
             return GaussianNB()
 
     assert "no_task" not in kinds()
+
+
+@dataclass
+class _NoTaskDefault:
+    task: Literal["classification", "regression"]
+
+
+@dataclass
+class _TaskAsString:
+    task: str = "classification"
+
+
+def test_register_estimator_requires_a_literal_task_with_a_default():
+    with pytest.raises(TypeError, match=r"field 'task' needs a default"):
+
+        @register_estimator("no_task_default")
+        def _builder(config: _NoTaskDefault) -> GaussianNB:
+            return GaussianNB()
+
+    with pytest.raises(TypeError, match=r"field 'task' must be annotated Literal\['classification', 'regression'\]"):
+
+        @register_estimator("task_as_string")
+        def _other(config: _TaskAsString) -> GaussianNB:
+            return GaussianNB()
+
+    assert "no_task_default" not in kinds() and "task_as_string" not in kinds()
 
 
 def test_bagging_of_knn_and_of_naive_bayes(iris):

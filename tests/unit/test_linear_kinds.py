@@ -30,12 +30,11 @@ GD_SOLVERS = list(typing.get_args(GradientSolver))
 
 
 def _linear(**params):
-    return build({"kind": "linear_regression", "params": params}, task="regression", in_features=3, out_features=1)
+    return build({"kind": "linear_regression", "params": params}, task="regression")
 
 
 def _logistic(**params):
-    return build({"kind": "logistic_regression", "params": params}, task="classification",
-                 in_features=4, out_features=3)
+    return build({"kind": "logistic_regression", "params": params}, task="classification")
 
 
 @pytest.fixture(scope="module")
@@ -66,8 +65,7 @@ def breast_cancer():
 def test_no_solver_builds_the_scikit_learn_estimator(kind):
     spec = {"kind": kind, "params": {}}
     assert is_estimator(spec) and family(spec) == "sklearn"
-    task = "regression" if kind == "linear_regression" else "classification"
-    model = build(spec, task=task, in_features=2, out_features=1)
+    model = build(spec)  # the task defaults to the kind's only one
     expected = linear_model.LinearRegression if kind == "linear_regression" else linear_model.LogisticRegression
     assert type(model) is expected
 
@@ -108,15 +106,17 @@ def test_an_unknown_solver_lists_the_allowed_ones(kind, solver, allowed):
     with pytest.raises(ValueError, match=rf"model '{kind}': param 'solver' must be one of {allowed}, got '{solver}'"):
         is_estimator(spec)
     with pytest.raises(ValueError, match=allowed):
-        build(spec, in_features=1, out_features=1)
+        build(spec)
 
 
 def test_each_solver_takes_only_its_own_params():
     with pytest.raises(ValueError, match=r"unknown param\(s\) \['penalty'\]"):
         build({"kind": "linear_regression", "params": {"solver": "sgd", "penalty": "ridge"}},
               in_features=1, out_features=1)
-    with pytest.raises(ValueError, match=r"missing param\(s\) \['task'\]"):
+    with pytest.raises(ValueError, match=r"unknown param\(s\) \['in_features', 'out_features'\]"):
         build({"kind": "linear_regression", "params": {"solver": "ols"}}, in_features=1, out_features=1)
+    with pytest.raises(ValueError, match=r"missing param\(s\) \['in_features'\]"):
+        build({"kind": "linear_regression", "params": {"solver": "sgd"}}, out_features=1)
 
 
 # ---------------------------------------------------------------------------- config errors
@@ -147,7 +147,7 @@ def test_each_solver_takes_only_its_own_params():
 )
 def test_invalid_params_are_named(spec, message):
     with pytest.raises(ValueError, match=message):
-        build(spec, in_features=2, out_features=1)
+        build(spec)
 
 
 # ---------------------------------------------------------------------------- linear_regression
@@ -167,7 +167,7 @@ def test_degree_two_fits_a_quadratic_exactly():
     x = np.linspace(-3, 3, 25).reshape(-1, 1)  # (25, 1)
     y = 1.0 + 0.5 * x[:, 0] - 2.0 * x[:, 0] ** 2
     model = build({"kind": "linear_regression", "params": {"solver": "ols", "degree": 2}},
-                  task="regression", in_features=1, out_features=1).fit(x, y)
+                  task="regression").fit(x, y)
     assert isinstance(model, Pipeline)
     assert isinstance(model.named_steps["poly"], PolynomialFeatures)
     assert type(model.named_steps["linear"]) is linear_model.LinearRegression
@@ -208,8 +208,7 @@ def test_polynomial_ridge_is_a_pipeline_ending_in_ridge():
 
 def test_binary_logistic_regression_matches_scikit_learn(breast_cancer):
     x, y = breast_cancer
-    model = build({"kind": "logistic_regression", "params": {}}, task="classification",
-                  in_features=x.shape[1], out_features=1).fit(x, y)
+    model = build({"kind": "logistic_regression", "params": {}}).fit(x, y)
     direct = linear_model.LogisticRegression().fit(x, y)
     proba = model.predict_proba(x)
     assert proba.shape == (len(y), 2) and np.allclose(proba.sum(axis=1), 1.0)
@@ -290,7 +289,7 @@ def test_regression_bundle_of_a_polynomial_ridge(tmp_path):
     spec = {"kind": "linear_regression", "params": {"solver": "ols", "degree": 2, "penalty": "ridge",
                                                     "alpha": 0.5, "task": "regression"}}
     train = frames["train"]
-    estimator = build(spec, in_features=features.in_features, out_features=features.out_features).fit(
+    estimator = build(spec).fit(
         train.select(features.columns).to_numpy(), train["label"].to_numpy()
     )
     bundle = load_bundle(_bundle(tmp_path, estimator, spec, features))
@@ -307,7 +306,7 @@ def test_classifier_bundle_of_a_logistic_regression(tmp_path):
     frames, features = prepare(bronze, config.schema_, config.split, config.preprocessing)
     spec = {"kind": "logistic_regression", "params": {"task": "classification"}}
     train = frames["train"]
-    estimator = build(spec, in_features=features.in_features, out_features=features.out_features).fit(
+    estimator = build(spec).fit(
         train.select(features.columns).to_numpy(), train["label"].to_numpy()
     )
     bundle = load_bundle(_bundle(tmp_path, estimator, spec, features))

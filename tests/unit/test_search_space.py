@@ -25,7 +25,7 @@ FAMILIES = {
     "naive_bayes": {},
 }
 BASE = {
-    "model": {"kind": "ensemble", "params": {"in_features": 4, "out_features": 3, "method": "stacking"}},
+    "model": {"kind": "ensemble", "params": {"task": "classification", "method": "stacking"}},
     "training": {"epochs": 3, "optimizer": {"lr": 0.1}},
     "task": "classification",
     "info": tabular_info("classification", 4, 3).to_dict(),
@@ -50,12 +50,13 @@ def test_families_are_a_grid_and_each_samples_its_own_params():
     assert sample(Spec("naive_bayes")) == {}
 
 
-def test_a_family_trial_swaps_the_model_and_keeps_the_data_sizes():
+def test_a_family_trial_swaps_the_model_and_fills_the_data_fields_its_kind_declares():
     params = {KIND_KEY: "knn", PARAMS_KEY: {"k": 5}, "training.epochs": 7}
     config = trial_config(BASE, params)
-    assert config["model"] == {
-        "kind": "knn", "params": {"in_features": 4, "out_features": 3, "task": "classification", "k": 5}
-    }
+    # an estimator learns its sizes at fit: only the task comes from the data
+    assert config["model"] == {"kind": "knn", "params": {"task": "classification", "k": 5}}
+    mlp = trial_config(BASE, {KIND_KEY: "mlp", PARAMS_KEY: {"hidden": [4]}})
+    assert mlp["model"] == {"kind": "mlp", "params": {"hidden": [4], "in_features": 4, "out_features": 3}}
     assert config["training"] == {"epochs": 7, "optimizer": {"lr": 0.1}}
     assert BASE["model"]["kind"] == "ensemble"  # the base is not changed
     assert trial_spec(params) == {"kind": "knn", "params": {"k": 5}}

@@ -22,14 +22,14 @@ from components.artifacts.xgboost_io import (
 )
 from components.evaluation.scoring import predict_arrays, validation_scores
 from components.models import build, family, is_estimator
-from components.models.boosting import config_from_spec, train_params
+from components.models.boosting import XGBoostClassifier, config_from_spec, train_params
 from components.training.checkpoint import read_state
 from components.training.xgboost_fit import RoundReports, round_metrics
 from tests.conftest import SPECIES, diabetes_regression, iris_species
 
 
 def _spec(task: str = "classification", out_features: int = 3, **params) -> dict:
-    return {"kind": "xgboost", "params": {"task": task, "in_features": 4, "out_features": out_features, **params}}
+    return {"kind": "xgboost", "params": {"task": task, "out_features": out_features, **params}}
 
 
 @pytest.fixture(scope="module")
@@ -88,7 +88,7 @@ def test_config_from_spec_refuses_another_kind():
 def test_build_gives_the_scikit_learn_wrapper_with_the_config():
     model = build(_spec(n_estimators=7, max_depth=3, learning_rate=0.1, subsample=0.8, colsample_bytree=0.5,
                         min_child_weight=2.0, reg_lambda=0.5, reg_alpha=0.1, random_state=3))
-    assert type(model) is XGBClassifier
+    assert type(model) is XGBoostClassifier
     assert {k: model.get_params()[k] for k in ("n_estimators", "max_depth", "learning_rate", "subsample",
                                                 "colsample_bytree", "min_child_weight", "reg_lambda",
                                                 "reg_alpha", "tree_method", "max_bin", "random_state")} == {
@@ -117,9 +117,8 @@ def test_train_params_pick_the_objective_by_task_and_outputs(task, out_features,
 
 
 def test_config_from_spec_merges_params_over_the_spec():
-    config = config_from_spec({"kind": "xgboost", "params": {"n_estimators": 5}}, task="regression",
-                              in_features=2, out_features=1)
-    assert (config.task, config.n_estimators, config.in_features) == ("regression", 5, 2)
+    config = config_from_spec({"kind": "xgboost", "params": {"n_estimators": 5}}, task="regression", out_features=1)
+    assert (config.task, config.n_estimators, config.out_features) == ("regression", 5, 1)
 
 
 def test_the_wrapper_and_xgboost_train_fit_the_same_model(iris):
@@ -135,10 +134,33 @@ def test_the_wrapper_and_xgboost_train_agree_for_regression():
     _, _, frames, features = diabetes_regression()
     x = frames["train"].select(features.columns).to_numpy().astype(np.float32)
     y = frames["train"]["label"].to_numpy()
-    spec = {"kind": "xgboost", "params": {"task": "regression", "in_features": 2, "out_features": 1,
+    spec = {"kind": "xgboost", "params": {"task": "regression", "out_features": 1,
                                           "n_estimators": 6, "reg_alpha": 0.5}}
     wrapper = build(spec).fit(x, y)
     assert np.array_equal(wrapper.predict(x), _boost(spec, x, y).predict(xgboost.DMatrix(x)))
+
+
+def test_xgboost_train_needs_the_class_count_the_wrapper_learns_it():
+    with pytest.raises(ValueError, match=r"xgboost.train needs param 'out_features' \(the class count\)"):
+        train_params(config_from_spec({"kind": "xgboost", "params": {}}))
+    x = np.arange(12, dtype=np.float32).reshape(6, 2)
+    model = build({"kind": "xgboost", "params": {"n_estimators": 2}}).fit(x, ["b", "a", "c", "a", "b", "c"])
+    assert model.classes_.tolist() == ["a", "b", "c"] and model.n_classes_ == 3 and model.n_features_in_ == 2
+    assert model.model_.get_params()["eval_metric"] == ["mlogloss", "merror"]
+    binary = build({"kind": "xgboost", "params": {"n_estimators": 2}}).fit(x, ["no", "yes"] * 3)
+    assert binary.model_.get_params()["eval_metric"] == ["logloss", "error"]
+
+
+def test_string_labels_are_encoded_for_xgboost_and_decoded_back(iris):
+    _, _, x, y = iris
+    names = np.array(SPECIES)
+    wrapper = build(_spec(n_estimators=8, max_depth=3)).fit(x["train"], names[y["train"]])
+    on_indices = build(_spec(n_estimators=8, max_depth=3)).fit(x["train"], y["train"])
+    assert wrapper.classes_.tolist() == SPECIES
+    np.testing.assert_array_equal(wrapper.predict(x["val"]), names[on_indices.predict(x["val"])])
+    np.testing.assert_array_equal(wrapper.predict_proba(x["val"]), on_indices.predict_proba(x["val"]))
+    with pytest.raises(ValueError, match=r"needs at least 2 classes in y, got \['setosa'\]"):
+        build(_spec()).fit(x["train"][:3], ["setosa"] * 3)
 
 
 # ---------------------------------------------------------------------------- save and load
@@ -157,7 +179,7 @@ def test_save_load_round_trip_keeps_predictions_and_classes(iris, tmp_path, monk
     monkeypatch.setattr(pickle, "load", refuse)
     monkeypatch.setattr(pickle, "Unpickler", refuse)
     model = load_xgboost(path, "classification")
-    assert type(model) is XGBClassifier
+    assert type(model) is XGBoostClassifier and type(model.model_) is XGBClassifier
     assert list(model.classes_) == [0, 1, 2] and model.n_classes_ == 3
     assert np.array_equal(model.predict_proba(x["val"]), booster.predict(xgboost.DMatrix(x["val"])))
     # what scoring and Bundle.predict call on any estimator
@@ -169,13 +191,25 @@ def test_a_fitted_wrapper_saves_too_and_binary_classes_come_back(tmp_path):
     rng = np.random.default_rng(0)
     x = rng.standard_normal((60, 3)).astype(np.float32)
     y = (x[:, 0] > 0).astype(np.int64)
-    spec = {"kind": "xgboost", "params": {"task": "classification", "in_features": 3, "out_features": 1,
+    spec = {"kind": "xgboost", "params": {"task": "classification", "out_features": 1,
                                           "n_estimators": 4}}
     wrapper = build(spec).fit(x, y)
     model = load_xgboost(save_xgboost(wrapper, tmp_path / XGBOOST_FILE), "classification")
     assert list(model.classes_) == [0, 1]
     assert np.array_equal(model.predict_proba(x), wrapper.predict_proba(x))
     assert validation_scores(model, x, y, "classification", 1) == validation_scores(wrapper, x, y, "classification", 1)
+
+
+def test_string_classes_are_stored_in_the_model_file_and_come_back(iris, tmp_path, monkeypatch):
+    _, _, x, y = iris
+    names = np.array(SPECIES)
+    wrapper = build(_spec(n_estimators=4)).fit(x["train"], names[y["train"]])
+    path = save_xgboost(wrapper, tmp_path / XGBOOST_FILE)
+    monkeypatch.setattr(pickle, "loads", lambda *a, **k: pytest.fail("loading must not unpickle"))
+    model = load_xgboost(path, "classification")
+    assert model.classes_.tolist() == SPECIES
+    np.testing.assert_array_equal(model.predict(x["val"]), wrapper.predict(x["val"]))
+    np.testing.assert_allclose(model.predict_proba(x["val"]), wrapper.predict_proba(x["val"]))
 
 
 def test_a_pickle_in_place_of_the_model_is_refused_not_run(tmp_path):
@@ -226,7 +260,7 @@ def test_bundle_round_trip_answers_with_the_class_labels(iris, tmp_path):
     ]
     assert json.loads((bundle_dir / "spec.json").read_text()) == spec
     bundle = load_bundle(bundle_dir)
-    assert bundle.is_estimator and type(bundle.model) is XGBClassifier
+    assert bundle.is_estimator and type(bundle.model) is XGBoostClassifier
     answers = bundle.predict(rows)
     proba = booster.predict(xgboost.DMatrix(features.inputs(rows)))  # (N, 3)
     assert [a["label"] for a in answers] == [SPECIES[i] for i in proba.argmax(axis=1)]
@@ -236,7 +270,7 @@ def test_bundle_round_trip_answers_with_the_class_labels(iris, tmp_path):
 def test_regression_bundle_predicts_floats(tmp_path):
     _, frame, frames, features = diabetes_regression()
     x = frames["train"].select(features.columns).to_numpy().astype(np.float32)
-    spec = {"kind": "xgboost", "params": {"task": "regression", "in_features": 2, "out_features": 1,
+    spec = {"kind": "xgboost", "params": {"task": "regression", "out_features": 1,
                                           "n_estimators": 5}}
     booster = _boost(spec, x, frames["train"]["label"].to_numpy())
     ckpt = write_xgboost_checkpoint(tmp_path / "ckpt", booster, spec, {}, epoch=4)
