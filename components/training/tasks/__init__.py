@@ -1,9 +1,10 @@
 """Training tasks by name; a model kind says which one trains it (`components.models.training_task`)."""
 
 from components.training.tasks.base import Batch, TrainingTask
+from components.training.tasks.metric_learning import MetricLearning
 from components.training.tasks.supervised import Supervised
 
-TASKS: dict[str, type[TrainingTask]] = {"supervised": Supervised}
+TASKS: dict[str, type[TrainingTask]] = {"supervised": Supervised, "metric_learning": MetricLearning}
 
 
 def task_class(name: str) -> type[TrainingTask]:
@@ -12,4 +13,4 @@ def task_class(name: str) -> type[TrainingTask]:
     return TASKS[name]
 
 
-__all__ = ["Batch", "TASKS", "Supervised", "TrainingTask", "task_class"]
+__all__ = ["Batch", "MetricLearning", "TASKS", "Supervised", "TrainingTask", "task_class"]
