@@ -20,7 +20,7 @@ from components.config import (
 )
 from components.data.modalities.info import DataInfo
 from components.data.augmentation import validate_ops
-from components.models import DATA_FIELDS, config_fields, family, kinds, make_config
+from components.models import DATA_FIELDS, config_fields, family, kinds, make_config, training_task
 
 _PARAMS = "model.params."
 
@@ -36,6 +36,9 @@ def check_pipeline(config: PipelineConfig, path: str | Path) -> None:
     """Raise ConfigError listing every model and search problem of `config` (read from `path`)."""
     info = planned_info(config)
     problems = _spec_problems("model", config.model.model_dump(include={"kind", "params"}), info)
+    if config.model.kind in kinds() and family(config.model) == "torch" and training_task(config.model) != "supervised":
+        problems.append(("model.kind", f"trains with the {training_task(config.model)!r} task, which pipelines cannot "
+                         "score, register or serve yet (use it from components directly)", config.model.kind))
     if config.modality == "image":
         problems += _image_problems(config)
     if config.tuning is not None:

@@ -81,3 +81,8 @@ def test_cli_exits_2_before_writing_anything(tmp_path, monkeypatch):
     assert result.exit_code == 2
     assert "training has no field 'optimzer'" in result.output
     assert not (tmp_path / ".rayline").exists()
+
+
+def test_a_kind_whose_task_pipelines_cannot_serve_yet_is_refused_at_load(tmp_path):
+    config = iris_config(model={"kind": "siamese"})
+    assert "model.kind: trains with the 'metric_learning' task" in _error(tmp_path, config)
