@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError, field_validator, model_validator
 
 
 class ConfigError(ValueError):
@@ -213,6 +213,21 @@ class EarlyStoppingConfig(_Strict):
     restore_best: bool = True
 
 
+class AdversarialTrainingConfig(_Strict):
+    """Adversarial training: each training batch has its first `ratio` of examples replaced by
+    FGSM or PGD attacks on the model being trained (validation batches never are).
+
+    For image data `eps` (and `step_size`) are in pixel units, a fraction of the 0..255 range:
+    the attack runs on the un-normalised image, clamped to [0, 1]; for tables they are in the
+    units the model sees (standardised features)."""
+
+    attack: Literal["fgsm", "pgd"] = "fgsm"
+    eps: float = Field(gt=0, description="L-infinity radius of the attack")
+    ratio: float = Field(0.5, ge=0, le=1, description="fraction of each batch replaced by attacked copies")
+    steps: int = Field(3, ge=1, description="pgd: signed-gradient steps")
+    step_size: float | None = Field(None, gt=0, description="pgd: step length; none: 2.5 * eps / steps")
+
+
 class TrainingConfig(_Strict):
     epochs: int = Field(20, ge=1)
     batch_size: int = Field(64, ge=1)
@@ -227,6 +242,7 @@ class TrainingConfig(_Strict):
     # autocast: bf16 runs on CPUs and GPUs; fp16 needs a GPU and a gradient scaler
     precision: Literal["fp32", "bf16", "fp16"] = "fp32"
     grad_check: bool = Field(False, description="check backprop on one batch by two-sided differences first")
+    adversarial: AdversarialTrainingConfig | None = Field(None, description="attacked examples in training batches")
     seed: int = 0
 
     @model_validator(mode="after")
@@ -289,6 +305,7 @@ class TuningConfig(_Strict):
     scheduler: Literal["asha", "fifo"] = "asha"
     grace_period: int = Field(2, ge=1, description="ASHA: epochs before a trial can be stopped")
     max_concurrent_trials: int | None = Field(None, ge=1, description="default: what the cluster's CPUs allow")
+    seed: int = Field(0, description="the sampled configurations are the same for the same seed")
 
     @field_validator("space")
     @classmethod
@@ -317,6 +334,89 @@ class TuningConfig(_Strict):
         if clash:
             raise ValueError(f"with families, model keys belong in each family's space, not in 'space': {clash}")
         return self
+
+
+# ---------------------------------------------------------------------------- evaluation and registry
+
+
+class EvaluationConfig(_Strict):
+    """What the chosen model is put through on the test split besides the scores: the visual
+    report (image models with convolutions) and accuracy under FGSM / PGD attack.
+
+    eps is in pixel units for images (a fraction of the 0..255 range; attacks run on the
+    un-normalised images, clamped to [0, 1]) and in the model's input units for tables."""
+
+    visual: bool = Field(True, description="image models: filters, activations, saliency, (Grad-)CAM, activation maximisation")
+    gradcam_layer: str | None = Field(
+        None, min_length=1, description="module whose maps Grad-CAM, CAM and the activation maps use; "
+        "none: `features` (the cnn kinds' conv trunk) or else the last convolution",
+    )
+    activation_max_classes: list[Annotated[StrictInt, Field(ge=0)]] | None = Field(
+        None, min_length=1, description="class indices to synthesise images for; none: the first four",
+    )
+    activation_max_steps: int = Field(30, ge=1)
+    visual_samples: int = Field(8, ge=1, le=32, description="test images drawn in saliency / Grad-CAM / CAM")
+    attacks: list[Literal["fgsm", "pgd"]] = Field(default_factory=list, description="none: no robustness metrics")
+    eps: list[float] = Field(default_factory=lambda: [0.05, 0.1], min_length=1)
+    pgd_steps: int = Field(10, ge=1)
+    pgd_step_size: float | None = Field(None, gt=0, description="none: 2.5 * eps / pgd_steps")
+    attack_samples: int | None = Field(None, ge=1, description="attack the first N test examples; none: all")
+    seed: int = Field(0, description="PGD's random starts")
+
+    @field_validator("attacks", "activation_max_classes")
+    @classmethod
+    def _unique(cls, values: list[Any] | None) -> list[Any] | None:
+        if values is not None and len(set(values)) != len(values):
+            raise ValueError(f"must not repeat an entry, got {values}")
+        return values
+
+    @field_validator("eps")
+    @classmethod
+    def _eps(cls, eps: list[float]) -> list[float]:
+        if any(not 0 <= e < float("inf") for e in eps):
+            raise ValueError(f"every eps must be a finite number >= 0, got {eps}")
+        if len({robust_metric("fgsm", e) for e in eps}) != len(eps):
+            raise ValueError(f"must not repeat an eps, got {eps}")
+        return eps
+
+    @property
+    def robust_metrics(self) -> list[str]:
+        """The metric names the attacks produce, e.g. `test_fgsm_accuracy.eps_0.1`."""
+        return [robust_metric(a, e) for a in self.attacks for e in self.eps]
+
+
+def robust_metric(attack: str, eps: float) -> str:
+    """`test_<attack>_accuracy.eps_<eps>`: MLflow allows no '@' in metric names."""
+    return f"test_{attack}_accuracy.eps_{float(eps):g}"
+
+
+class GateConfig(_Strict):
+    """A threshold a metric must meet before a version may become champion."""
+
+    min: float | None = Field(None, description="the metric must be >= min")
+    max: float | None = Field(None, description="the metric must be <= max")
+
+    @model_validator(mode="after")
+    def _a_bound(self) -> "GateConfig":
+        if self.min is None and self.max is None:
+            raise ValueError("a gate needs min, max or both, got neither")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"min must be <= max, got min {self.min}, max {self.max}")
+        return self
+
+
+class RegistryConfig(_Strict):
+    gates: dict[str, GateConfig] = Field(
+        default_factory=dict, description="metric -> {min, max}: all must hold for the champion alias to move",
+    )
+
+    @field_validator("gates")
+    @classmethod
+    def _gated_metrics(cls, gates: dict[str, GateConfig]) -> dict[str, GateConfig]:
+        wrong = [name for name in gates if not name.startswith(("val_", "test_"))]
+        if wrong:
+            raise ValueError(f"gates are on the bundle's val_* and test_* metrics, got {wrong}")
+        return gates
 
 
 # ---------------------------------------------------------------------------- serving
@@ -381,6 +481,8 @@ class PipelineConfig(_Strict):
     model: ModelConfig
     training: TrainingConfig = TrainingConfig()
     tuning: TuningConfig | None = None
+    evaluation: EvaluationConfig = EvaluationConfig()
+    registry: RegistryConfig = RegistryConfig()
     serving: ServingConfig
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
@@ -426,6 +528,22 @@ class PipelineConfig(_Strict):
         if text:
             raise ValueError(f"str feature columns {text} must be listed in preprocessing.one_hot")
         return self._model_checks()
+
+    @model_validator(mode="after")
+    def _attacks_and_gates(self) -> "PipelineConfig":
+        if self.task != "classification":
+            if self.evaluation.attacks:
+                raise ValueError(f"evaluation.attacks measure accuracy: they need a classification task, not {self.task!r}")
+            if self.training.adversarial is not None:
+                raise ValueError(f"training.adversarial needs a classification task, not {self.task!r}")
+        robust = self.evaluation.robust_metrics
+        for name in self.registry.gates:
+            if name.startswith(("test_fgsm_accuracy", "test_pgd_accuracy")) and name not in robust:
+                raise ValueError(
+                    f"registry.gates.{name}: evaluation computes no such metric; with evaluation.attacks "
+                    f"{self.evaluation.attacks} and eps {self.evaluation.eps} it computes {robust}"
+                )
+        return self
 
     def _model_checks(self) -> "PipelineConfig":
         if self.model.kind == "ensemble":

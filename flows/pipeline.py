@@ -16,8 +16,10 @@ from components.training.outcome import TrialOutcome, best_of
 from flows.deploy import deploy
 from flows.ingest import IngestReport, ingest
 from flows.preprocess import preprocess
-from flows.register import build_bundle, close_run, log_report, log_trials, open_parent_run, register, selection
-from flows.train import load_snapshot, train, tune
+from flows.register import (
+    build_bundle, close_run, log_report, log_text, log_trials, open_parent_run, plan_evaluation, register, selection,
+)
+from flows.train import load_snapshot, model_summary, train, tune
 from flows.workspace import Workspace
 
 
@@ -46,6 +48,10 @@ def fit(ws: Workspace, search: bool) -> FitResult:
     """Train (or search), then score, track and register the best bundle."""
     experiment_id, parent = open_parent_run(ws, "tune" if search else "train")
     snapshot = load_snapshot(ws.lake)
+    plan_evaluation(ws, snapshot)
+    layers = model_summary(ws, snapshot)
+    if layers is not None:
+        log_text(parent, "model_summary.txt", layers)
     run_name = f"{ws.name}-{parent[:8]}"
     outcomes = tune(ws, run_name) if search else train(ws, run_name)
     runs = log_trials(experiment_id, parent, outcomes)

@@ -12,10 +12,12 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from components.artifacts.bundle import load_bundle, save_bundle
-from components.artifacts.registry import Registration, register_bundle
+from components.artifacts.registry import Registration, check_gates, register_bundle
 from components.artifacts.tracking import end_run, log_files, log_metrics, log_trial, start_run, use_tracking
 from components.data.silver import SilverSnapshot, split_arrays
-from components.evaluation.report import holdout_report
+from components.evaluation.report import check_evaluation, evaluation_report, holdout_report
+from components.evaluation.robustness import pixel_statistics
+from components.models import build, family
 from components.training.outcome import TrialOutcome
 from flows.workspace import Workspace
 
@@ -24,7 +26,8 @@ from flows.workspace import Workspace
 def open_parent_run(ws: Workspace, stage: str) -> tuple[str, str]:
     """(experiment id, parent run id) for one pipeline invocation, with the config as params."""
     experiment_id = use_tracking(ws.profile.mlflow_tracking_uri, ws.name, ws.profile.mlflow_artifacts)
-    params = ws.config.model_dump(by_alias=True, exclude={"schema_", "schema"})
+    # unset (None) settings left out: MLflow takes at most 100 params in one batch
+    params = ws.config.model_dump(by_alias=True, exclude={"schema_", "schema"}, exclude_none=True)
     run_id = start_run(experiment_id, f"{ws.name}-{stage}", {**params, "config_hash": config_hash(ws)})
     return experiment_id, run_id
 
@@ -49,13 +52,40 @@ def build_bundle(
     bundle = load_bundle(directory)
     features = snapshot.features
     inputs, labels = split_arrays(snapshot, "test")
-    report = holdout_report(
-        bundle.model, inputs, labels, bundle.task, features.out_features,
-        [str(c) for c in features.labels.classes_] if features.labels is not None else None,
-    )
-    metrics = {**val, **report.metrics}
+    classes = [str(c) for c in features.labels.classes_] if features.labels is not None else None
+    report = holdout_report(bundle.model, inputs, labels, bundle.task, features.out_features, classes)
+    extra = evaluation_report(
+        bundle.model, inputs, labels, ws.config.evaluation,
+        classes=classes or [], pixels=pixel_statistics(features.info),
+    ) if bundle.task == "classification" else None
+    metrics = {**val, **report.metrics, **(extra.metrics if extra else {})}
     (directory / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True))
-    return directory, metrics, report.images
+    return directory, metrics, {**report.images, **(extra.images if extra else {})}
+
+
+@task(cache_policy=NO_CACHE)
+def plan_evaluation(ws: Workspace, snapshot: SilverSnapshot) -> None:
+    """Before training: check that the model the config builds can be evaluated as
+    `evaluation` asks and attacked as `training.adversarial` asks (ValueError naming the key)."""
+    config, features = ws.config, snapshot.features
+    torch_kind = family(config.model) == "torch"
+    searched = list(config.tuning.families) if config.tuning and config.model.kind != "ensemble" else []
+    if config.evaluation.attacks and not (torch_kind or any(family({"kind": k}) == "torch" for k in searched)):
+        raise ValueError(
+            f"evaluation.attacks {config.evaluation.attacks} need the gradients of a torch kind; "
+            f"model.kind {config.model.kind!r} is not one"
+        )
+    if config.training.adversarial is not None and not torch_kind:
+        raise ValueError(f"training.adversarial trains torch kinds; model.kind {config.model.kind!r} is not one")
+    if config.task == "classification":
+        model = build(config.model, features.info) if torch_kind else None
+        check_evaluation(config.evaluation, model, len(features.info.classes), image=config.modality == "image")
+
+
+@task(retries=2, retry_delay_seconds=1, cache_policy=NO_CACHE)
+def log_text(run_id: str, name: str, text: str) -> None:
+    """One text file (a model summary) among the run's artifacts under model/."""
+    log_files(run_id, {name: text.encode()}, "model")
 
 
 @task(retries=2, retry_delay_seconds=1, cache_policy=NO_CACHE)
@@ -67,10 +97,13 @@ def log_report(run_id: str, images: dict[str, bytes], board: list[dict[str, Any]
 
 @task(retries=2, retry_delay_seconds=1, cache_policy=NO_CACHE)
 def register(ws: Workspace, bundle_dir: Path, run_id: str, metrics: dict[str, float]) -> Registration:
+    """Register the bundle; the champion alias moves only if every `registry.gates` holds."""
     metric, mode = selection(ws)
     log_metrics(run_id, metrics)
+    gates = check_gates(ws.config.registry.gates, metrics)
     return register_bundle(
-        ws.config.serving.name, bundle_dir, run_id=run_id, metric=metric, value=metrics[metric], mode=mode
+        ws.config.serving.name, bundle_dir, run_id=run_id, metric=metric, value=metrics[metric], mode=mode,
+        gates=gates,
     )
 
 

@@ -42,8 +42,12 @@ def summary_table(summary: PipelineSummary) -> Table:
         # Averages here; the per-class numbers (test_precision.<label>, ...) are in MLflow.
         tests = {k.removeprefix("test_"): v for k, v in fit.metrics.items() if k.startswith("test_") and "." not in k}
         table.add_row("test metrics", ", ".join(f"{k}={_fmt(v)}" for k, v in sorted(tests.items())))
-        champion = "champion" if reg.champion else f"not champion (v{reg.previous_champion} stays)"
-        table.add_row("model", f"{reg.name} v{reg.version}, {champion}")
+        robust = _robust(fit.metrics)
+        if robust:
+            table.add_row("under attack (test)", robust)
+        for gate in reg.gates:
+            table.add_row("gate", gate.describe())
+        table.add_row("model", f"{reg.name} v{reg.version}, {_champion(reg)}")
         table.add_row("mlflow run", fit.parent_run_id)
     if summary.endpoint:
         name = summary.fit.registration.name if summary.fit else summary.name
@@ -51,6 +55,26 @@ def summary_table(summary: PipelineSummary) -> Table:
     if summary.seconds:
         table.add_row("seconds", ", ".join(f"{k} {v:.1f}" for k, v in summary.seconds.items()))
     return table
+
+
+def _champion(reg: Any) -> str:
+    if reg.champion:
+        return "champion"
+    stays = f"v{reg.previous_champion} stays" if reg.previous_champion else "no champion yet"
+    failed = reg.failed_gates
+    if failed:
+        return f"not champion: gate {failed[0].describe()}" + (f" (+{len(failed) - 1} more)" if len(failed) > 1 else "") + f"; {stays}"
+    return f"not champion ({stays})"
+
+
+def _robust(metrics: dict[str, float]) -> str:
+    """`fgsm eps 0.05=0.91, 0.1=0.62; pgd eps ...` from test_<attack>_accuracy.eps_<eps> metrics."""
+    by_attack: dict[str, list[str]] = {}
+    for key, value in metrics.items():
+        attack, sep, eps = key.removeprefix("test_").partition("_accuracy.eps_")
+        if key.startswith("test_") and sep:
+            by_attack.setdefault(attack, []).append(f"{eps}={_fmt(value)}")
+    return "; ".join(f"{attack} accuracy at eps {', '.join(parts)}" for attack, parts in by_attack.items())
 
 
 def leaderboard_table(rows: list[dict[str, Any]]) -> Table:

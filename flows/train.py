@@ -18,6 +18,8 @@ from prefect.logging import get_run_logger
 from components.artifacts.registry import CHAMPION, download_bundle, resolve_version
 from components.data.lake import Lake
 from components.data.silver import SilverSnapshot, read_silver
+from components.models import build, family
+from components.models.summary import format_summary, summary
 from components.training.checkpoint import MODEL_FILE
 from components.training.ensemble_fit import fit_ensemble
 from components.training.loop import loop_config
@@ -89,6 +91,18 @@ def tune_on_ray(ws: Workspace, snapshot: SilverSnapshot, run_name: str) -> list[
     tuning = ws.config.tuning
     grid = run_search(config, inputs, tuning, storage_path=ws.runs, name=run_name)
     return trial_outcomes(grid, space_keys(tuning))
+
+
+@task(cache_policy=NO_CACHE)
+def model_summary(ws: Workspace, snapshot: SilverSnapshot) -> str | None:
+    """The torch model's layers, output shapes and parameters for this data (None for estimators)."""
+    info = snapshot.features.info
+    spec = loop_config(ws.config.model.model_dump(), ws.config.training.model_dump(), info)["model"]
+    if family(spec) != "torch":
+        return None
+    text = format_summary(summary(build(spec), info.input_shape))
+    get_run_logger().info("model %s\n%s", spec["kind"], text)
+    return text
 
 
 @flow(name="train", log_prints=True, validate_parameters=False)

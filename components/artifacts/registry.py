@@ -1,4 +1,5 @@
-"""MLflow model registry: bundles become model versions; the `champion` alias moves only on improvement."""
+"""MLflow model registry: bundles become model versions; the `champion` alias moves only on
+improvement, and only for a version that passes every promotion gate (`registry.gates`)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import hashlib
 import json
 import math
 import tempfile
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,9 +16,47 @@ import mlflow
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
+from components.config import GateConfig
+
 CHAMPION = "champion"
 _BUNDLE_PATH = "bundle"
 _DIGEST_TAG = "rayline.bundle_sha256"
+_TAG_CHARS = 4000  # below MLflow's limit on a model version tag's value
+
+
+@dataclass(frozen=True)
+class GateResult:
+    """One promotion gate checked against a version's metrics."""
+
+    metric: str
+    op: str  # ">=" (min) or "<=" (max)
+    threshold: float
+    value: float | None  # None: the metric was not computed
+    available: tuple[str, ...] = ()  # the metrics that were, to name when this one is missing
+
+    @property
+    def passed(self) -> bool:
+        if self.value is None or math.isnan(self.value):
+            return False
+        return self.value >= self.threshold if self.op == ">=" else self.value <= self.threshold
+
+    @property
+    def shortfall(self) -> float | None:
+        """How far the value misses the threshold (0 when it passes; None when not computed)."""
+        if self.value is None or math.isnan(self.value):
+            return None
+        return max(0.0, self.threshold - self.value if self.op == ">=" else self.value - self.threshold)
+
+    def describe(self) -> str:
+        """`test_accuracy >= 0.99 failed by 0.013`, `... passed (0.994)`, or why it could not be checked."""
+        rule = f"{self.metric} {self.op} {self.threshold:g}"
+        if self.value is None:
+            return f"{rule} failed: {self.metric!r} was not computed; computed: {list(self.available)}"
+        if math.isnan(self.value):
+            return f"{rule} failed: {self.metric} is NaN"
+        if self.passed:
+            return f"{rule} passed ({self.value:.4g})"
+        return f"{rule} failed by {self.shortfall:.4g} ({self.value:.4g})"
 
 
 @dataclass(frozen=True)
@@ -27,13 +67,34 @@ class Registration:
     previous_champion: str | None
     metric: str
     value: float
+    gates: tuple[GateResult, ...] = ()  # every gate checked, in the config's order
+
+    @property
+    def failed_gates(self) -> tuple[GateResult, ...]:
+        return tuple(g for g in self.gates if not g.passed)
+
+
+def check_gates(gates: Mapping[str, GateConfig], metrics: Mapping[str, float]) -> tuple[GateResult, ...]:
+    """Every bound of every gate (`registry.gates`: metric -> {min, max}) against `metrics`.
+    A metric that was not computed fails its gate, naming the metrics that were."""
+    available = tuple(sorted(metrics))
+    results = []
+    for metric, gate in gates.items():
+        value = float(metrics[metric]) if metric in metrics else None
+        for op, threshold in ((">=", gate.min), ("<=", gate.max)):
+            if threshold is not None:
+                results.append(GateResult(metric, op, float(threshold), value, available if value is None else ()))
+    return tuple(results)
 
 
 def register_bundle(
-    name: str, bundle_dir: str | Path, *, run_id: str, metric: str, value: float, mode: str
+    name: str, bundle_dir: str | Path, *, run_id: str, metric: str, value: float, mode: str,
+    gates: Sequence[GateResult] = (),
 ) -> Registration:
     """Log the bundle to run `run_id`, make it a version of model `name`, and move the
-    `champion` alias to it only if it beats the current champion on `metric` (or none exists).
+    `champion` alias to it only if it passes every gate in `gates` (`check_gates`) and beats
+    the current champion on `metric` (or none exists). A version that fails a gate is
+    registered all the same, without the alias; its `gates` tag says which failed and why.
 
     A run holds one bundle: registering a different one from the same run raises ValueError
     (its files would merge into the first's, and every version would serve the mix)."""
@@ -53,15 +114,17 @@ def register_bundle(
         if exc.error_code != "RESOURCE_ALREADY_EXISTS":
             raise
     source = f"{client.get_run(run_id).info.artifact_uri}/{_BUNDLE_PATH}"
-    version = client.create_model_version(
-        name, source=source, run_id=run_id, tags={"metric": metric, "value": repr(float(value))}
-    ).version
+    tags = {"metric": metric, "value": repr(float(value))}
+    failed = [g for g in gates if not g.passed]
+    if gates:
+        tags["gates"] = ("; ".join(g.describe() for g in failed) if failed else "passed")[:_TAG_CHARS]
+    version = client.create_model_version(name, source=source, run_id=run_id, tags=tags).version
     current = champion_version(name)
     previous = str(current.version) if current is not None else None
-    wins = current is None or _beats(value, float(current.tags.get("value", "nan")), mode)
+    wins = not failed and (current is None or _beats(value, float(current.tags.get("value", "nan")), mode))
     if wins:
         client.set_registered_model_alias(name, CHAMPION, version)
-    return Registration(name, str(version), wins, previous, metric, float(value))
+    return Registration(name, str(version), wins, previous, metric, float(value), tuple(gates))
 
 
 def bundle_digest(bundle_dir: str | Path) -> str:

@@ -43,7 +43,13 @@ class ImageState:
     @property
     def info(self) -> DataInfo:
         classes = tuple(str(c) for c in self.labels.classes_)
-        return DataInfo(modality="image", task="classification", input_shape=self.processor.info_shape, classes=classes)
+        processor = self.processor
+        channels = processor.channels_
+        mean, std = (processor.mean_, processor.std_) if processor.normalize else ([0.0] * channels, [1.0] * channels)
+        return DataInfo(
+            modality="image", task="classification", input_shape=processor.info_shape, classes=classes,
+            pixel_mean=tuple(mean), pixel_std=tuple(std),
+        )
 
     @property
     def out_features(self) -> int:

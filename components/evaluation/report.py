@@ -1,5 +1,6 @@
 """The test-set report of a model: per-class and averaged metrics, ROC-AUC for binary
-tasks, and the confusion matrix and ROC curve as PNG images."""
+tasks, and the confusion matrix and ROC curve as PNG images; then what `evaluation` asks
+besides: accuracy under attack and the visual report of image models."""
 
 from __future__ import annotations
 
@@ -8,11 +9,17 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import torch.nn as nn
 from matplotlib.figure import Figure
 
+from components.config import EvaluationConfig
 from components.evaluation.figures import png
 from components.evaluation.metrics import confusion_matrix
+from components.evaluation.robustness import PixelStats, robust_metrics
 from components.evaluation.scoring import predict_arrays, score
+from components.evaluation.visualize import default_layer, visual_report
+
+CAM_HEAD = "head"  # the cnn kinds' linear head: CAM is drawn when it follows global average pooling
 
 
 @dataclass
@@ -60,6 +67,56 @@ def holdout_report(model: Any, inputs: np.ndarray, labels: np.ndarray, task: str
         metrics["test_roc_auc"] = roc_auc(labels == 1, proba[:, 1])
         images["roc_curve.png"] = _roc_png(*roc_curve(labels == 1, proba[:, 1]), metrics["test_roc_auc"])
     return HoldoutReport(metrics, images)
+
+
+def evaluation_report(model: Any, inputs: np.ndarray, labels: np.ndarray, evaluation: EvaluationConfig, *,
+                      classes: list[str], pixels: PixelStats | None) -> HoldoutReport:
+    """What `evaluation` asks beyond the scores, on the test split (inputs, labels (N,)):
+    `test_<attack>_accuracy.eps_<eps>` for every attack and eps (torch models), and for image models
+    (`pixels`: the processor's per-channel mean and std) with convolutions the visual report:
+    filters.png, activations.png, saliency.png, grad_cam.png, cam.png (global-average-pooling
+    models only) and activation_max.png."""
+    check_evaluation(evaluation, model, len(classes), image=pixels is not None)
+    report = HoldoutReport({})
+    # a search over several families may pick an estimator: no gradients, so no attacks (a
+    # gate on those metrics then fails as not computed)
+    if evaluation.attacks and isinstance(model, nn.Module):
+        n = evaluation.attack_samples or len(labels)
+        report.metrics.update(robust_metrics(
+            model, inputs[:n], labels[:n], attacks=evaluation.attacks, eps=evaluation.eps, pixels=pixels,
+            pgd_steps=evaluation.pgd_steps, pgd_step_size=evaluation.pgd_step_size, seed=evaluation.seed,
+        ))
+    layer = evaluation.gradcam_layer or (default_layer(model) if isinstance(model, nn.Module) else None)
+    if evaluation.visual and pixels is not None and layer is not None:
+        report.images.update(visual_report(
+            model, inputs[: evaluation.visual_samples], labels[: evaluation.visual_samples], layer=layer,
+            classes=classes, gap_head=CAM_HEAD, max_images=evaluation.visual_samples,
+            steps=evaluation.activation_max_steps, activation_classes=evaluation.activation_max_classes,
+        ))
+    return report
+
+
+def check_evaluation(evaluation: EvaluationConfig, model: Any, n_classes: int, *, image: bool) -> None:
+    """Raise ValueError naming the `evaluation` key that `model` (an image model when `image`)
+    cannot honour: a named Grad-CAM layer must exist, activation-maximisation classes must be
+    class indices. Cheap: run it on a freshly built model before training, too."""
+    if not (image and evaluation.visual and isinstance(model, nn.Module)):
+        return
+    if evaluation.gradcam_layer is not None:
+        names = dict(model.named_modules())
+        if evaluation.gradcam_layer not in names:
+            convs = [n for n, m in names.items() if isinstance(m, nn.Conv2d)]
+            raise ValueError(
+                f"evaluation.gradcam_layer {evaluation.gradcam_layer!r} names no module of the "
+                f"{type(model).__name__}; its top-level modules: {[n for n, _ in model.named_children()]}, "
+                f"its conv layers: {convs or 'none'}"
+            )
+    picked = evaluation.activation_max_classes or []
+    out_of_range = [c for c in picked if c >= max(2, n_classes)]
+    if out_of_range:
+        raise ValueError(
+            f"evaluation.activation_max_classes must be class indices below {max(2, n_classes)}, got {out_of_range}"
+        )
 
 
 def _confusion_png(cm: np.ndarray, names: list[str]) -> bytes:

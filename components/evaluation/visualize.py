@@ -232,10 +232,11 @@ def heatmap_png(heatmap: ArrayLike, *, cmap: str = "jet") -> bytes:
 
 def visual_report(model: nn.Module, samples: ArrayLike, labels: ArrayLike, *, layer: str,
                   classes: list[str], gap_head: str | None = "head", max_images: int = 8,
-                  steps: int = 30) -> dict[str, bytes]:
+                  steps: int = 30, activation_classes: Sequence[int] | None = None) -> dict[str, bytes]:
     """PNGs by file name: filters, `layer`'s activations for the first sample, saliency, Grad-CAM,
     CAM (only for a global-average-pooling model with head `gap_head`) for the predicted class of up
-    to `max_images` samples, and activation maximisation (`steps` steps) for up to four classes.
+    to `max_images` samples, and activation maximisation (`steps` steps) for `activation_classes`
+    (class indices; None: the first four classes).
 
     `layer` names the maps that are pooled into the head (the last conv block, after its ReLU);
     CAM is drawn only when the logits equal `gap_head` applied to their spatial mean.
@@ -247,6 +248,10 @@ def visual_report(model: nn.Module, samples: ArrayLike, labels: ArrayLike, *, la
     with _inspecting(model), torch.no_grad():
         logits = model(_placed(model, x))  # (N, K)
     predicted = _predicted(logits).cpu().numpy()
+    n_classes = 2 if logits.shape[1] == 1 else logits.shape[1]
+    shown = list(range(min(n_classes, 4)) if activation_classes is None else activation_classes)
+    if not shown or any(not 0 <= int(c) < n_classes for c in shown):
+        raise ValueError(f"activation_classes must be class indices in [0, {n_classes}), got {list(shown)}")
     titles = [f"pred {_name(classes, p)}\ntrue {_name(classes, t)}" for p, t in zip(predicted, y)]
 
     maps = activation_maps(model, x[:1], layer)  # (C_out, h, w)
@@ -258,8 +263,6 @@ def visual_report(model: nn.Module, samples: ArrayLike, labels: ArrayLike, *, la
     }
     if gap_head is not None and _is_gap(model, x[:1], layer, gap_head):
         images["cam.png"] = render_heatmaps(x, cam(model, x, layer=layer, head=gap_head), titles)
-    n_classes = 2 if logits.shape[1] == 1 else logits.shape[1]
-    shown = range(min(n_classes, 4))
     generator = torch.Generator().manual_seed(0)  # the same picture for the same model, run after run
     optimised = np.stack([activation_maximisation(model, c, tuple(x.shape[1:]), steps=steps, jitter=1,
                                                   generator=generator) for c in shown])  # (n, C, H, W)
@@ -462,10 +465,19 @@ def explain_images(model: nn.Module, x: ArrayLike) -> tuple[str, str | None, np.
     activations and pooling, as the `cnn` kinds name it; else the last convolution), or
     saliency scaled to [0, 1] per image for models without convolutions; both explain the
     predicted class. Pre-activation maps make ReLU(sum w_k A_k) all zero too often."""
-    convs = [name for name, m in model.named_modules() if isinstance(m, nn.Conv2d)]
-    if convs:
-        layer = "features" if any(c.startswith("features.") for c in convs) else convs[-1]
+    layer = default_layer(model)
+    if layer is not None:
         return "grad_cam", layer, grad_cam(model, x, layer=layer)
     maps = saliency(model, x)  # (B, H, W)
     peak = maps.reshape(len(maps), -1).max(axis=1).reshape(-1, 1, 1)
     return "saliency", None, np.divide(maps, peak, out=np.zeros_like(maps), where=peak > 0)
+
+
+def default_layer(model: nn.Module) -> str | None:
+    """The layer to explain when none is named: the convolutional trunk `features` (as the
+    `cnn` kinds name it, its output after activations and pooling) when it holds the
+    convolutions, else the last convolution; None for a model without convolutions."""
+    convs = [name for name, m in model.named_modules() if isinstance(m, nn.Conv2d)]
+    if not convs:
+        return None
+    return "features" if any(c.startswith("features.") for c in convs) else convs[-1]

@@ -16,6 +16,7 @@ import ray.data
 from ray import tune
 from ray.tune.integration.ray_train import CHECKPOINT_PATH_KEY
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
+from ray.tune.search.basic_variant import BasicVariantGenerator
 
 from ray.tune.execution.placement_groups import PlacementGroupFactory
 
@@ -56,8 +57,13 @@ def run_search(
             metric=tuning.metric,
             mode=tuning.mode,
             scheduler=_scheduler(tuning, families, training),
+            # seeded sampling; the concurrency limit must live in the generator, since Tune
+            # ignores max_concurrent_trials beside a generator (too many trials starve Ray Data)
+            search_alg=BasicVariantGenerator(
+                random_state=tuning.seed,
+                max_concurrent=tuning.max_concurrent_trials or concurrent_trials(training),
+            ),
             num_samples=tuning.num_samples,
-            max_concurrent_trials=tuning.max_concurrent_trials or concurrent_trials(training),
             trial_dirname_creator=lambda trial: trial.trial_id,
         ),
         run_config=tune.RunConfig(name=name, storage_path=storage_path, verbose=1),  # trial table as progress

@@ -163,6 +163,7 @@ def test_run_the_mnist_cnn_example_with_a_smoke_check(tmp_path: Path):
     assert run.returncode == 0, output
     assert "5000 new good rows, 0 quarantined" in output and "mnist-cnn v1, champion" in output
     assert "4 test rows through" in output and "Traceback" not in output
+    assert "total parameters: 61706" in output  # LeNet-5's summary, printed (and in MLflow under model/)
     accuracy = float(re.search(r"test metrics\s*│ accuracy=([0-9.]+)", output).group(1))
     assert accuracy >= 0.96, output  # the example's stated quality (README): LeNet-5 on 500 test digits
     lake = Lake(str(tmp_path / ".rayline" / "lake" / "mnist_cnn"))

@@ -196,3 +196,71 @@ def test_explain_answers_a_grad_cam_heatmap_per_image(endpoint):
     assert heatmap.shape == (8, 8) and heatmap.max() == pytest.approx(1.0) and heatmap.min() >= 0.0  # scaled per image
     png = Image.open(io.BytesIO(base64.b64decode(explanation["heatmap_png"])))
     assert png.size == (8, 8)
+
+
+def _searched_bundle(searched, digits: SilverSnapshot, workdir: Path):
+    best = best_of(searched, "val_accuracy", "max")
+    directory = save_bundle(workdir / "bundle-digits-evaluated", checkpoint_dir=best.checkpoint,
+                            features=digits.features, metrics={}, lineage=digits.lineage)
+    return load_bundle(directory)
+
+
+def test_the_evaluation_report_of_the_searched_cnn(searched, digits: SilverSnapshot, workdir: Path):
+    """What build_bundle adds for an image model: the visual PNGs and accuracy under attack, in
+    pixel units through the fitted processor."""
+    from components.config import EvaluationConfig
+    from components.evaluation.report import evaluation_report
+    from components.evaluation.robustness import pixel_statistics
+
+    bundle = _searched_bundle(searched, digits, workdir)
+    x, y = split_arrays(digits, "test")
+    settings = EvaluationConfig(attacks=["fgsm", "pgd"], eps=[0.1, 0.2], pgd_steps=10, activation_max_steps=10,
+                                activation_max_classes=[0, 7])
+    classes = [str(c) for c in digits.features.labels.classes_]
+    report = evaluation_report(bundle.model, x, y, settings, classes=classes, pixels=pixel_statistics(digits.features.info))
+    # LeNet-5's head follows dense layers, not global average pooling: no CAM
+    assert set(report.images) == {"filters.png", "activations.png", "saliency.png", "grad_cam.png",
+                                  "activation_max.png"}
+    assert all(Image.open(io.BytesIO(png)).format == "PNG" for png in report.images.values())
+    assert sorted(report.metrics) == ["test_fgsm_accuracy.eps_0.1", "test_fgsm_accuracy.eps_0.2",
+                                      "test_pgd_accuracy.eps_0.1", "test_pgd_accuracy.eps_0.2"]
+    clean = score(bundle.model, x, y, "classification", 10)["accuracy"]
+    for eps in ("0.1", "0.2"):
+        fgsm, pgd = report.metrics[f"test_fgsm_accuracy.eps_{eps}"], report.metrics[f"test_pgd_accuracy.eps_{eps}"]
+        assert fgsm < clean and pgd <= fgsm, report.metrics
+    assert report.metrics["test_fgsm_accuracy.eps_0.2"] <= report.metrics["test_fgsm_accuracy.eps_0.1"]
+
+
+def test_a_version_that_fails_a_gate_is_registered_without_the_alias(searched, digits: SilverSnapshot,
+                                                                     tracking, workdir: Path):
+    from mlflow import MlflowClient
+
+    from components.artifacts.registry import champion_version, check_gates
+    from components.config import RegistryConfig
+
+    best = best_of(searched, "val_accuracy", "max")
+    bundle = _searched_bundle(searched, digits, workdir)
+    x, y = split_arrays(digits, "test")
+    metrics = {"val_accuracy": best.value("val_accuracy"), **{
+        f"test_{k}": v for k, v in score(bundle.model, x, y, "classification", 10).items()}}
+    gates = check_gates(RegistryConfig.model_validate(
+        {"gates": {"test_accuracy": {"min": 1.01}, "val_accuracy": {"min": 0.5}}}).gates, metrics)
+    run_id = log_trial(tracking, start_run(tracking, "digits-gated", {}), best)
+    blocked = register_bundle("digits-gated", workdir / "bundle-digits-evaluated", run_id=run_id,
+                              metric="val_accuracy", value=metrics["val_accuracy"], mode="max", gates=gates)
+    assert not blocked.champion and blocked.previous_champion is None
+    assert [g.metric for g in blocked.failed_gates] == ["test_accuracy"]
+    assert champion_version("digits-gated") is None  # registered, but no alias moved
+    tag = MlflowClient().get_model_version("digits-gated", blocked.version).tags["gates"]
+    assert tag.startswith("test_accuracy >= 1.01 failed by ")
+
+
+def test_adversarial_training_runs_in_the_ray_train_loop(ray_session, digits: SilverSnapshot, workdir: Path):
+    """training.adversarial through Ray Train: FGSM examples in pixel units, half of each batch."""
+    inputs = SilverInputs.of({s: digits.tables[s] for s in ("train", "val")}, digits.features)
+    adversarial = {"attack": "fgsm", "eps": 0.05, "ratio": 0.5}  # in pixel units: DataInfo carries the statistics
+    trainer = make_trainer(_config(digits, 3, adversarial=adversarial), inputs.datasets(), num_workers=1,
+                           use_gpu=False, storage_path=str(workdir / "runs"), name="digits-adversarial")
+    outcome = training_outcome(trainer.fit(), "digits-adversarial")
+    assert [row["epoch"] for row in outcome.history] == [0, 1, 2]
+    assert outcome.metrics["val_accuracy"] > 0.6

@@ -22,6 +22,10 @@ class DataInfo:
     input_shape: tuple[int, ...]  # one example: (F,) for a table row, (C, H, W) for an image
     classes: tuple[str, ...] = ()  # classification: class names in label-index order
     vocab_size: int | None = None
+    # images: the per-channel (mean, std) of [0, 1] pixels the inputs were normalised with,
+    # so code that must work in pixel units (attacks) can undo it
+    pixel_mean: tuple[float, ...] | None = None
+    pixel_std: tuple[float, ...] | None = None
 
     def __post_init__(self) -> None:
         if not self.input_shape or any(int(d) < 1 for d in self.input_shape):
@@ -60,6 +64,8 @@ class DataInfo:
         return {
             "modality": self.modality, "task": self.task, "input_shape": list(self.input_shape),
             "classes": list(self.classes), "vocab_size": self.vocab_size,
+            "pixel_mean": list(self.pixel_mean) if self.pixel_mean is not None else None,
+            "pixel_std": list(self.pixel_std) if self.pixel_std is not None else None,
         }
 
     @classmethod
@@ -67,4 +73,6 @@ class DataInfo:
         return cls(
             modality=d["modality"], task=d["task"], input_shape=tuple(int(s) for s in d["input_shape"]),
             classes=tuple(str(c) for c in d.get("classes", ())), vocab_size=d.get("vocab_size"),
+            pixel_mean=tuple(d["pixel_mean"]) if d.get("pixel_mean") is not None else None,
+            pixel_std=tuple(d["pixel_std"]) if d.get("pixel_std") is not None else None,
         )

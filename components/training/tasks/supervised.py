@@ -2,23 +2,35 @@
 
 Batches are {"x": inputs of any shape (B, ...), "y": labels (B,)}; a model's output is
 logits (B, C) or values (B, out). Training batches may be augmented on the device first
-(images); validation, test and serving batches never are.
+(images), then have a share of their examples replaced by attacks on the model being
+trained (`training.adversarial`); validation, test and serving batches never are.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import torch
 import torch.nn as nn
+from torch.nn.parallel import DistributedDataParallel
 
+from components.config import TrainingConfig
+from components.data.modalities.info import DataInfo
 from components.evaluation.metrics import classification_metrics, regression_metrics
+from components.evaluation.robustness import attacked_inputs
 from components.training.losses import loss_fn, predict_output
 from components.training.stepper import Stepper
 from components.training.tasks.base import Batch, Sums, TrainingTask, as_numpy
 
+
 class Supervised(TrainingTask):
+    def __init__(self, model: nn.Module, info: DataInfo, training: TrainingConfig, **options: Any) -> None:
+        super().__init__(model, info, training, **options)
+        if training.adversarial is not None and info.task != "classification":
+            raise ValueError(f"training.adversarial needs a classification task, got {info.task!r}")
+
     @property
     def criterion(self) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
         return loss_fn(self.info.task, self.info.out_features)
@@ -30,6 +42,10 @@ class Supervised(TrainingTask):
     def training_step(self, batch: Batch, stepper: Stepper) -> dict[str, float]:
         if self.augment is not None:
             batch = {**batch, "x": self.augment(batch["x"], True)}
+        if self.training.adversarial is not None:
+            # attacks on the bare module: a DDP wrapper must see exactly one forward per backward
+            bare = self.model.module if isinstance(self.model, DistributedDataParallel) else self.model
+            batch = {**batch, "x": attacked_inputs(bare, batch["x"], batch["y"], self.training.adversarial, self.info)}
         with stepper.autocast():
             loss = self.loss(self.model, batch)
         stepper.step(loss)
