@@ -59,7 +59,8 @@ from components.data.preparation import LABEL, FeatureState, prepare  # noqa: E4
 from components.data.schema import frame_from_records  # noqa: E402
 from components.models import build  # noqa: E402
 from components.training.checkpoint import save_checkpoint  # noqa: E402
-from components.training.losses import loss_fn, predict_output  # noqa: E402
+from components.models.outputs import predict_output  # noqa: E402
+from components.training.losses import loss_fn  # noqa: E402
 from components.training.optim import make_optimizer  # noqa: E402
 from serving.app import ServedModel  # noqa: E402
 

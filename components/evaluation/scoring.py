@@ -9,7 +9,7 @@ import torch
 import torch.nn as nn
 
 from components.evaluation.metrics import classification_metrics, regression_metrics
-from components.training.losses import predict_output
+from components.models.outputs import predict_output
 
 _EPS = 1e-12
 

@@ -1,7 +1,8 @@
-"""Loss per task, weight penalties, and turning model outputs into predictions.
+"""Loss per task and weight penalties.
 
 Models output logits (classification) or raw values (regression); the sigmoid/softmax
-lives here, inside the numerically stable *-with-logits losses and in `predict_output`.
+lives inside the numerically stable *-with-logits losses here and in
+`components.models.outputs.predict_output`.
 """
 
 from __future__ import annotations
@@ -54,25 +55,6 @@ def penalty(model: nn.Module, l1: float, l2: float) -> torch.Tensor:
     if l2 > 0:
         total = total + 0.5 * l2 * sum(w.pow(2).sum() for w in weights)
     return total
-
-
-def predict_output(logits: torch.Tensor, task: Task, out_features: int) -> dict[str, torch.Tensor]:
-    """Predictions from a (B, out) model output.
-
-    classification: {"class": (B,) int64, "proba": (B, C)}; binary gives C = 2 columns [1−p, p].
-    regression: {"value": (B,)} when out_features is 1, else {"value": (B, out)}.
-    """
-    _check(task, out_features)
-    if logits.dim() != 2 or logits.shape[1] != out_features:
-        raise ValueError(f"expected model output (B, {out_features}), got {tuple(logits.shape)}")
-    if task == "regression":
-        return {"value": logits[:, 0] if out_features == 1 else logits}
-    if out_features == 1:
-        p = torch.sigmoid(logits[:, 0])  # (B,)
-        proba = torch.stack([1 - p, p], dim=1)  # (B, 2)
-        return {"class": (p > 0.5).long(), "proba": proba}
-    proba = torch.softmax(logits, dim=1)  # (B, C)
-    return {"class": proba.argmax(dim=1), "proba": proba}
 
 
 def _check(task: str, out_features: int) -> None:

@@ -14,7 +14,8 @@ from safetensors.torch import load_file, save_file
 from components.config import OptimizerConfig, ScheduleConfig
 from components.models import build
 from components.training.early_stopping import EarlyStopping
-from components.training.losses import loss_fn, penalty, predict_output
+from components.models.outputs import predict_output
+from components.training.losses import loss_fn, penalty
 from components.training.optim import make_optimizer, make_scheduler
 
 

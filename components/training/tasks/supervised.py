@@ -20,7 +20,8 @@ from components.config import TrainingConfig
 from components.data.modalities.info import DataInfo
 from components.evaluation.metrics import classification_metrics, regression_metrics
 from components.evaluation.robustness import attacked_inputs
-from components.training.losses import loss_fn, predict_output
+from components.models.outputs import predict_output
+from components.training.losses import loss_fn
 from components.training.stepper import Stepper
 from components.training.tasks.base import Batch, Sums, TrainingTask, as_numpy
 
