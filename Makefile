@@ -36,6 +36,7 @@ bench: setup
 	$(BIN)/python benchmarks/serve_overhead.py
 	$(BIN)/python benchmarks/ensemble_serving.py
 	$(BIN)/python benchmarks/accuracy_parity.py
+	$(BIN)/python benchmarks/cnn_overhead.py
 
 clean:
 	rm -rf .rayline
