@@ -69,7 +69,9 @@ def test_a_good_search_loads(tmp_path):
         "training.optimizer.lr": {"loguniform": [1e-3, 1e-1]},
         "model.params.hidden": {"grid": [[8], [16, 8]]},
     }})
-    assert load_checked(write_config(tmp_path, config)).tuning is not None
+    space = load_checked(write_config(tmp_path, config)).tuning.space
+    assert sorted(space) == ["model.params.hidden", "training.optimizer.lr"]
+    assert space["model.params.hidden"].grid == [[8], [16, 8]]
 
 
 def test_cli_exits_2_before_writing_anything(tmp_path, monkeypatch):

@@ -121,7 +121,7 @@ def test_a_search_may_tune_the_adversarial_settings(tmp_path):
 
     config = _digits(training={"adversarial": {"eps": 0.1}},
                      tuning={"space": {"training.adversarial.eps": {"choice": [0.05, 0.1]}}})
-    assert load_checked(write_config(tmp_path, config)).tuning is not None
+    assert load_checked(write_config(tmp_path, config)).tuning.space["training.adversarial.eps"].choice == [0.05, 0.1]
     config["tuning"]["space"] = {"training.adversarial.eps": {"choice": [0.05, -1]}}
     with pytest.raises(ConfigError, match="tuning.space.training.adversarial.eps: value -1 is not valid"):
         load_checked(write_config(tmp_path, config))

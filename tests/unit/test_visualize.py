@@ -171,8 +171,11 @@ def test_cam_refuses_a_model_without_global_average_pooling():
 
 def test_cam_upsamples_a_smaller_layer_to_the_input():
     model = nn.Sequential(nn.Conv2d(1, 3, 2, stride=2), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(3, 2))
+    torch.manual_seed(0)
     heat = cam(model, torch.rand(2, 1, 8, 8), layer="0", head="3")
-    assert heat.shape == (2, 8, 8) and heat.min() >= 0 and heat.max() <= 1
+    assert heat.shape == (2, 8, 8) and heat.min() >= 0
+    # each image's map is scaled to [0, 1] on its own (an all-zero map stays zero)
+    assert all(h.max() == pytest.approx(1.0) or not h.any() for h in heat)
 
 
 def test_saliency_of_a_linear_model_is_its_weight_pattern():
