@@ -15,17 +15,12 @@ from typing import Any
 import numpy as np
 
 from components.data.images import ImageSpec, InvalidImage, check_image, decode_image
-from components.data.schema import InvalidInput
+from components.data.schema import InvalidInput, check_instances
 
 
 def images_from_instances(instances: Any, spec: ImageSpec, max_instances: int) -> list[np.ndarray]:
     """(H, W, C) uint8 arrays, one per instance; InvalidInput names the first bad one."""
-    if not isinstance(instances, list):
-        raise InvalidInput("instances", f"must be a list of images, got {type(instances).__name__}")
-    if not instances:
-        raise InvalidInput("instances", "must not be empty")
-    if len(instances) > max_instances:
-        raise InvalidInput("instances", f"at most {max_instances} instances per request, got {len(instances)}")
+    check_instances(instances, max_instances, "images")
     return [_image(f"instances[{i}]", instance, spec) for i, instance in enumerate(instances)]
 
 

@@ -212,12 +212,7 @@ def frame_from_records(records: list[dict[str, Any]], schema: SchemaConfig, max_
     are never numbers; NaN and infinities are rejected; null only for nullable features.
     Raises InvalidInput naming the first bad field.
     """
-    if not isinstance(records, list):
-        raise InvalidInput("instances", f"must be a list of objects, got {type(records).__name__}")
-    if not records:
-        raise InvalidInput("instances", "must not be empty")
-    if len(records) > max_rows:
-        raise InvalidInput("instances", f"at most {max_rows} instances per request, got {len(records)}")
+    check_instances(records, max_rows, "objects")
     features = schema.features
     columns: dict[str, list[Any]] = {name: [] for name in features}
     for i, record in enumerate(records):
@@ -235,6 +230,16 @@ def frame_from_records(records: list[dict[str, Any]], schema: SchemaConfig, max_
             spec = schema.columns[name]
             columns[name].append(_check_value(field, record[name], spec.type, spec.nullable))
     return pl.DataFrame([pl.Series(name, columns[name], dtype=DTYPES[schema.columns[name].type]) for name in features])
+
+
+def check_instances(instances: Any, max_instances: int, what: str) -> None:
+    """A request's `instances`: a non-empty list of at most `max_instances` (of `what`)."""
+    if not isinstance(instances, list):
+        raise InvalidInput("instances", f"must be a list of {what}, got {type(instances).__name__}")
+    if not instances:
+        raise InvalidInput("instances", "must not be empty")
+    if len(instances) > max_instances:
+        raise InvalidInput("instances", f"at most {max_instances} instances per request, got {len(instances)}")
 
 
 def _check_value(field: str, value: Any, expected: ColumnType, nullable: bool) -> Any:
