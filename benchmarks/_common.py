@@ -8,8 +8,10 @@ import platform
 import shlex
 import subprocess
 import sys
-from collections.abc import Sequence
+import time
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 # Other work on a 2-core machine skews every timing: the load average is recorded with the results.
@@ -138,3 +140,19 @@ def run_child(script: str | Path, spec: dict, workdir: Path, key: str, label: st
         tail = log_path.read_text(errors="replace")[-4000:]
         raise RuntimeError(f"{label} failed (exit {code}); its output ends:\n{tail}")
     return json.loads(out_path.read_text())
+
+
+def waited(stamps: list, split: str, batches: Iterable[Any]) -> Iterator[Any]:
+    """The batches unchanged; appends (f"{split}_wait", seconds the loop waited for them) and
+    (f"{split}_first", seconds it waited for the first) to `stamps` once they are spent."""
+    total, first = 0.0, None
+    t0 = time.perf_counter()
+    for batch in batches:
+        now = time.perf_counter()
+        total += now - t0
+        first = now - t0 if first is None else first
+        yield batch
+        t0 = time.perf_counter()
+    total += time.perf_counter() - t0
+    stamps.append((f"{split}_wait", total))
+    stamps.append((f"{split}_first", first or 0.0))

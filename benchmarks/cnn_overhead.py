@@ -47,7 +47,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -57,7 +57,7 @@ import ray
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import machine_busy_s, process_tree_cpu, run_child, table, write_section  # noqa: E402
+from _common import machine_busy_s, process_tree_cpu, run_child, table, waited, write_section  # noqa: E402
 
 import components.training.ray_session as ray_session  # noqa: E402
 from components.config import ImageConfig, ProfileConfig, SplitConfig, TrainingConfig  # noqa: E402
@@ -164,53 +164,35 @@ def phases(stamps: list[list[Any]]) -> list[dict[str, float]]:
     return rows
 
 
-def _waited(stamps: list[list[Any]], split: str, batches: Iterable[Any]) -> Iterator[Any]:
-    """The batches unchanged; stamps the seconds the loop waited for them and for the first."""
-    waited, first = 0.0, None
-    t0 = time.perf_counter()
-    for batch in batches:
-        now = time.perf_counter()
-        waited += now - t0
-        first = now - t0 if first is None else first
-        yield batch
-        t0 = time.perf_counter()
-    waited += time.perf_counter() - t0
-    stamps.append([f"{split}_wait", waited])
-    stamps.append([f"{split}_first", first or 0.0])
+class _Timed:
+    """Stamps each phase as the loop calls the session it is mixed into."""
 
-
-class _TimedTrainSession(TrainSession):
-    """The project's TrainSession, stamping each phase as the loop calls it."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.stamps: list[list[Any]] = []
-
-    def batches(self, split: str, batch_size: int, shuffle: bool, seed: int) -> Iterable[Any]:
-        _stamp(self.stamps, split)
-        return _waited(self.stamps, split, super().batches(split, batch_size, shuffle, seed))
-
-    def report(self, metrics: dict[str, float], checkpoint_dir: str | None) -> None:
-        _stamp(self.stamps, "report")
-        super().report(metrics, checkpoint_dir)
-        _stamp(self.stamps, "reported")
-
-
-class _TimedArraySession(ArraySession):
-    """The project's in-memory session, stamping each phase as the loop calls it."""
-
-    def __init__(self, splits: dict[str, tuple[np.ndarray, np.ndarray]]) -> None:
-        super().__init__(splits)
-        self.stamps: list[list[Any]] = []
+    stamps: list[list[Any]]
 
     def batches(self, split: str, batch_size: int, shuffle: bool, seed: int) -> Iterator[Any]:
         _stamp(self.stamps, split)
-        return _waited(self.stamps, split, super().batches(split, batch_size, shuffle, seed))
+        return waited(self.stamps, split, super().batches(split, batch_size, shuffle, seed))  # type: ignore[misc]
 
     def report(self, metrics: dict[str, float], checkpoint_dir: str | None) -> None:
         _stamp(self.stamps, "report")
-        super().report(metrics, checkpoint_dir)
+        super().report(metrics, checkpoint_dir)  # type: ignore[misc]
         _stamp(self.stamps, "reported")
+
+
+class _TimedTrainSession(_Timed, TrainSession):
+    """The project's TrainSession with stamps."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stamps = []
+
+
+class _TimedArraySession(_Timed, ArraySession):
+    """The project's in-memory session with stamps."""
+
+    def __init__(self, splits: dict[str, tuple[np.ndarray, np.ndarray]]) -> None:
+        super().__init__(splits)
+        self.stamps = []
 
 
 # ---------------------------------------------------------------------------- Ray side (child process)

@@ -36,7 +36,6 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from types import SimpleNamespace
@@ -51,7 +50,7 @@ from ray.train import CheckpointConfig, RunConfig, ScalingConfig
 from ray.train.torch import TorchConfig, TorchTrainer
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import run_child, table, write_section  # noqa: E402
+from _common import run_child, table, waited, write_section  # noqa: E402
 
 import components.training.ray_session as ray_session  # noqa: E402
 from components.config import ProfileConfig, TrainingConfig  # noqa: E402
@@ -152,24 +151,10 @@ class _TimedSession(TrainSession):
     def batches(self, split: str, batch_size: int, shuffle: bool, seed: int):
         self.stamps.append((split, time.time()))
         if self._keep_below is None:
-            return self._waited(split, super().batches(split, batch_size, shuffle, seed))
+            return waited(self.stamps, split, super().batches(split, batch_size, shuffle, seed))
         if split not in self._own:
             self._own[split] = ShardBatches(ray.train.get_dataset_shard(split), keep_below_bytes=self._keep_below)
-        return self._waited(split, self._own[split](batch_size, shuffle, seed))
-
-    def _waited(self, split: str, batches: Iterable[Any]) -> Iterator[Any]:
-        """The batches unchanged; records the seconds the loop waited for them (and for the first)."""
-        waited, first = 0.0, None
-        t0 = time.perf_counter()
-        for batch in batches:
-            now = time.perf_counter()
-            waited += now - t0
-            first = now - t0 if first is None else first
-            yield batch
-            t0 = time.perf_counter()
-        waited += time.perf_counter() - t0
-        self.stamps.append((f"{split}_wait", waited))
-        self.stamps.append((f"{split}_first", first or 0.0))
+        return waited(self.stamps, split, self._own[split](batch_size, shuffle, seed))
 
     def report(self, metrics: dict[str, float], checkpoint_dir: str | None) -> None:
         self.stamps.append(("report", time.time()))
