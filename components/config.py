@@ -104,11 +104,17 @@ class SourceConfig(_Strict):
 
 
 class SplitConfig(_Strict):
-    method: Literal["holdout", "kfold"] = "holdout"
+    method: Literal["holdout", "kfold", "classes"] = "holdout"
     ratios: dict[Literal["train", "val", "test"], float] = {"train": 0.7, "val": 0.15, "test": 0.15}
     stratify: bool = False
     folds: int = Field(5, ge=2)
     fold: int = Field(0, ge=0, description="kfold: which fold of the non-test rows is validation")
+    held_out: Annotated[list[str | int], Field(min_length=2)] | None = Field(
+        None,
+        description="method classes: labels kept out of training; their rows are shared between val and test "
+        "(as ratios.val : ratios.test, stratified), every other label trains. One-shot verification is "
+        "judged on classes the model never saw, its threshold chosen on other images of them",
+    )
     seed: int = 0
 
     @field_validator("ratios")
@@ -127,6 +133,14 @@ class SplitConfig(_Strict):
 
     @model_validator(mode="after")
     def _fold_in_range(self) -> "SplitConfig":
+        if self.method == "classes":
+            if self.held_out is None:
+                raise ValueError("method classes needs held_out: the labels kept out of training")
+            if self.ratios["val"] == 0 or self.ratios["test"] == 0:
+                raise ValueError(f"method classes shares held-out rows as ratios.val : ratios.test; both must be > 0, "
+                                 f"got {self.ratios}")
+        elif self.held_out is not None:
+            raise ValueError(f"held_out is for method classes; method is {self.method!r}")
         if self.method == "holdout" and self.ratios["val"] == 0:
             raise ValueError(f"ratios.val must be > 0 for holdout (kfold takes val from the folds), got {self.ratios}")
         if self.fold >= self.folds:

@@ -9,6 +9,7 @@ key path, the bad value and what is allowed, before anything is ingested or writ
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -36,9 +37,7 @@ def check_pipeline(config: PipelineConfig, path: str | Path) -> None:
     """Raise ConfigError listing every model and search problem of `config` (read from `path`)."""
     info = planned_info(config)
     problems = _spec_problems("model", config.model.model_dump(include={"kind", "params"}), info)
-    if config.model.kind in kinds() and family(config.model) == "torch" and training_task(config.model) != "supervised":
-        problems.append(("model.kind", f"trains with the {training_task(config.model)!r} task, which pipelines cannot "
-                         "score, register or serve yet (use it from components directly)", config.model.kind))
+    problems += _task_problems(config)
     if config.modality == "image":
         problems += _image_problems(config)
     if config.tuning is not None:
@@ -88,6 +87,26 @@ def _image_problems(config: PipelineConfig) -> list[Problem]:
 Problem = tuple[str, str, Any]
 
 
+def _task_problems(config: PipelineConfig) -> list[Problem]:
+    """What the model's training task cannot do: an embedding model (metric_learning) has
+    no classes to attack, explain or train adversarially; a class split holds whole labels
+    out of training, which only an embedding model can be judged on."""
+    kind = config.model.kind
+    metric = kind in kinds() and family(config.model) == "torch" and training_task(config.model) == "metric_learning"
+    problems: list[Problem] = []
+    if metric:
+        evaluation = config.evaluation
+        visual = evaluation.visual and "visual" in evaluation.model_fields_set  # on by default: skipped quietly
+        for where, value in (("evaluation.attacks", evaluation.attacks), ("evaluation.visual", visual),
+                             ("training.adversarial", config.training.adversarial)):
+            if value:
+                problems.append((where, f"needs a classifier; {kind!r} is an embedding model (metric_learning)", value))
+    elif config.split.method == "classes" and kind in kinds():
+        problems.append(("split.method", "classes holds whole labels out of training, so only embedding models "
+                         f"(metric_learning kinds, e.g. siamese) can be judged on them; {kind!r} is not one", "classes"))
+    return problems
+
+
 def _spec_problems(where: str, spec: dict[str, Any], info: DataInfo) -> list[Problem]:
     kind, params = spec["kind"], spec.get("params") or {}
     if kind not in kinds():
@@ -96,6 +115,10 @@ def _spec_problems(where: str, spec: dict[str, Any], info: DataInfo) -> list[Pro
     given = sorted(set(params) & set(declared) & set(DATA_FIELDS))
     if given:
         return [(f"{where}.params.{given[0]}", "is set from the data; leave it out", params[given[0]])]
+    required = [name for name, f in declared.items() if name in DATA_FIELDS and _required(f)]
+    lacking = [name for name in required if name not in info.model_fields()]
+    if lacking:
+        return [(f"{where}.kind", f"takes {lacking} from its data, which a {info.modality} source does not give", kind)]
     problems: list[Problem] = []
     try:
         make_config(spec, info)
@@ -105,6 +128,11 @@ def _spec_problems(where: str, spec: dict[str, Any], info: DataInfo) -> list[Pro
         if isinstance(member, dict) and isinstance(member.get("kind"), str):
             problems += _spec_problems(f"{where}.params.members[{i}]", {"params": {}, **member}, info)
     return problems
+
+
+def _required(field: Any) -> bool:
+    """A dataclass field without a default."""
+    return field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING
 
 
 def _key_problems(

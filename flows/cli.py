@@ -73,6 +73,10 @@ def run(
         _shutdown()
     elif summary.endpoint:
         _serve_forever(ws.profile.ray_address, summary.endpoint)
+    elif serve:
+        _shutdown()
+        typer.echo(f"{ws.config.serving.name}: no version is champion, nothing to serve", err=True)
+        raise typer.Exit(1)
 
 
 @app.command()
@@ -217,6 +221,8 @@ def predict(
 
 
 def _flat(prediction: object) -> dict[str, object]:
+    if isinstance(prediction, dict) and "distance" in prediction:
+        return {"distance": round(prediction["distance"], 4), "same": prediction["same"]}
     if isinstance(prediction, dict):
         best = max(prediction["probabilities"].values())
         return {"label": prediction["label"], "probability": best}
@@ -224,19 +230,30 @@ def _flat(prediction: object) -> dict[str, object]:
 
 
 def _smoke(ws: Workspace, url: str, n: int) -> None:
-    """Send n raw test rows over HTTP and print predictions next to the true values."""
+    """Send n raw test rows (pairs of test images for verification models) over HTTP and
+    print the answers next to the true values."""
     from components.data.image_preparation import raw_images
     from components.data.lake import Lake
     from components.data.preparation import raw_split
     from components.data.silver import read_silver
     from flows.summary import predictions_table, show
-    from serving.client import predict_images, predict_rows
+    import numpy as np
+
+    from components.evaluation.verification import make_pairs
+    from components.models import training_task
+    from serving.client import predict_images, predict_pairs, predict_rows
 
     lake = Lake(ws.lake)
     snapshot = read_silver(lake)
     cfg = ws.config
     bronze = lake.read("bronze", snapshot.bronze_version)
-    if cfg.modality == "image":
+    if cfg.modality == "image" and training_task(cfg.model) == "metric_learning":
+        test = raw_images(bronze, cfg.split, "test")
+        a, b, _ = make_pairs(test["label"].to_numpy(), n, np.random.default_rng(cfg.split.seed))
+        labels, images = test["label"].to_list(), test["image"].to_list()
+        truths = [f"{labels[i]} vs {labels[j]}" for i, j in zip(a, b)]
+        predictions, version = predict_pairs(url, cfg.serving.name, [(images[i], images[j]) for i, j in zip(a, b)])
+    elif cfg.modality == "image":
         test = raw_images(bronze, cfg.split, "test").head(n)
         truths = test["label"].to_list()
         predictions, version = predict_images(url, cfg.serving.name, test["image"].to_list())

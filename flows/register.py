@@ -15,7 +15,7 @@ from components.artifacts.bundle import load_bundle, save_bundle
 from components.artifacts.registry import Registration, check_gates, register_bundle
 from components.artifacts.tracking import end_run, log_files, log_metrics, log_trial, start_run, use_tracking
 from components.data.silver import SilverSnapshot, split_arrays
-from components.evaluation.report import check_evaluation, evaluation_report, holdout_report
+from components.evaluation.report import check_evaluation, evaluation_report, holdout_report, verification_report
 from components.evaluation.robustness import pixel_statistics
 from components.models import build, family
 from components.training.outcome import TrialOutcome
@@ -53,7 +53,10 @@ def build_bundle(
     features = snapshot.features
     inputs, labels = split_arrays(snapshot, "test")
     classes = [str(c) for c in features.labels.classes_] if features.labels is not None else None
-    report = holdout_report(bundle.model, inputs, labels, bundle.task, features.out_features, classes)
+    if bundle.task == "verification":
+        report = verification_report(bundle.model, inputs, labels, bundle.threshold)
+    else:
+        report = holdout_report(bundle.model, inputs, labels, bundle.task, features.out_features, classes)
     extra = evaluation_report(
         bundle.model, inputs, labels, ws.config.evaluation,
         classes=classes or [], pixels=pixel_statistics(features.info),

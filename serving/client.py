@@ -26,7 +26,13 @@ def predict_rows(url: str, name: str, rows: pl.DataFrame, chunk: int = 256) -> t
 
 def predict_images(url: str, name: str, images: list[bytes], chunk: int = 64) -> tuple[list[Any], str]:
     """Predictions for encoded images (PNG or JPEG bytes), sent base64 as KServe v1 does."""
-    return predict_instances(url, name, [{"b64": base64.b64encode(data).decode()} for data in images], chunk)
+    return predict_instances(url, name, [_b64(data) for data in images], chunk)
+
+
+def predict_pairs(url: str, name: str, pairs: list[tuple[bytes, bytes]], chunk: int = 32) -> tuple[list[Any], str]:
+    """Verification answers (distance, same) for pairs of encoded images."""
+    instances = [{"a": _b64(a), "b": _b64(b)} for a, b in pairs]
+    return predict_instances(url, name, instances, chunk)
 
 
 def predict_instances(url: str, name: str, instances: list[Any], chunk: int) -> tuple[list[Any], str]:
@@ -40,6 +46,10 @@ def predict_instances(url: str, name: str, instances: list[Any], chunk: int) -> 
             predictions.extend(answer["predictions"])
             version = answer["model_version"]
     return predictions, version
+
+
+def _b64(data: bytes) -> dict[str, str]:
+    return {"b64": base64.b64encode(data).decode()}
 
 
 def _clean(row: dict[str, Any]) -> dict[str, Any]:

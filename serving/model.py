@@ -13,7 +13,7 @@ from ray import serve
 
 from components.artifacts.bundle import load_bundle
 from components.artifacts.registry import download_bundle
-from components.data.image_requests import images_from_instances
+from components.data.image_requests import images_from_instances, pairs_from_instances
 from components.data.schema import InvalidInput, frame_from_records
 from components.evaluation.visualize import explain_images, heatmap_png
 
@@ -45,9 +45,11 @@ class ModelServer:
         if features.modality == "image":
             channels, height, width = features.info.input_shape
             inputs = {"b64": "a base64 PNG or JPEG image", "pixels": f"or an array (H, W[, C]); the model sees {channels}x{height}x{width}"}
+            if self.bundle.task == "verification":
+                inputs = {"a": "an image, as below", "b": "the image to compare it with", **inputs}
         else:
             inputs = {c: features.schema.columns[c].type for c in features.schema.features}
-        return {"name": self.name, "ready": True, "version": self.version, "task": features.task, "inputs": inputs}
+        return {"name": self.name, "ready": True, "version": self.version, "task": self.bundle.task, "inputs": inputs}
 
     async def predict(self, instances: list[Any], explain: bool = False) -> dict[str, Any]:
         """Validate one request's rows, then join the batch; bad input never reaches the batch.
@@ -63,8 +65,8 @@ class ModelServer:
         """KServe v1 :explain for image models: the prediction and a heatmap per instance
         (Grad-CAM, or saliency for models without convolutions), as a PNG and as numbers."""
         features = self.bundle.features
-        if features.modality != "image" or self.bundle.is_estimator:
-            return {"error": f"model {self.name!r} has no :explain; it explains image models", "field": "name"}
+        if features.modality != "image" or self.bundle.is_estimator or self.bundle.task != "classification":
+            return {"error": f"model {self.name!r} has no :explain; it explains image classifiers", "field": "name"}
         try:
             images = self._validated(instances)
         except InvalidInput as exc:
@@ -82,8 +84,11 @@ class ModelServer:
         }
 
     def _validated(self, instances: list[Any]) -> pl.DataFrame | list[Any]:
-        """A typed frame of table rows, or checked (H, W, C) pixel arrays; InvalidInput names the bad field."""
+        """A typed frame of table rows, or checked (H, W, C) pixel arrays (pairs of them for
+        verification models); InvalidInput names the bad field."""
         features = self.bundle.features
+        if self.bundle.task == "verification":
+            return pairs_from_instances(instances, features.spec, self.max_instances)
         if features.modality == "image":
             return images_from_instances(instances, features.spec, self.max_instances)
         return frame_from_records(instances, features.schema, self.max_instances)

@@ -11,9 +11,13 @@ class PredictRequest(BaseModel):
     instances: list[Any] = Field(
         description=(
             "tables: one object per row, {column: value} with exactly the model's feature columns; "
-            'images: {"b64": "<base64 PNG or JPEG>"} or a nested array of pixels 0..255, (H, W) or (H, W, C)'
+            'images: {"b64": "<base64 PNG or JPEG>"} or a nested array of pixels 0..255, (H, W) or (H, W, C); '
+            'verification models: pairs {"a": <image>, "b": <image>}'
         ),
-        examples=[[{"mean_radius": 14.1, "mean_texture": 19.3}], [{"b64": "iVBORw0KGgo..."}]],
+        examples=[
+            [{"mean_radius": 14.1, "mean_texture": 19.3}], [{"b64": "iVBORw0KGgo..."}],
+            [{"a": {"b64": "iVBORw0KGgo..."}, "b": {"b64": "iVBORw0KGgo..."}}],
+        ],
     )
     explain: bool = Field(False, description="ensembles: add each member's predictions to the response")
 
@@ -23,13 +27,19 @@ class ClassPrediction(BaseModel):
     probabilities: dict[str, float]
 
 
+class PairVerdict(BaseModel):
+    distance: float = Field(description="Euclidean distance between the two images' embeddings")
+    same: bool = Field(description="distance <= threshold: the two images show the same class")
+    threshold: float = Field(description="the distance threshold chosen on validation")
+
+
 class Degraded(BaseModel):
     failed: dict[str, str] = Field(description="member -> why it gave no answer")
     combined: list[str] = Field(description="the members whose answers were combined")
 
 
 class PredictResponse(BaseModel):
-    predictions: list[ClassPrediction] | list[float]
+    predictions: list[ClassPrediction] | list[PairVerdict] | list[float]
     model_name: str
     model_version: str
     members: dict[str, list[ClassPrediction] | list[float]] | None = Field(

@@ -31,7 +31,8 @@ from components.artifacts.ensemble_io import ENSEMBLE_FILE, copy_ensemble, read_
 from components.artifacts.model_files import MODEL_FILES, read_model
 from components.data.fitted_state import FittedState, state_from_dict
 from components.evaluation.scoring import predict_arrays
-from components.models import family
+from components.evaluation.verification import embed, pair_distances
+from components.models import family, training_task
 from components.training.checkpoint import read_state
 
 
@@ -84,18 +85,43 @@ class Bundle:
 
     @property
     def task(self) -> str:
+        """What the model answers: classification or regression, as its data says, or
+        verification for embedding models (same or different, for pairs)."""
+        if family(self.spec) == "torch" and training_task(self.spec) == "metric_learning":
+            return "verification"
         return self.features.task
+
+    @property
+    def threshold(self) -> float:
+        """Verification models: "same" iff distance <= this, chosen on validation."""
+        if "val_threshold" not in self.metrics:
+            raise ValueError(f"{self.spec.get('kind')!r} bundle has no val_threshold in metrics.json: "
+                             f"it holds {sorted(self.metrics)}")
+        return float(self.metrics["val_threshold"])
 
     @property
     def is_estimator(self) -> bool:
         """Whether the model is a scikit-learn estimator (else an nn.Module)."""
         return not isinstance(self.model, nn.Module)
 
-    def predict(self, rows: pl.DataFrame | list[bytes]) -> list[Any]:
-        """One answer per row (a table's raw feature rows, or encoded images):
-        {"label", "probabilities"} for classifiers, a number otherwise."""
+    def predict(self, rows: pl.DataFrame | list[Any]) -> list[Any]:
+        """One answer per row (a table's raw feature rows, images, or (image, image) pairs):
+        {"label", "probabilities"} for classifiers, {"distance", "same", "threshold"} for
+        verification models, a number otherwise."""
+        if self.task == "verification":
+            return self.verify(rows)
         pred, proba = predict_arrays(self.model, self.features.inputs(rows), self.task, self.features.out_features)
         return self.features.answers(proba if proba is not None else pred)
+
+    def verify(self, pairs: list[tuple[Any, Any]]) -> list[dict[str, Any]]:
+        """Distance and same/different at the bundle's threshold for each (image, image) pair."""
+        if not pairs:
+            return []
+        firsts, seconds = zip(*pairs)
+        embeddings = embed(self.model, self.features.inputs([*firsts, *seconds]))  # (2N, D)
+        distances = pair_distances(embeddings[: len(pairs)], embeddings[len(pairs) :])  # (N,)
+        threshold = self.threshold
+        return [{"distance": float(d), "same": bool(d <= threshold), "threshold": threshold} for d in distances]
 
 
 def load_bundle(directory: str | Path) -> Bundle:

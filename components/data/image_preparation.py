@@ -87,7 +87,8 @@ def prepare_images(
     bronze: pl.DataFrame, split: SplitConfig, images: ImageConfig
 ) -> tuple[dict[str, pl.DataFrame], ImageState]:
     """Split `bronze` image rows (stratified by label when asked), fit the processor and the
-    labels on the train rows only, and return each split's silver frame with the state."""
+    labels on the train rows only (a class split: the labels on every row), and return each
+    split's silver frame with the state."""
     if bronze.height == 0:
         raise ValueError("the bronze table has no images: ingest data before preprocessing")
     rows = bronze.with_columns(assign_splits(bronze, split, LABEL))
@@ -97,7 +98,9 @@ def prepare_images(
     size = tuple(images.size) if images.size is not None else None
     processor = ImageProcessor(size=size, resize=images.resize, channels=images.channels, normalize=images.normalize)
     processor.fit(parts["train"][IMAGE].to_list())
-    labels = LabelIndex().fit(parts["train"][LABEL].to_list())
+    # A class split holds whole labels out of train: they still need indices to pair by.
+    labelled = bronze if split.method == "classes" else parts["train"]
+    labels = LabelIndex().fit(labelled[LABEL].to_list())
     state = ImageState(processor=processor, labels=labels, spec=ImageSpec(max_bytes=images.max_bytes, max_size=images.max_size))
     silver = {
         name: pl.DataFrame(

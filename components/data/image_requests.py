@@ -3,7 +3,8 @@
 An instance is `{"b64": "<base64 PNG or JPEG>"}` (KServe v1's convention for binary data)
 or a nested array of pixel values 0..255, (H, W) or (H, W, C) with C 1 or 3. Encoded
 images pass the same checks as ingest (`check_image`); arrays are checked for shape and
-range. Both become uint8 (H, W, C) arrays for the fitted processor.
+range. Both become uint8 (H, W, C) arrays for the fitted processor. Verification models
+take pairs: `{"a": <image>, "b": <image>}`, each side in either form.
 """
 
 from __future__ import annotations
@@ -22,6 +23,20 @@ def images_from_instances(instances: Any, spec: ImageSpec, max_instances: int) -
     """(H, W, C) uint8 arrays, one per instance; InvalidInput names the first bad one."""
     check_instances(instances, max_instances, "images")
     return [_image(f"instances[{i}]", instance, spec) for i, instance in enumerate(instances)]
+
+
+def pairs_from_instances(instances: Any, spec: ImageSpec, max_instances: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(a, b) pairs of (H, W, C) uint8 arrays, one per `{"a": image, "b": image}` instance;
+    InvalidInput names the first bad instance or side."""
+    check_instances(instances, max_instances, "image pairs")
+    pairs = []
+    for i, instance in enumerate(instances):
+        where = f"instances[{i}]"
+        if not isinstance(instance, dict) or set(instance) != {"a", "b"}:
+            got = sorted(instance) if isinstance(instance, dict) else type(instance).__name__
+            raise InvalidInput(where, f'a pair is {{"a": <image>, "b": <image>}}, got {got}')
+        pairs.append((_image(f"{where}.a", instance["a"], spec), _image(f"{where}.b", instance["b"], spec)))
+    return pairs
 
 
 def _image(where: str, instance: Any, spec: ImageSpec) -> np.ndarray:

@@ -70,7 +70,8 @@ def assign_splits(df: pl.DataFrame, split: SplitConfig, target: str) -> pl.Serie
     Rows are put in a canonical order first (by `_source_file`, `_row` and `_content_hash`
     where present), so the same rows get the same splits whatever order they arrive in.
     holdout splits by `split.ratios`; kfold holds out `ratios["test"]` as test and makes
-    fold `split.fold` of the remaining rows "val".
+    fold `split.fold` of the remaining rows "val"; classes trains on every label but
+    `split.held_out` and shares the held-out rows between val and test.
     """
     n = df.height
     key = [c for c in _ROW_KEY if c in df.columns]
@@ -81,7 +82,9 @@ def assign_splits(df: pl.DataFrame, split: SplitConfig, target: str) -> pl.Serie
             raise ValueError(f"split.stratify needs the target column {target!r}, the frame has {df.columns}")
         labels = df[target].to_numpy()[order]
 
-    if split.method == "holdout":
+    if split.method == "classes":
+        in_order = by_class(df, split, target, order)
+    elif split.method == "holdout":
         in_order = holdout(n, split.ratios, split.seed, labels)
     else:
         test_share = split.ratios["test"]
@@ -98,6 +101,31 @@ def assign_splits(df: pl.DataFrame, split: SplitConfig, target: str) -> pl.Serie
     result = np.empty(n, dtype="<U5")
     result[order] = in_order
     return pl.Series("_split", result, dtype=pl.String)
+
+
+def by_class(df: pl.DataFrame, split: SplitConfig, target: str, order: np.ndarray) -> np.ndarray:
+    """A split per row (in `order`): rows whose label is in `split.held_out` go to val and
+    test as ratios.val : ratios.test, stratified by label and seeded; every other row trains.
+
+    Labels compare as text, so `[7, 8]` in YAML names the image labels "7" and "8". Every
+    held-out label must occur, and at least one label must be left to train on.
+    """
+    if target not in df.columns:
+        raise ValueError(f"split.method classes needs the label column {target!r}, the frame has {df.columns}")
+    labels = df[target].cast(pl.String).to_numpy()[order]
+    present = set(labels.tolist())
+    wanted = sorted({str(c) for c in split.held_out})
+    missing = sorted(set(wanted) - present)
+    if missing:
+        raise ValueError(f"split.held_out names labels the data does not have: {missing}; labels present: {sorted(present)}")
+    if present <= set(wanted):
+        raise ValueError(f"split.held_out leaves no label to train on: the data has only {sorted(present)}")
+    out = np.full(len(labels), "train", dtype="<U5")
+    held = np.flatnonzero(np.isin(labels, wanted))
+    val, test = split.ratios["val"], split.ratios["test"]
+    out[held] = holdout(len(held), {"train": 0.0, "val": val / (val + test), "test": test / (val + test)},
+                        split.seed, labels[held])
+    return out
 
 
 def _groups(n: int, labels: np.ndarray | None) -> list[np.ndarray]:

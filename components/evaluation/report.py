@@ -17,6 +17,7 @@ from components.evaluation.figures import png
 from components.evaluation.metrics import confusion_matrix
 from components.evaluation.robustness import PixelStats, robust_metrics
 from components.evaluation.scoring import predict_arrays, score
+from components.evaluation.verification import embed, label_pairs, verification_metrics
 from components.evaluation.visualize import default_layer, visual_report
 
 CAM_HEAD = "head"  # the cnn kinds' linear head: CAM is drawn when it follows global average pooling
@@ -69,6 +70,19 @@ def holdout_report(model: Any, inputs: np.ndarray, labels: np.ndarray, task: str
     return HoldoutReport(metrics, images)
 
 
+def verification_report(model: nn.Module, inputs: np.ndarray, labels: np.ndarray, threshold: float) -> HoldoutReport:
+    """One-shot verification of an embedding model on the test split, at the threshold
+    chosen on validation: test_accuracy, test_true_accept_rate, test_false_accept_rate,
+    test_f1 on balanced pairs drawn from the test labels, and distances.png (the same and
+    different pairs' distances with the threshold)."""
+    if len(labels) == 0:
+        raise ValueError("cannot score on an empty split")
+    distances, same = label_pairs(embed(model, inputs), labels)
+    scores = verification_metrics(distances, same, threshold)
+    metrics = {f"test_{k}": scores[k] for k in ("accuracy", "true_accept_rate", "false_accept_rate", "f1")}
+    return HoldoutReport(metrics, {"distances.png": _distances_png(distances, same, threshold)})
+
+
 def evaluation_report(model: Any, inputs: np.ndarray, labels: np.ndarray, evaluation: EvaluationConfig, *,
                       classes: list[str], pixels: PixelStats | None) -> HoldoutReport:
     """What `evaluation` asks beyond the scores, on the test split (inputs, labels (N,)):
@@ -117,6 +131,18 @@ def check_evaluation(evaluation: EvaluationConfig, model: Any, n_classes: int, *
         raise ValueError(
             f"evaluation.activation_max_classes must be class indices below {max(2, n_classes)}, got {out_of_range}"
         )
+
+
+def _distances_png(distances: np.ndarray, same: np.ndarray, threshold: float) -> bytes:
+    fig = Figure(figsize=(5, 3.5))
+    ax = fig.subplots()
+    bins = np.linspace(0.0, max(float(distances.max()), threshold) * 1.05, 40)
+    ax.hist(distances[same], bins=bins, alpha=0.6, label="same class")
+    ax.hist(distances[~same], bins=bins, alpha=0.6, label="different classes")
+    ax.axvline(threshold, color="black", linestyle="--", label=f"threshold {threshold:.3f}")
+    ax.set(xlabel="embedding distance", ylabel="pairs", title="verification pairs (test)")
+    ax.legend()
+    return png(fig)
 
 
 def _confusion_png(cm: np.ndarray, names: list[str]) -> bytes:

@@ -10,8 +10,38 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+import torch.nn as nn
 
-from components.training.metric_losses import sample_triplets
+PAIRS = 2000  # balanced pairs drawn from a split's labels to judge verification on
+PAIR_SEED = 0  # the same pairs every time the same split is judged, so epochs and runs compare
+
+
+def embed(model: nn.Module, inputs: np.ndarray, batch_size: int = 256) -> np.ndarray:
+    """(N, D) float64 embeddings of (N, ...) float32 inputs, in eval mode and in batches."""
+    model.eval()
+    x = torch.from_numpy(np.ascontiguousarray(inputs, dtype=np.float32))
+    with torch.no_grad():
+        parts = [model(x[i : i + batch_size]).double() for i in range(0, len(x), batch_size)]
+    return torch.cat(parts).numpy() if parts else np.zeros((0, 0))
+
+
+def label_verification(
+    embeddings: np.ndarray, labels: np.ndarray, threshold: float | None, n_pairs: int = PAIRS
+) -> dict[str, float]:
+    """Verification on `n_pairs` balanced pairs drawn (seeded) from `labels`: at `threshold`,
+    or at the best threshold for these pairs when None. Returns accuracy, threshold,
+    true_accept_rate, false_accept_rate and f1."""
+    distances, same = label_pairs(embeddings, labels, n_pairs)
+    chosen = choose_threshold(distances, same)[0] if threshold is None else threshold
+    scores = verification_metrics(distances, same, chosen)
+    return {"accuracy": scores["accuracy"], "threshold": chosen, "true_accept_rate": scores["true_accept_rate"],
+            "false_accept_rate": scores["false_accept_rate"], "f1": scores["f1"]}
+
+
+def label_pairs(embeddings: np.ndarray, labels: np.ndarray, n_pairs: int = PAIRS) -> tuple[np.ndarray, np.ndarray]:
+    """(distances (n,), same (n,)) of `n_pairs` balanced pairs drawn (seeded) from `labels`."""
+    idx_a, idx_b, same = make_pairs(labels, n_pairs, np.random.default_rng(PAIR_SEED))
+    return pair_distances(embeddings[idx_a], embeddings[idx_b]), same
 
 
 def pair_distances(emb_a: torch.Tensor | np.ndarray, emb_b: torch.Tensor | np.ndarray) -> np.ndarray:
@@ -86,6 +116,41 @@ def make_pairs(labels: np.ndarray, n_pairs: int, rng: np.random.Generator) -> tu
     same = np.arange(n_pairs) < n_same
     shuffle = rng.permutation(n_pairs)
     return idx_a[shuffle], idx_b[shuffle], same[shuffle]
+
+
+def sample_triplets(labels: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
+    """(n, 3) int64 index triplets (anchor, positive, negative) for offline mining.
+
+    The anchor is uniform over examples whose class has at least two members (so classes
+    weigh by size), the positive uniform over the anchor's other class members, the
+    negative uniform over all examples of other classes.
+    """
+    y = np.asarray(labels).reshape(-1)
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
+        raise ValueError(f"n must be an integer >= 0, got {n!r}")
+    classes, inverse, counts = np.unique(y, return_inverse=True, return_counts=True)
+    if len(classes) < 2:
+        raise ValueError(
+            f"labels must hold at least two classes (negatives come from another class), got {len(classes)}"
+        )
+    eligible = np.flatnonzero(counts[inverse] >= 2)  # examples that have a positive
+    if eligible.size == 0:
+        raise ValueError("labels must have a class with at least two examples (an anchor needs a positive), got none")
+    order = np.argsort(inverse, kind="stable")  # examples grouped by class
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])  # (K,) each class's first slot in order
+    rank = np.empty_like(order)
+    rank[order] = np.arange(len(y)) - starts[inverse[order]]  # position of each example within its class
+    anchor = rng.choice(eligible, size=n)  # (n,)
+    c = inverse[anchor]  # (n,)
+    # Positive: one of the class's other count-1 members; skipping the anchor's own slot.
+    k = rng.integers(0, counts[c] - 1)  # (n,)
+    k = k + (k >= rank[anchor])
+    positive = order[starts[c] + k]
+    # Negative: one of the len(y) - count slots outside the class's block in `order`.
+    j = rng.integers(0, len(y) - counts[c])  # (n,)
+    j = j + counts[c] * (j >= starts[c])
+    negative = order[j]
+    return np.stack([anchor, positive, negative], axis=1).astype(np.int64)  # (n, 3)
 
 
 def _pairs(distances: np.ndarray, same: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

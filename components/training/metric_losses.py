@@ -1,4 +1,4 @@
-"""Metric-learning losses for Siamese and triplet networks, and triplet mining.
+"""Metric-learning losses for Siamese and triplet networks, with triplets mined in the batch.
 
 Distances: triplet losses (plain, batch-all, batch-hard) compare squared Euclidean
 distances, as in FaceNet's ||f(a) - f(p)||² - ||f(a) - f(n)||² + margin; the contrastive
@@ -15,7 +15,6 @@ from __future__ import annotations
 
 from typing import Literal
 
-import numpy as np
 import torch
 
 Reduction = Literal["mean", "sum", "none"]
@@ -123,41 +122,6 @@ def batch_hard_triplet_loss(embeddings: torch.Tensor, labels: torch.Tensor, marg
     has_both = pos.any(dim=1) & neg.any(dim=1)  # (B,)
     per_anchor = torch.relu(hardest_pos - hardest_neg + margin) * has_both  # (B,)
     return per_anchor.sum() / has_both.sum().clamp(min=1)
-
-
-def sample_triplets(labels: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
-    """(n, 3) int64 index triplets (anchor, positive, negative) for offline mining.
-
-    The anchor is uniform over examples whose class has at least two members (so classes
-    weigh by size), the positive uniform over the anchor's other class members, the
-    negative uniform over all examples of other classes.
-    """
-    y = np.asarray(labels).reshape(-1)
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
-        raise ValueError(f"n must be an integer >= 0, got {n!r}")
-    classes, inverse, counts = np.unique(y, return_inverse=True, return_counts=True)
-    if len(classes) < 2:
-        raise ValueError(
-            f"labels must hold at least two classes (negatives come from another class), got {len(classes)}"
-        )
-    eligible = np.flatnonzero(counts[inverse] >= 2)  # examples that have a positive
-    if eligible.size == 0:
-        raise ValueError("labels must have a class with at least two examples (an anchor needs a positive), got none")
-    order = np.argsort(inverse, kind="stable")  # examples grouped by class
-    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])  # (K,) each class's first slot in order
-    rank = np.empty_like(order)
-    rank[order] = np.arange(len(y)) - starts[inverse[order]]  # position of each example within its class
-    anchor = rng.choice(eligible, size=n)  # (n,)
-    c = inverse[anchor]  # (n,)
-    # Positive: one of the class's other count-1 members; skipping the anchor's own slot.
-    k = rng.integers(0, counts[c] - 1)  # (n,)
-    k = k + (k >= rank[anchor])
-    positive = order[starts[c] + k]
-    # Negative: one of the len(y) - count slots outside the class's block in `order`.
-    j = rng.integers(0, len(y) - counts[c])  # (n,)
-    j = j + counts[c] * (j >= starts[c])
-    negative = order[j]
-    return np.stack([anchor, positive, negative], axis=1).astype(np.int64)  # (n, 3)
 
 
 def _reduce(loss: torch.Tensor, reduction: str) -> torch.Tensor:

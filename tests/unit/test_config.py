@@ -35,7 +35,7 @@ def test_every_shipped_pipeline_loads_and_builds(path):
     import torch.nn as nn
 
     from components.config_check import load_checked, planned_info
-    from components.models import build
+    from components.models import build, training_task
 
     config = load_checked(path)
     info = planned_info(config)
@@ -46,7 +46,8 @@ def test_every_shipped_pipeline_loads_and_builds(path):
     for spec, params in specs:
         model = build(spec, info, **params)
         if isinstance(model, nn.Module):  # a torch kind answers a batch of the planned inputs
-            assert model(torch.zeros(2, *info.input_shape)).shape == (2, info.out_features)
+            width = spec.params["embedding_dim"] if training_task(spec) == "metric_learning" else info.out_features
+            assert model(torch.zeros(2, *info.input_shape)).shape == (2, width)
         else:  # an estimator keeps its params unchanged (scikit-learn's contract)
             assert all(model.get_params()[k] == v for k, v in dict(spec.params if hasattr(spec, "params") else {}).items()
                        if k in model.get_params())

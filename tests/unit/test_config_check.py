@@ -85,6 +85,28 @@ def test_cli_exits_2_before_writing_anything(tmp_path, monkeypatch):
     assert not (tmp_path / ".rayline").exists()
 
 
-def test_a_kind_whose_task_pipelines_cannot_serve_yet_is_refused_at_load(tmp_path):
-    config = iris_config(model={"kind": "siamese"})
-    assert "model.kind: trains with the 'metric_learning' task" in _error(tmp_path, config)
+def _siamese(**overrides) -> dict:
+    config = {
+        "name": "siamese", "source": {"format": "bundled_images", "dataset": "digits"},
+        "split": {"method": "classes", "held_out": [7, 8, 9]},
+        "model": {"kind": "siamese", "params": {"embedding_dim": 8}}, "serving": {"name": "siamese"},
+    }
+    return {**config, **overrides}
+
+
+def test_an_embedding_model_loads_and_is_refused_what_needs_a_classifier(tmp_path):
+    assert load_checked(write_config(tmp_path, _siamese())).model.kind == "siamese"
+    message = _error(tmp_path, _siamese(evaluation={"attacks": ["fgsm"], "visual": True},
+                                        training={"adversarial": {"attack": "fgsm", "eps": 0.1}}))
+    for key in ("evaluation.attacks", "evaluation.visual", "training.adversarial"):
+        assert f"{key}: needs a classifier; 'siamese' is an embedding model (metric_learning)" in message
+    # image fields cannot come from a table
+    message = _error(tmp_path, iris_config(model={"kind": "siamese"}))
+    assert "model.kind: takes ['in_channels', 'height', 'width'] from its data, which a tabular source" in message
+
+
+def test_a_class_split_is_only_for_embedding_models(tmp_path):
+    message = _error(tmp_path, _siamese(model={"kind": "cnn", "params": {"arch": "lenet5"}}))
+    assert "split.method: classes holds whole labels out of training" in message and "'cnn' is not one" in message
+
+

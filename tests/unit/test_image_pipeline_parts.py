@@ -13,7 +13,7 @@ from PIL import Image
 from components.config import ImageConfig, SplitConfig
 from components.data.fitted_state import batch_decoder, state_from_dict
 from components.data.image_preparation import ImageState, prepare_images, raw_images
-from components.data.image_requests import images_from_instances
+from components.data.image_requests import images_from_instances, pairs_from_instances
 from components.data.images import ImageSpec, encode_png
 from components.data.schema import InvalidInput
 
@@ -76,4 +76,33 @@ def test_request_images_are_checked_and_named():
     for instances, field, says in cases:
         with pytest.raises(InvalidInput) as info:
             images_from_instances(instances, spec, 4)
+        assert info.value.field == field and says in info.value.message
+
+
+def test_a_class_split_indexes_held_out_labels_and_fits_pixels_on_train_only():
+    bronze = _bronze(40).with_columns(pl.Series("label", ["a", "b", "c", "d"] * 10))
+    split = SplitConfig(method="classes", held_out=["c", "d"], ratios={"train": 0.5, "val": 0.25, "test": 0.25})
+    frames, state = prepare_images(bronze, split, ImageConfig())
+    assert state.labels.classes_ == ["a", "b", "c", "d"]  # test pairs need indices for c and d
+    assert sorted(set(frames["train"]["label"])) == [0, 1] and sorted(set(frames["test"]["label"])) == [2, 3]
+    train = raw_images(bronze, split, "train")
+    values = np.array([np.asarray(Image.open(io.BytesIO(b))).mean() for b in train["image"]]) / 255.0
+    assert train.height == 20 and state.processor.mean_ == pytest.approx([values.mean()])
+
+
+def test_request_pairs_are_checked_and_named():
+    spec = ImageSpec(max_bytes=200)
+    png = {"b64": base64.b64encode(encode_png(np.zeros((4, 4), dtype=np.uint8))).decode()}
+    pairs = pairs_from_instances([{"a": png, "b": [[0, 255], [1, 2]]}], spec, 4)
+    assert [(a.shape, b.shape) for a, b in pairs] == [((4, 4, 1), (2, 2, 1))]
+    cases = [
+        ([png], "instances[0]", "a pair is"),
+        ([{"a": png}], "instances[0]", "got ['a']"),
+        ([{"a": png, "b": png}, {"a": png, "b": {"b64": "@@"}}], "instances[1].b.b64", "not valid base64"),
+        ([{"a": [[-1]], "b": png}], "instances[0].a", "0 to 255"),
+        ([], "instances", "must not be empty"),
+    ]
+    for instances, field, says in cases:
+        with pytest.raises(InvalidInput) as info:
+            pairs_from_instances(instances, spec, 4)
         assert info.value.field == field and says in info.value.message

@@ -13,9 +13,9 @@ from components.training.metric_losses import (
     batch_hard_triplet_loss,
     contrastive_loss,
     pairwise_squared_distances,
-    sample_triplets,
     triplet_loss,
 )
+from components.evaluation.verification import sample_triplets
 
 
 def test_triplet_loss_by_hand():

@@ -114,3 +114,34 @@ def test_assign_splits_kfold_rotates_validation() -> None:
 def test_assign_splits_stratify_needs_target() -> None:
     with pytest.raises(ValueError, match=r"split.stratify needs the target column 'label'"):
         assign_splits(_bronze(10), SplitConfig(stratify=True), "label")
+
+
+def test_a_class_split_holds_whole_labels_out_of_training() -> None:
+    df = _bronze(90)  # labels 0, 1, 2, 30 rows each
+    split = SplitConfig(method="classes", held_out=[1, 2], ratios={"train": 0.5, "val": 0.3, "test": 0.2}, seed=4)
+    assigned = df.with_columns(assign_splits(df, split, "target"))
+    per_class = assigned.group_by("target", "_split").len().sort("target", "_split").rows()
+    # label 0 trains; 1 and 2 never do, and share their rows val : test = 0.3 : 0.2, per label
+    assert per_class == [(0, "train", 30), (1, "test", 12), (1, "val", 18), (2, "test", 12), (2, "val", 18)]
+    shuffled = assigned.sample(fraction=1.0, shuffle=True, seed=3)
+    assert assign_splits(shuffled.drop("_split"), split, "target").to_list() == shuffled["_split"].to_list()
+
+
+@pytest.mark.parametrize(("held_out", "says"), [
+    ([1, 7], r"split.held_out names labels the data does not have: \['7'\]"),
+    ([0, 1, 2], r"leaves no label to train on"),
+])
+def test_a_class_split_names_bad_labels(held_out, says) -> None:
+    with pytest.raises(ValueError, match=says):
+        assign_splits(_bronze(30), SplitConfig(method="classes", held_out=held_out), "target")
+
+
+@pytest.mark.parametrize(("fields", "says"), [
+    ({"method": "classes"}, "method classes needs held_out"),
+    ({"held_out": [1, 2]}, "held_out is for method classes; method is 'holdout'"),
+    ({"method": "classes", "held_out": [1]}, "at least 2 items"),
+    ({"method": "classes", "held_out": [1, 2], "ratios": {"train": 0.9, "val": 0.1, "test": 0.0}}, "both must be > 0"),
+])
+def test_a_class_split_config_is_checked(fields, says) -> None:
+    with pytest.raises(ValueError, match=says):
+        SplitConfig(**fields)

@@ -14,14 +14,10 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from components.evaluation.verification import choose_threshold, make_pairs, pair_distances, verification_metrics
+from components.evaluation.verification import label_verification
 from components.training.metric_losses import batch_all_triplet_loss, batch_hard_triplet_loss, contrastive_loss
 from components.training.stepper import Stepper
 from components.training.tasks.base import Batch, Sums, TrainingTask, as_numpy
-
-VALIDATION_PAIRS = 2000
-_PAIR_SEED = 0  # the same validation pairs every epoch, so epochs compare
-
 
 class MetricLearning(TrainingTask):
     @property
@@ -62,19 +58,9 @@ class MetricLearning(TrainingTask):
         count = int(sums.get("count", 0))
         if count == 0:
             return {"loss": float("nan"), "rows": 0}
-        scores = verification(arrays["embeddings"], arrays["labels"], threshold=None)
+        scores = label_verification(arrays["embeddings"], arrays["labels"], threshold=None)
         return {"loss": sums["loss"] / count, "rows": count, **scores}
 
     def predict(self, output: torch.Tensor) -> dict[str, torch.Tensor]:
         return {"embedding": output.float()}
 
-
-def verification(embeddings: np.ndarray, labels: np.ndarray, threshold: float | None) -> dict[str, float]:
-    """One-shot verification on balanced pairs drawn from `labels`: at `threshold`, or at
-    the best threshold for these pairs when None (then reported as `threshold`)."""
-    idx_a, idx_b, same = make_pairs(labels, VALIDATION_PAIRS, np.random.default_rng(_PAIR_SEED))
-    distances = pair_distances(embeddings[idx_a], embeddings[idx_b])
-    chosen = choose_threshold(distances, same)[0] if threshold is None else threshold
-    scores = verification_metrics(distances, same, chosen)
-    return {"accuracy": scores["accuracy"], "threshold": chosen, "true_accept_rate": scores["true_accept_rate"],
-            "false_accept_rate": scores["false_accept_rate"], "f1": scores["f1"]}
