@@ -206,3 +206,27 @@ def serving_child(
     finally:
         proc.stdin.close()  # the child shuts Serve and its Ray down and exits
         stop(proc, 60)
+
+
+@contextmanager
+def plain_server(bundle_dir: Path, name: str, version: str) -> Iterator[tuple[str, subprocess.Popen]]:
+    """`_plain_server.py` serving the bundle on a free port; yield (base URL, process) once it
+    answers, and stop it on exit. Its output goes to plain_server.log beside the bundle."""
+    port = free_port()
+    cmd = [
+        sys.executable, str(Path(__file__).resolve().parent / "_plain_server.py"),
+        "--bundle", str(bundle_dir), "--name", name, "--version", version, "--port", str(port),
+    ]
+    log = Path(bundle_dir).parent / "plain_server.log"
+    with log.open("wb") as sink:
+        proc = subprocess.Popen(cmd, stdout=sink, stderr=subprocess.STDOUT)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        try:
+            wait_ready(f"{base}/healthz", 60.0, proc)
+        except (RuntimeError, TimeoutError) as exc:
+            raise RuntimeError(f"{exc}; its output:\n{log.read_text()[-3000:]}") from exc
+        yield base, proc
+    finally:
+        proc.terminate()
+        stop(proc, 15)

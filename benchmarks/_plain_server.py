@@ -1,7 +1,9 @@
-"""The baseline for serve_overhead.py: one bundle behind plain FastAPI + uvicorn.
+"""The baseline for serve_overhead.py and image_serving.py: one bundle behind plain FastAPI + uvicorn.
 
-One process, no batching: each request is validated with `frame_from_records` and answered
-with `Bundle.predict`, with the same request and response bodies as the Ray Serve gateway.
+One process, no batching: each request is validated as the Serve `ModelServer` validates it
+(`frame_from_records` for a table's rows, `images_from_instances` for an image model's
+instances) and answered with `Bundle.predict`, with the same request and response bodies
+as the Ray Serve gateway.
 
     .venv/bin/python benchmarks/_plain_server.py --bundle DIR --name NAME --version V --port PORT
 """
@@ -9,32 +11,46 @@ with `Bundle.predict`, with the same request and response bodies as the Ray Serv
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
+import numpy as np
+import polars as pl
 import torch
 import uvicorn
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 
 from components.artifacts.bundle import load_bundle
+from components.data.image_requests import images_from_instances
 from components.data.schema import InvalidInput, frame_from_records
 from serving.schemas import ErrorBody, PredictRequest, PredictResponse
 
 
 def make_app(bundle_dir: str, name: str, version: str, max_instances: int) -> FastAPI:
     bundle = load_bundle(bundle_dir)
-    schema = bundle.features.schema
+    features = bundle.features
     app = FastAPI(title="plain baseline")
+
+    # The check ModelServer._validated makes, so both sides do the same work per request.
+    def validated(instances: list[Any]) -> pl.DataFrame | list[np.ndarray]:
+        if features.modality == "image":
+            return images_from_instances(instances, features.spec, max_instances)
+        return frame_from_records(instances, features.schema, max_instances)
 
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    @app.post("/v1/models/{model}:predict", response_model=PredictResponse, responses={422: {"model": ErrorBody}})
+    # exclude_none as the Gateway's route: its body has no `members`/`degraded` keys for a single model
+    @app.post(
+        "/v1/models/{model}:predict", response_model=PredictResponse, response_model_exclude_none=True,
+        responses={422: {"model": ErrorBody}},
+    )
     async def predict(model: str, body: PredictRequest):
         if model != name:
             return JSONResponse(status_code=404, content=ErrorBody(error=f"model {model!r} is not served", field="name").model_dump())
         try:
-            rows = frame_from_records(body.instances, schema, max_instances)
+            rows = validated(body.instances)
         except InvalidInput as exc:
             return JSONResponse(status_code=422, content=ErrorBody(error=exc.message, field=exc.field).model_dump())
         return {"predictions": bundle.predict(rows), "model_name": name, "model_version": version}

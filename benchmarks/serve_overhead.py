@@ -30,12 +30,12 @@ import asyncio
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -47,10 +47,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import process_tree_cpu, table, write_section  # noqa: E402
 from _load import (  # noqa: E402
     ACCESS_LINE, Measured, drive, free_port, health,
-    serve_until_stdin_closes, serving_child, stop, wait_ready,
+    plain_server, serve_until_stdin_closes, serving_child, wait_ready,
 )
 
-from components.artifacts.bundle import load_bundle, save_bundle  # noqa: E402
+from components.artifacts.bundle import Bundle, load_bundle, save_bundle  # noqa: E402
 from components.artifacts.registry import register_bundle  # noqa: E402
 from components.artifacts.tracking import end_run, start_run, use_tracking  # noqa: E402
 from components.config import PreprocessConfig, ProfileConfig, SchemaConfig, SplitConfig, TrainingConfig  # noqa: E402
@@ -123,25 +123,27 @@ def train_bundle(root: Path, epochs: int = 30) -> tuple[Path, dict[str, Any], fl
     return bundle_dir, instance, accuracy
 
 
-def register(bundle_dir: Path, root: Path, accuracy: float) -> tuple[str, str]:
-    """Register the bundle as `MODEL`@champion in a new sqlite store; return (tracking uri, version)."""
+def register(bundle_dir: Path, root: Path, accuracy: float, name: str = MODEL) -> tuple[str, str]:
+    """Register the bundle as `name`@champion in a new sqlite store; return (tracking uri, version)."""
     tracking_uri = f"sqlite:///{root / 'mlflow.db'}"
-    experiment_id = use_tracking(tracking_uri, "serve-overhead", str(root / "mlartifacts"))
-    run_id = start_run(experiment_id, "serve-overhead", {})
-    registration = register_bundle(MODEL, bundle_dir, run_id=run_id, metric="val_accuracy", value=accuracy, mode="max")
+    experiment_id = use_tracking(tracking_uri, name, str(root / "mlartifacts"))
+    run_id = start_run(experiment_id, name, {})
+    registration = register_bundle(name, bundle_dir, run_id=run_id, metric="val_accuracy", value=accuracy, mode="max")
     end_run(run_id)
     assert registration.champion, registration
     return tracking_uri, registration.version
 
 
-def in_process_costs(bundle_dir: Path, instance: dict[str, Any], repeats: int = 300) -> dict[str, float]:
-    """Median milliseconds of the per-request model work, without any server."""
+def in_process_costs(bundle_dir: Path, instance: Any, repeats: int = 300,
+                     check: Callable[[Bundle, Any], Any] | None = None) -> dict[str, float]:
+    """Median milliseconds of the per-request model work, without any server: `check`
+    (the request check the servers run; tables: `frame_from_records`) and `Bundle.predict`."""
     bundle = load_bundle(bundle_dir)
-    schema = bundle.features.schema
+    check = check or (lambda b, one: frame_from_records([one], b.features.schema, 1024))
     validate, predict = [], []
     for _ in range(repeats):
         t0 = time.perf_counter()
-        rows = frame_from_records([instance], schema, 1024)
+        rows = check(bundle, instance)
         t1 = time.perf_counter()
         bundle.predict(rows)
         t2 = time.perf_counter()
@@ -173,8 +175,8 @@ class Run:
     c1_logged: dict[str, float] | None = None  # see serve_log_breakdown
 
 
-async def _measure(base_url: str, body: bytes, load: Load, server_pid: int) -> Run:
-    url = f"{base_url}/v1/models/{MODEL}:predict"
+async def _measure(base_url: str, body: bytes, load: Load, server_pid: int, model: str) -> Run:
+    url = f"{base_url}/v1/models/{model}:predict"
     bodies = [body]
     limits = httpx.Limits(max_connections=32, max_keepalive_connections=32)
     async with httpx.AsyncClient(limits=limits, timeout=30.0) as client:
@@ -188,8 +190,9 @@ async def _measure(base_url: str, body: bytes, load: Load, server_pid: int) -> R
     return Run(c1, c16, healthz)
 
 
-def measure(base_url: str, body: bytes, load: Load, server_pid: int) -> Run:
-    return asyncio.run(_measure(base_url, body, load, server_pid))
+def measure(base_url: str, body: bytes, load: Load, server_pid: int, model: str = MODEL) -> Run:
+    """c=1 then c=16 closed-loop load of one request body against `model`'s :predict."""
+    return asyncio.run(_measure(base_url, body, load, server_pid, model))
 
 
 # ---------------------------------------------------------------------------- CPU per process
@@ -254,25 +257,9 @@ def serve_log_breakdown(session_dir: str, tag: str) -> dict[str, float] | None:
 
 
 def run_plain(bundle_dir: Path, version: str, body: bytes, load: Load) -> tuple[Run, dict[str, Any]]:
-    port = free_port()
-    cmd = [
-        sys.executable, str(HERE / "_plain_server.py"),
-        "--bundle", str(bundle_dir), "--name", MODEL, "--version", version, "--port", str(port),
-    ]
-    log = bundle_dir.parent / "plain_server.log"
-    with log.open("wb") as sink:
-        proc = subprocess.Popen(cmd, stdout=sink, stderr=subprocess.STDOUT)
-    try:
-        base = f"http://127.0.0.1:{port}"
-        try:
-            wait_ready(f"{base}/healthz", 60.0, proc)
-        except (RuntimeError, TimeoutError) as exc:
-            raise RuntimeError(f"{exc}; its output:\n{log.read_text()[-3000:]}") from exc
+    with plain_server(bundle_dir, MODEL, version) as (base, proc):
         answer = one_answer(base, body)
         return measure(base, body, load, proc.pid), answer
-    finally:
-        proc.terminate()
-        stop(proc, 15)
 
 
 @dataclass(frozen=True)
