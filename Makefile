@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup run test test-unit bench clean
+.PHONY: setup run test test-unit test-examples bench clean
 
 # torch first, pinned to the CPU build: anything else lets pip pull several GB of CUDA.
 $(STAMP): pyproject.toml
@@ -30,6 +30,10 @@ test: setup
 test-unit: setup
 	$(BIN)/python -m pytest tests/unit
 
+## test-examples: every conf/pipelines example with --smoke 4, held at its stated quality (~10 min)
+test-examples: setup
+	$(BIN)/python -m pytest tests/e2e/test_examples.py -m examples
+
 bench: setup
 	$(BIN)/python benchmarks/train_overhead.py
 	$(BIN)/python benchmarks/xgboost_overhead.py
@@ -37,6 +41,8 @@ bench: setup
 	$(BIN)/python benchmarks/ensemble_serving.py
 	$(BIN)/python benchmarks/accuracy_parity.py
 	$(BIN)/python benchmarks/cnn_overhead.py
+	$(BIN)/python benchmarks/image_serving.py
+	$(BIN)/python benchmarks/cnn_quality.py
 
 clean:
 	rm -rf .rayline

@@ -19,6 +19,7 @@ from components.training.metric_losses import batch_all_triplet_loss, batch_hard
 from components.training.stepper import Stepper
 from components.training.tasks.base import Batch, Sums, TrainingTask, as_numpy
 
+
 class MetricLearning(TrainingTask):
     @property
     def settings(self) -> object:
@@ -63,4 +64,3 @@ class MetricLearning(TrainingTask):
 
     def predict(self, output: torch.Tensor) -> dict[str, torch.Tensor]:
         return {"embedding": output.float()}
-
