@@ -1,12 +1,13 @@
-"""LeNet-5 quality: transfer learning against training from scratch on a small budget, and
-accuracy under FGSM / PGD attack with and without adversarial training.
+"""CNN quality: transfer learning against training from scratch on a small budget, accuracy
+under FGSM / PGD attack with and without adversarial training, and one-shot verification of
+digits never trained on.
 
-Two side-by-side measurements in one run, with the project's own code and no Ray: every
-model is trained by `train_model`, the loop Ray Train runs in production, in this process
-under the project's `ArraySession` (in-memory arrays; what Ray changes is where the loop
-runs, not what it computes). Settings are read from the pipeline configs themselves,
-conf/pipelines/mnist_cnn.yaml and conf/pipelines/mnist_transfer.yaml (`load_pipeline`), so
-the benchmark follows them when they change.
+Three measurements in one run, with the project's own code and no Ray: every model is
+trained by `train_model`, the loop Ray Train runs in production, in this process under the
+project's `ArraySession` (in-memory arrays; what Ray changes is where the loop runs, not
+what it computes). Settings are read from the pipeline configs themselves,
+conf/pipelines/mnist_cnn.yaml, mnist_transfer.yaml and mnist_siamese.yaml (`load_pipeline`),
+so the benchmark follows them when they change.
 
 Data, for each config: its `source` landed by `write_bundled_images` (mnist: the 5,000
 bundled MNIST digits; digits: scikit-learn's 8x8 UCI digits, the first `source.limit`),
@@ -14,7 +15,7 @@ read by `read_npz`, split and fitted by `prepare_images` with the config's `spli
 `images` (the digits resized to 28x28 grey), written by `write_silver` into a throwaway
 `Lake`, and read back as arrays with `split_arrays`, the decoder the bundle uses.
 
-    .venv/bin/python benchmarks/cnn_quality.py [--seeds 10] [--mnist-seeds 2] [--no-write]
+    .venv/bin/python benchmarks/cnn_quality.py [--seeds 10] [--mnist-seeds 2] [--siamese-seeds 2] [--no-write]
 
 1. Transfer. LeNet-5 is trained on MNIST as mnist_cnn.yaml says (model, training,
    augmentation; no tuning: the configured learning rate); its last checkpoint's weights
@@ -35,6 +36,17 @@ read by `read_npz`, split and fitted by `prepare_images` with the config's `spli
    in pixel units, clamped to valid images. A stronger PGD (`--strong-pgd-steps`, 20) at the
    largest eps checks that robustness measured with the pipeline's 5 steps is not an
    artefact of a weak attack.
+3. One-shot verification. mnist_siamese.yaml's Siamese network (model and training) is
+   trained per `training.seed` (`--siamese-seeds`) on the digits its class split keeps for
+   training; the held-out digits are the val and test splits. Each trained model is judged
+   by `verification_report`, the function the register step calls for embedding models, on
+   the test split's pairs at the last report's `val_threshold` (the threshold a bundle keeps
+   and serves with). Two baselines are judged the same way, with the threshold
+   `label_verification(..., threshold=None)` chooses on the val split's pairs: the untrained
+   network of each seed (its weights before the first step) and the raw pixels (the
+   processor-normalised inputs flattened and scaled to unit length, so distances lie in
+   [0, 2] as the embeddings' do). Expected: trained > raw pixels, and trained >= the
+   config's `registry.gates.test_accuracy.min`.
 
 Everything runs with torch.set_num_threads(1) (`--threads`), as a 1-CPU Ray Train worker does.
 """
@@ -48,13 +60,14 @@ import statistics
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 from safetensors.torch import load_file
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -68,9 +81,11 @@ from components.data.images import ImageSpec, read_npz, write_bundled_images  # 
 from components.data.lake import Lake  # noqa: E402
 from components.data.modalities.info import DataInfo  # noqa: E402
 from components.data.silver import SilverSnapshot, split_arrays, write_silver  # noqa: E402
-from components.evaluation.report import evaluation_report  # noqa: E402
+from components.evaluation.report import evaluation_report, verification_report  # noqa: E402
 from components.evaluation.robustness import pixel_statistics  # noqa: E402
 from components.evaluation.scoring import score  # noqa: E402
+from components.evaluation.verification import PAIRS, embed, label_verification  # noqa: E402
+from components.models import build, training_task  # noqa: E402
 from components.training.array_session import ArraySession  # noqa: E402
 from components.training.checkpoint import MODEL_FILE  # noqa: E402
 from components.training.loop import loop_config, train_model  # noqa: E402
@@ -79,16 +94,21 @@ from components.training.transfer import HEAD, pretrained_init  # noqa: E402
 ROOT = Path(__file__).resolve().parent.parent
 PRETRAIN_YAML = ROOT / "conf" / "pipelines" / "mnist_cnn.yaml"
 TRANSFER_YAML = ROOT / "conf" / "pipelines" / "mnist_transfer.yaml"
+SIAMESE_YAML = ROOT / "conf" / "pipelines" / "mnist_siamese.yaml"
+GATE = "test_accuracy"  # the Siamese config's gate this benchmark checks the trained models against
 # the digits models: mnist_transfer.yaml as it is, without `init_from`, and two other
 # `init_from` settings that bracket it (every pretrained layer frozen; none, at the full rate)
 TRANSFER, SCRATCH, HEAD_ONLY, NOTHING_FROZEN = "transfer", "scratch", "transfer, head only", "transfer, nothing frozen"
+# the embeddings judged on the held-out digits' pairs
+TRAINED, UNTRAINED, PIXELS = "siamese, trained", "siamese, untrained", "raw pixels, unit length"
 
 Splits = dict[str, tuple[np.ndarray, np.ndarray]]
 
 
 @dataclass
 class Run:
-    """One `train_model` call and the test accuracy of the model it left."""
+    """One `train_model` call and the test accuracy of the model it left (all its test
+    metrics, `test_`-prefixed, in `test_metrics`)."""
 
     label: str
     seed: int
@@ -97,6 +117,7 @@ class Run:
     weights: Path
     seconds: float
     test_accuracy: float
+    test_metrics: dict[str, float] = field(default_factory=dict)
 
     @property
     def epochs(self) -> int:
@@ -121,6 +142,27 @@ class Attacked:
     run: Run
     metrics: dict[str, float]
     seconds: float
+
+
+@dataclass
+class Verified:
+    """An embedding judged on pairs: the threshold chosen on the val split's pairs and the
+    val accuracy there, and `verification_report`'s test metrics at that threshold."""
+
+    label: str
+    seed: int | None
+    threshold: float
+    val_accuracy: float
+    test: dict[str, float]
+    run: Run | None = None  # the training behind a trained embedding
+
+
+class _Pixels(nn.Module):
+    """The raw-pixel "embedding": the inputs flattened and scaled to unit length, so its
+    distances share the [0, 2] range of a Siamese embedding and a threshold means the same."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.normalize(x.flatten(1), dim=1)  # (B, C*H*W)
 
 
 class _KeptSession(ArraySession):
@@ -166,7 +208,9 @@ def arrays(snapshot: SilverSnapshot) -> Splits:
 
 
 def train(label: str, config: dict[str, Any], splits: Splits, info: DataInfo, workdir: Path) -> Run:
-    """`train_model(config)` under an in-memory session; the trained model scored on test."""
+    """`train_model(config)` under an in-memory session; the trained model scored on test
+    as the register step scores its bundle: `score` for classifiers, `verification_report` at
+    the last report's `val_threshold` for embedding models."""
     seed = int(config["training"]["seed"])
     keep = workdir / f"{re.sub(r'[^a-z0-9]+', '-', label)}-seed{seed}.{MODEL_FILE}"
     session = _KeptSession(splits, keep)
@@ -176,9 +220,29 @@ def train(label: str, config: dict[str, Any], splits: Splits, info: DataInfo, wo
     model = session.model
     assert model is not None and keep.is_file(), "train_model reported no checkpoint"
     x, y = splits["test"]
-    accuracy = score(model, x, y, info.task, info.out_features)["accuracy"]
+    if training_task(config["model"]) == "metric_learning":
+        metrics = verification_report(model, x, y, float(history[-1]["val_threshold"])).metrics
+    else:
+        metrics = {f"test_{k}": float(v) for k, v in score(model, x, y, info.task, info.out_features).items()}
+    accuracy = metrics["test_accuracy"]
     print(f"  {label}, seed {seed}: test accuracy {accuracy:.4f}, {len(history)} epochs, {seconds:.1f} s", flush=True)
-    return Run(label, seed, history, model, keep, seconds, float(accuracy))
+    return Run(label, seed, history, model, keep, seconds, float(accuracy), metrics)
+
+
+def verified(label: str, model: nn.Module, splits: Splits, seed: int | None = None) -> Verified:
+    """`model`'s embeddings judged as the pipeline judges a Siamese model, with the threshold
+    chosen on the val split's pairs by the call the loop's validation makes."""
+    x, y = splits["val"]
+    val = label_verification(embed(model, x), y, threshold=None)
+    x, y = splits["test"]
+    report = verification_report(model, x, y, val["threshold"])
+    return Verified(label, seed, val["threshold"], val["accuracy"], report.metrics)
+
+
+def untrained(config: dict[str, Any]) -> nn.Module:
+    """The network `train_model(config)` starts from: seeded and built as the loop does it."""
+    torch.manual_seed(int(config["training"]["seed"]))
+    return build(config["model"])
 
 
 def attacked(model: nn.Module, splits: Splits, info: DataInfo, evaluation: EvaluationConfig) -> dict[str, float]:
@@ -218,6 +282,8 @@ def main() -> int:
                         help="training.adversarial.attack of each adversarially trained model")
     parser.add_argument("--adv-eps", type=float, default=0.1, help="training.adversarial.eps, pixel units")
     parser.add_argument("--strong-pgd-steps", type=int, default=20, help="the extra PGD at the largest eps")
+    parser.add_argument("--siamese-seeds", type=int, default=2,
+                        help="training seeds of mnist_siamese.yaml's network (each with its untrained baseline)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads")
     parser.add_argument("--no-write", action="store_true", help="print only; leave RESULTS.md alone")
     args = parser.parse_args()
@@ -225,6 +291,8 @@ def main() -> int:
         parser.error(f"--seeds must be >= 2 to show a spread, got {args.seeds}")
     if args.mnist_seeds < 1:
         parser.error(f"--mnist-seeds must be >= 1, got {args.mnist_seeds}")
+    if args.siamese_seeds < 1:
+        parser.error(f"--siamese-seeds must be >= 1, got {args.siamese_seeds}")
 
     torch.set_num_threads(args.threads)
     started = time.perf_counter()
@@ -237,16 +305,24 @@ def main() -> int:
         raise RuntimeError(f"{PRETRAIN_YAML.name}: evaluation.attacks is empty: no attacks to measure")
     strong = EvaluationConfig(visual=False, attacks=["pgd"], eps=[max(evaluation.eps)],
                               pgd_steps=args.strong_pgd_steps, seed=evaluation.seed)
+    sia_cfg = load_pipeline(SIAMESE_YAML)
+    gate = sia_cfg.registry.gates.get(GATE)
+    if gate is None or gate.min is None:
+        raise RuntimeError(f"{SIAMESE_YAML.name}: registry.gates.{GATE}.min is not set: no gate to check against")
 
     with tempfile.TemporaryDirectory(prefix="rayline-bench-cnnq-") as tmp_name:
         tmp = Path(tmp_name)
         t0 = time.perf_counter()
         mnist_snap, digits_snap = silver(pre_cfg, tmp / "mnist"), silver(tr_cfg, tmp / "digits")
-        mnist, digits = arrays(mnist_snap), arrays(digits_snap)
+        sia_snap = silver(sia_cfg, tmp / "siamese")
+        mnist, digits, pairs = arrays(mnist_snap), arrays(digits_snap), arrays(sia_snap)
         mnist_info, digits_info = mnist_snap.features.info, digits_snap.features.info
+        sia_info = sia_snap.features.info
         prep_s = time.perf_counter() - t0
-        rows = {name: {s: len(d[s][1]) for s in d} for name, d in (("mnist", mnist), ("digits", digits))}
-        print(f"data: MNIST {rows['mnist']}, digits {rows['digits']} ({prep_s:.1f} s)", flush=True)
+        rows = {name: {s: len(d[s][1]) for s in d}
+                for name, d in (("mnist", mnist), ("digits", digits), ("siamese", pairs))}
+        print(f"data: MNIST {rows['mnist']}, digits {rows['digits']}, MNIST by class {rows['siamese']} "
+              f"({prep_s:.1f} s)", flush=True)
 
         # ---- the MNIST models: the normal one is also the source of transfer
         pre_model = pre_cfg.model.model_dump(include={"kind", "params"})
@@ -295,22 +371,41 @@ def main() -> int:
                 metrics = {**attacked(run.model, mnist, mnist_info, evaluation),
                            **{f"strong.{k}": v for k, v in attacked(run.model, mnist, mnist_info, strong).items()}}
                 attacks.setdefault(label, []).append(Attacked(run, metrics, time.perf_counter() - t1))
+
+        # ---- 3. one-shot verification on the held-out digits
+        sia_model = sia_cfg.model.model_dump(include={"kind", "params"})
+        sia_augment = sia_cfg.images.augment if sia_cfg.images is not None else None
+        verification: dict[str, list[Verified]] = {TRAINED: [], UNTRAINED: []}
+        for i in range(args.siamese_seeds):
+            training = {**sia_cfg.training.model_dump(), "seed": sia_cfg.training.seed + i}
+            print(f"MNIST by class, mnist_siamese.yaml, seed {training['seed']} ...", flush=True)
+            config = loop_config(sia_model, training, sia_info, sia_augment)
+            run = train(TRAINED, config, pairs, sia_info, tmp)
+            threshold = float(run.history[-1]["val_threshold"])  # what the bundle keeps and serves with
+            verification[TRAINED].append(
+                Verified(TRAINED, run.seed, threshold, run.val_accuracy, run.test_metrics, run))
+            verification[UNTRAINED].append(verified(UNTRAINED, untrained(config), pairs, run.seed))
+        verification[PIXELS] = [verified(PIXELS, _Pixels(), pairs)]
+        rechosen = [label_verification(embed(v.run.model, pairs["val"][0]), pairs["val"][1], None)["threshold"]
+                    for v in verification[TRAINED] if v.run is not None]
     total_s = time.perf_counter() - started
 
-    body = _report(args, pre_cfg, tr_cfg, rows, digit_runs, frozen_ok, attacks, adv_settings, evaluation, inits,
-                   prep_s, total_s)
+    held_out = sorted({sia_info.classes[c] for split in ("val", "test") for c in np.unique(pairs[split][1])})
+    body = _report(args, pre_cfg, tr_cfg, sia_cfg, rows, digit_runs, frozen_ok, attacks, adv_settings, evaluation,
+                   inits, verification, rechosen, held_out, prep_s, total_s)
     print(body)
     if not args.no_write:
-        title = "LeNet-5 quality: transfer vs scratch, adversarial training (cnn_quality.py)"
+        title = "CNN quality: transfer vs scratch, adversarial training, one-shot verification (cnn_quality.py)"
         write_section("cnn_quality", title, body)
         print("wrote benchmarks/RESULTS.md")
     return 0
 
 
-def _report(args: argparse.Namespace, pre_cfg: PipelineConfig, tr_cfg: PipelineConfig, rows: dict[str, dict[str, int]],
-            digit_runs: dict[str, list[Run]], frozen_ok: list[bool], attacks: dict[str, list[Attacked]],
-            adv_settings: dict[str, dict[str, Any]], evaluation: EvaluationConfig, inits: dict[str, InitFrom],
-            prep_s: float, total_s: float) -> str:
+def _report(args: argparse.Namespace, pre_cfg: PipelineConfig, tr_cfg: PipelineConfig, sia_cfg: PipelineConfig,
+            rows: dict[str, dict[str, int]], digit_runs: dict[str, list[Run]], frozen_ok: list[bool],
+            attacks: dict[str, list[Attacked]], adv_settings: dict[str, dict[str, Any]], evaluation: EvaluationConfig,
+            inits: dict[str, InitFrom], verification: dict[str, list[Verified]], rechosen: list[float],
+            held_out: list[str], prep_s: float, total_s: float) -> str:
     """The RESULTS.md section: verdicts, tables, notes."""
     transfer, scratch = digit_runs[TRANSFER], digit_runs[SCRATCH]
     n_train, n_test = rows["digits"]["train"], rows["digits"]["test"]
@@ -407,7 +502,45 @@ def _report(args: argparse.Namespace, pre_cfg: PipelineConfig, tr_cfg: PipelineC
             f"{mean('normal', 'clean'):.4f}): {'a cost' if clean < 0 else 'no cost in this run'} |"
         )
 
+    # ---- 3. verification
+    sia_rows = rows["siamese"]
+    gate = sia_cfg.registry.gates[GATE].min
+    assert gate is not None, "main checks the gate before training"
+
+    def epochs_text(v: Verified) -> str:
+        return "" if v.run is None else f"{v.run.epochs} ({v.run.best_epoch})"
+
+    verification_table = table(
+        ["embedding", "training.seed", "epochs run (best)", "train s", "threshold (chosen on val)", "val acc",
+         "test acc", "test true accept rate", "test false accept rate", "test f1"],
+        [[v.label, "" if v.seed is None else v.seed, epochs_text(v), "" if v.run is None else f"{v.run.seconds:.1f}",
+          f"{v.threshold:.4f}", f"{v.val_accuracy:.4f}", f"**{v.test['test_accuracy']:.4f}**",
+          f"{v.test['test_true_accept_rate']:.4f}", f"{v.test['test_false_accept_rate']:.4f}",
+          f"{v.test['test_f1']:.4f}"]
+         for group in verification.values() for v in group],
+    )
+    trained, pixels = verification[TRAINED], verification[PIXELS][0]
+    v_accs = [v.test["test_accuracy"] for v in trained]
+    v_mean, v_lo, v_hi = _stats(v_accs)
+    px = pixels.test["test_accuracy"]
+    over = "" if len(trained) == 1 else f", mean over {len(trained)} seeds"
+    ahead = sum(a > px for a in v_accs)
+    passed = sum(a >= gate for a in v_accs)
+    per_seed_text = ", ".join(f"seed {v.seed} {a:.4f}" for v, a in zip(trained, v_accs))
+    verification_verdicts = [
+        f"| siamese trained > raw pixels: mnist_siamese.yaml's network, pairs of the held-out digits "
+        f"{', '.join(held_out)}, test accuracy at the val threshold{over} | "
+        f"{'**held**' if v_mean > px else '**did not hold**'}: {v_mean:.4f} vs {px:.4f} "
+        f"({(v_mean - px) * 100:+.1f} points); trained ahead on {ahead} of {len(trained)} seeds "
+        f"({per_seed_text}) |",
+        f"| siamese trained >= registry.gates.{GATE}.min {gate:g}, every seed (each would be a bundle facing "
+        "the gate) | "
+        f"{'**held**' if passed == len(trained) else '**did not hold**'}: {passed} of {len(trained)} seeds "
+        f"at or above it (range {v_lo:.4f}-{v_hi:.4f}) |",
+    ]
+
     tr_training, pre_training = tr_cfg.training, pre_cfg.training
+    sia_training = sia_cfg.training
     summary = (
         f"Data: MNIST as conf/pipelines/mnist_cnn.yaml lands and splits it ({rows['mnist']['train']:,} train / "
         f"{rows['mnist']['val']:,} val / {n_mnist_test:,} test, 28x28 grey); the UCI 8x8 digits as "
@@ -419,8 +552,16 @@ def _report(args: argparse.Namespace, pre_cfg: PipelineConfig, tr_cfg: PipelineC
         f"shift/rotate augmentation), training.seed {_seeds(pre_training.seed, args.mnist_seeds)}. Digits models: "
         f"mnist_transfer.yaml's training (at most {tr_training.epochs} epochs, batch {tr_training.batch_size}, "
         f"{tr_training.optimizer.name} lr {tr_training.optimizer.lr:g}, early stopping on val_accuracy), "
-        f"training.seed {_seeds(tr_training.seed, args.seeds)}. Whole run {total_s:.0f} s.\n\n"
-        "| expectation | verdict |\n|---|---|\n" + "\n".join([transfer_verdict, *adv_verdicts]) + "\n"
+        f"training.seed {_seeds(tr_training.seed, args.seeds)}. Siamese models: the MNIST digits as "
+        f"conf/pipelines/mnist_siamese.yaml splits them by class ({sia_rows['train']:,} train images of the other "
+        f"digits; the held-out {', '.join(held_out)} shared {sia_rows['val']:,} val / {sia_rows['test']:,} test), its "
+        f"model ({sia_cfg.model.kind}) and training (at most {sia_training.epochs} epochs, batch "
+        f"{sia_training.batch_size}, "
+        f"{sia_training.optimizer.name} lr {sia_training.optimizer.lr:g}, early stopping on "
+        f"{sia_training.early_stopping.metric if sia_training.early_stopping else 'nothing'}), "
+        f"training.seed {_seeds(sia_training.seed, args.siamese_seeds)}. Whole run {total_s:.0f} s.\n\n"
+        "| expectation | verdict |\n|---|---|\n"
+        + "\n".join([transfer_verdict, *adv_verdicts, *verification_verdicts]) + "\n"
     )
     return (
         f"{summary}\n### 1. Transfer from MNIST vs from scratch, {n_train} training digits "
@@ -429,7 +570,11 @@ def _report(args: argparse.Namespace, pre_cfg: PipelineConfig, tr_cfg: PipelineC
         f"### 2. MNIST test accuracy under attack ({n_mnist_test} test digits; eps in pixel units, a fraction of "
         f"0..255; mnist_cnn.yaml's evaluation section, PGD from random starts seeded {evaluation.seed})\n\n"
         f"{attack_table}\n\n"
-        + "\n".join([ranking, *_notes(args, attacks["normal"][0].run, frozen_ok, inits[TRANSFER], prep_s, evaluation)])
+        f"### 3. One-shot verification of digits never trained on ({', '.join(held_out)}; {sia_rows['val']} val / "
+        f"{sia_rows['test']} test images, {PAIRS:,} balanced pairs drawn from each split)\n\n"
+        f"{verification_table}\n\n"
+        + "\n".join([ranking, *_notes(args, attacks["normal"][0].run, frozen_ok, inits[TRANSFER], prep_s, evaluation),
+                     *_verification_notes(verification, rechosen)])
         + "\n"
     )
 
@@ -469,7 +614,33 @@ def _notes(args: argparse.Namespace, source: Run, frozen_ok: list[bool], init: I
         f"project's `training.adversarial` (eps {args.adv_eps:g}, ratio 0.5: the first half of every augmented batch "
         "replaced by attacks on the model being trained; PGD 3 steps) on the same config; early stopping watches "
         "clean val_accuracy, as in the pipeline, so the models may train for different numbers of epochs.",
-        f"- Preparing both data sets (land, split, fit, write silver, decode) took {prep_s:.1f} s.",
+        f"- Preparing the three data sets (land, split, fit, write silver, decode) took {prep_s:.1f} s.",
+    ]
+
+
+def _verification_notes(verification: dict[str, list[Verified]], rechosen: list[float]) -> list[str]:
+    trained = verification[TRAINED]
+    drift = max(abs(v.threshold - t) for v, t in zip(trained, rechosen))
+    given_back = "exactly" if drift == 0 else f"within {drift:.1e}"
+    net = trained[0].run.model.config if trained[0].run is not None else None
+    assert net is not None, "trained rows carry their run"
+    return [
+        "- Verification: \"same\" iff the Euclidean distance of two embeddings is at most the threshold. Every row "
+        f"is judged on the same {PAIRS:,} pairs per split (`label_pairs`, seeded: half same-digit, half different), "
+        f"drawn with replacement from the split's images, so pairs share images and one pair ({100 / PAIRS:.2f} "
+        "points) overstates the resolution. The trained models' threshold is the last report's `val_threshold` (the "
+        "epoch early stopping restored), the number a bundle keeps and `verification_report` applies in the "
+        "register step; the baselines' is chosen on the val pairs by `label_verification(..., threshold=None)`, "
+        "the call the loop's validation makes. Choosing it that way on the trained models' restored weights gives "
+        f"back the reported `val_threshold` {given_back}.",
+        f"- Training: the `metric_learning` task's {net.loss} loss ({net.mining} mining from each batch's labels, "
+        f"margin {net.margin:g}; {net.arch} trunk, embedding_dim {net.embedding_dim}) on the train split's "
+        "digits only; early stopping watches val_accuracy, the verification accuracy on the held-out digits' val "
+        "pairs, so validation picks the epoch and the threshold and the test pairs stay untouched. The untrained "
+        "row is the same spec built after `torch.manual_seed(training.seed)`, as `train_model` builds it: each "
+        "seed's starting point. Raw pixels are the inputs as the model receives them (normalised with the train "
+        "split's statistics), flattened and scaled to unit length, so their distances, like the embeddings', lie "
+        "in [0, 2].",
     ]
 
 
