@@ -67,10 +67,11 @@ from components.data.lake import Lake  # noqa: E402
 from components.data.preparation import FeatureState, prepare, raw_split  # noqa: E402
 from components.data.schema import check_rows  # noqa: E402
 from components.data.silver import SilverSnapshot, read_arrays, write_silver  # noqa: E402
-from components.evaluation.scoring import predict_arrays, score  # noqa: E402
+from components.evaluation.scoring import score  # noqa: E402
 from components.models import build  # noqa: E402
 from components.models.boosting import config_from_spec, train_params  # noqa: E402
 from components.data.modalities import tabular_info  # noqa: E402
+from components.models.outputs import predict_arrays  # noqa: E402
 from components.training.loop import loop_config  # noqa: E402
 
 DATASETS = {"iris": "classification", "wine": "classification", "breast_cancer": "classification",

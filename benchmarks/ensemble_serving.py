@@ -53,6 +53,7 @@ from _load import (  # noqa: E402
 )
 
 from components.artifacts.bundle import load_bundle, save_bundle  # noqa: E402
+from components.artifacts.checkpoint_files import write_state  # noqa: E402
 from components.artifacts.ensemble_io import MEMBERS_DIR, read_description, read_member  # noqa: E402
 from components.artifacts.registry import register_bundle  # noqa: E402
 from components.artifacts.tracking import end_run, start_run, use_tracking  # noqa: E402
@@ -63,7 +64,6 @@ from components.data.preparation import prepare, raw_split  # noqa: E402
 from components.data.schema import check_rows, frame_from_records  # noqa: E402
 from components.data.silver import write_silver  # noqa: E402
 from components.models.ensemble import member_output  # noqa: E402
-from components.training.checkpoint import write_state  # noqa: E402
 from components.training.ensemble_fit import fit_ensemble  # noqa: E402
 from components.data.modalities import tabular_info  # noqa: E402
 from components.training.loop import loop_config  # noqa: E402

@@ -11,8 +11,8 @@ from prefect import flow
 from components.artifacts.registry import Registration
 from components.data.silver import SilverSnapshot
 from components.evaluation.leaderboard import leaderboard
+from components.evaluation.outcome import TrialOutcome, best_of
 from components.training.ensemble_fit import ENSEMBLE_TRIAL
-from components.training.outcome import TrialOutcome, best_of
 from flows.deploy import deploy
 from flows.ingest import IngestReport, ingest
 from flows.preprocess import preprocess

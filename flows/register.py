@@ -15,10 +15,10 @@ from components.artifacts.bundle import load_bundle, save_bundle
 from components.artifacts.registry import Registration, check_gates, register_bundle
 from components.artifacts.tracking import end_run, log_files, log_metrics, log_trial, start_run, use_tracking
 from components.data.silver import SilverSnapshot, split_arrays
+from components.evaluation.outcome import TrialOutcome
 from components.evaluation.report import check_evaluation, evaluation_report, holdout_report, verification_report
 from components.evaluation.robustness import pixel_statistics
 from components.models import build, family
-from components.training.outcome import TrialOutcome
 from flows.workspace import Workspace
 
 

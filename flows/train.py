@@ -15,15 +15,15 @@ from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 from prefect.logging import get_run_logger
 
+from components.artifacts.checkpoint_files import MODEL_FILE
 from components.artifacts.registry import CHAMPION, download_bundle, resolve_version
 from components.data.lake import Lake
 from components.data.silver import SilverSnapshot, read_silver
+from components.evaluation.outcome import TrialOutcome, best_per_kind
 from components.models import build, family
 from components.models.summary import format_summary, summary
-from components.training.checkpoint import MODEL_FILE
 from components.training.ensemble_fit import fit_ensemble
 from components.training.loop import loop_config
-from components.training.outcome import TrialOutcome, best_per_kind
 from components.training.ray_session import SilverInputs
 from components.training.trainers import trainer_for
 from components.training.transfer import pretrained_init

@@ -27,13 +27,13 @@ from typing import Any
 import polars as pl
 import torch.nn as nn
 
+from components.artifacts.checkpoint_files import read_state
 from components.artifacts.ensemble_io import ENSEMBLE_FILE, copy_ensemble, read_ensemble
 from components.artifacts.model_files import MODEL_FILES, read_model
 from components.data.fitted_state import FittedState, state_from_dict
-from components.evaluation.scoring import predict_arrays
 from components.evaluation.verification import embed, pair_distances
 from components.models import family, training_task
-from components.training.checkpoint import read_state
+from components.models.outputs import predict_arrays
 
 
 def save_bundle(

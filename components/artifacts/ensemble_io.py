@@ -18,10 +18,10 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from components.artifacts.checkpoint_files import write_state
 from components.artifacts.estimator_io import load_estimator, save_estimator
 from components.artifacts.model_files import read_model, write_model
 from components.models.ensemble import Combiner, Ensemble
-from components.training.checkpoint import write_state
 
 ENSEMBLE_FILE = "ensemble.json"
 MEMBERS_DIR = "members"

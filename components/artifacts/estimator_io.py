@@ -5,7 +5,7 @@ not trust by default must be listed at load time. We trust a type only when its 
 in `TRUSTED_PREFIXES` and it names a class: a function reference such as `builtins.eval`
 also matches a prefix, but an estimator that stores a callable could be made to call it.
 
-An estimator checkpoint directory mirrors the torch one (`components.training.checkpoint`):
+An estimator checkpoint directory mirrors the torch one (`checkpoint_files`):
 
     model.skops   the fitted estimator
     state.json    epoch (always 0), model spec, metrics
@@ -20,7 +20,7 @@ from typing import Any
 
 import skops.io as sio
 
-from components.training.checkpoint import write_state
+from components.artifacts.checkpoint_files import write_state
 
 ESTIMATOR_FILE = "model.skops"
 

@@ -17,10 +17,10 @@ from typing import Any
 import torch.nn as nn
 from safetensors.torch import load_file, save_file
 
+from components.artifacts.checkpoint_files import MODEL_FILE
 from components.artifacts.estimator_io import ESTIMATOR_FILE, load_estimator, save_estimator
 from components.artifacts.xgboost_io import XGBOOST_FILE, load_xgboost, save_xgboost
 from components.models import build, config_fields, family
-from components.training.checkpoint import MODEL_FILE
 
 SPEC_FILE = "spec.json"
 MODEL_FILES = {"torch": MODEL_FILE, "sklearn": ESTIMATOR_FILE, "xgboost": XGBOOST_FILE}

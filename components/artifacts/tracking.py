@@ -16,8 +16,8 @@ import mlflow
 from mlflow import MlflowClient
 from mlflow.entities import Metric, Param
 
-from components.training.checkpoint import STATE_FILE
-from components.training.outcome import TrialOutcome
+from components.artifacts.checkpoint_files import STATE_FILE
+from components.evaluation.outcome import TrialOutcome
 
 _PARAM_CHARS = 6000  # MLflow's limit on one param value
 

@@ -9,7 +9,7 @@ without pickling. `load_xgboost` reads the file back into `XGBoostClassifier` or
 stored none (the Ray Train path boosts on label indices), the indices 0..C-1 its objective
 implies; it answers `predict_proba` like any scikit-learn estimator.
 
-An XGBoost checkpoint directory mirrors the others (`components.training.checkpoint`):
+An XGBoost checkpoint directory mirrors the others (`checkpoint_files`):
 
     model.ubj     the booster
     state.json    epoch (the last boosting round, from 0), model spec, metrics
@@ -24,8 +24,8 @@ from typing import Any
 from xgboost import Booster, XGBClassifier, XGBModel, XGBRegressor
 from xgboost.core import XGBoostError
 
+from components.artifacts.checkpoint_files import write_state
 from components.models.boosting import CLASSES_ATTR, XGBoostClassifier
-from components.training.checkpoint import write_state
 
 XGBOOST_FILE = "model.ubj"
 

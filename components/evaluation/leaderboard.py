@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from components.training.outcome import TrialOutcome
+from components.evaluation.outcome import TrialOutcome
 
 
 def leaderboard(outcomes: list[TrialOutcome], metric: str, mode: str) -> list[dict[str, Any]]:

@@ -16,9 +16,10 @@ from components.config import EvaluationConfig
 from components.evaluation.figures import png
 from components.evaluation.metrics import confusion_matrix
 from components.evaluation.robustness import PixelStats, robust_metrics
-from components.evaluation.scoring import predict_arrays, score
+from components.evaluation.scoring import score
 from components.evaluation.verification import embed, label_pairs, verification_metrics
 from components.evaluation.visualize import default_layer, visual_report
+from components.models.outputs import predict_arrays
 
 CAM_HEAD = "head"  # the cnn kinds' linear head: CAM is drawn when it follows global average pooling
 

@@ -5,33 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-import torch
-import torch.nn as nn
 
 from components.evaluation.metrics import classification_metrics, regression_metrics
-from components.models.outputs import predict_output
+from components.models.outputs import predict_arrays
 
 _EPS = 1e-12
-
-
-def predict_arrays(model: Any, inputs: np.ndarray, task: str, out_features: int) -> tuple[np.ndarray, np.ndarray | None]:
-    """(predictions (N,), class probabilities (N, C) or None) for either kind of model.
-
-    Classes are the label indices 0..C-1 (C = 2 for a single binary output); an estimator
-    that saw only some classes in training gets zero probability for the others."""
-    x = inputs.astype(np.float32, copy=False)
-    if isinstance(model, nn.Module):
-        model.eval()
-        with torch.no_grad():
-            out = predict_output(model(torch.from_numpy(x)), task, out_features)
-        if task == "classification":
-            return out["class"].numpy(), out["proba"].numpy().astype(np.float64)
-        return out["value"].numpy().astype(np.float64), None
-    if task == "regression":
-        return np.asarray(model.predict(x), dtype=np.float64).reshape(-1), None
-    proba = np.zeros((len(x), max(2, out_features)))  # (N, C)
-    proba[:, np.asarray(model.classes_, dtype=np.int64)] = model.predict_proba(x)
-    return proba.argmax(axis=1), proba
 
 
 def score(model: Any, inputs: np.ndarray, labels: np.ndarray, task: str, out_features: int) -> dict[str, float]:

@@ -21,6 +21,11 @@ the combiner's columns and the stored members all speak indices, and `predict` m
 winning index back to its label. `classes` fixes the labels and their order before fit:
 the pipeline passes its label indices 0..C-1, so the combined columns are its label
 indices (what serving answers with) even when a class is missing from the training rows.
+
+Torch members train with the project's loop, which lives in the training layer and builds
+its models from this one; so the training layer provides the fitter for them
+(`set_torch_member_fitter`, called when `components.training.torch_estimator` is
+imported) rather than this module importing it.
 """
 
 from __future__ import annotations
@@ -28,9 +33,10 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import numpy as np
+import torch.nn as nn
 from joblib import Parallel, delayed
 from sklearn.base import BaseEstimator
 from sklearn.model_selection import KFold, StratifiedKFold
@@ -40,6 +46,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from components.data.modalities.info import DataInfo
 from components.data.modalities.tabular import tabular_info
+from components.models.outputs import predict_arrays
 from components.models.registry import build, data_fields, family, register_estimator
 
 Task = Literal["classification", "regression"]
@@ -209,7 +216,10 @@ class Ensemble(BaseEstimator):
         run as joblib jobs (`n_jobs`); `plan` + `complete` let a caller run them elsewhere."""
         X, y = self._validate(X, y)
         jobs = self.plan(X, y)
-        fitted = Parallel(n_jobs=self.n_jobs)(delayed(job.run)(X, y, self.training) for job in jobs)
+        # looked up here, not in the jobs: a joblib worker process has not imported the training layer
+        torch_kinds = _torch_kinds(jobs)
+        torch_fitter = torch_member_fitter(torch_kinds) if torch_kinds else None
+        fitted = Parallel(n_jobs=self.n_jobs)(delayed(job.run)(X, y, self.training, torch_fitter) for job in jobs)
         return self.complete(X, y, jobs, fitted)
 
     def plan(self, X: Any, y: Any) -> list[FitJob]:
@@ -373,8 +383,6 @@ def encode_labels(classes: np.ndarray, y: np.ndarray) -> np.ndarray:
 
 def member_output(model: Any, X: np.ndarray, task: str, out_features: int) -> np.ndarray:
     """A fitted member's output: (N, C) class probabilities or (N,) values."""
-    from components.evaluation.scoring import predict_arrays  # evaluation imports models
-
     pred, proba = predict_arrays(model, X, task, out_features)
     return proba if task == "classification" else pred
 
@@ -391,6 +399,38 @@ def _member_spec(spec: dict[str, Any], info: DataInfo) -> dict[str, Any]:
     return {"kind": spec["kind"], "params": {**spec.get("params", {}), **data_fields(spec, info)}}
 
 
+class TorchMemberFitter(Protocol):
+    """Trains a torch kind's `spec` on (X, y), the rows' class indices for classification,
+    and returns the trained nn.Module. `classes` lists every index the module keeps an
+    output for (None for regression), even when these rows lack some."""
+
+    def __call__(
+        self, spec: dict[str, Any], task: str, X: np.ndarray, y: np.ndarray, *,
+        training: dict[str, Any] | None, classes: list[int] | None, random_state: int,
+    ) -> nn.Module: ...
+
+
+_torch_member_fitter: TorchMemberFitter | None = None
+
+
+def set_torch_member_fitter(fitter: TorchMemberFitter) -> None:
+    """Make `fitter` the one ensembles train their torch members with, in this process."""
+    global _torch_member_fitter
+    _torch_member_fitter = fitter
+
+
+def torch_member_fitter(kinds: Sequence[str] = ()) -> TorchMemberFitter:
+    """The fitter set for torch members; a RuntimeError naming what to import when none is
+    (`kinds`: the torch members that need it, for the message)."""
+    if _torch_member_fitter is None:
+        members = f" ({', '.join(repr(k) for k in kinds)})" if kinds else ""
+        raise RuntimeError(
+            f"torch ensemble members{members} train with the training loop, and no torch member fitter is set: "
+            "import components.training.torch_estimator, which sets it"
+        )
+    return _torch_member_fitter
+
+
 @dataclass(frozen=True)
 class FitJob:
     """One member fitted on some rows: all of them (`test` is None) or every fold but one."""
@@ -403,23 +443,26 @@ class FitJob:
     random_state: int
     classes: np.ndarray | None = None  # classification: the ensemble's labels; members fit their indices
 
-    def run(self, X: np.ndarray, y: np.ndarray, training: dict[str, Any] | None) -> Any:
+    def run(
+        self, X: np.ndarray, y: np.ndarray, training: dict[str, Any] | None,
+        torch_fitter: TorchMemberFitter | None = None,
+    ) -> Any:
         """The fitted member: an estimator, or the trained nn.Module of a torch kind, fitted
-        on the rows' class indices (y holds the labels, as the ensemble was given them)."""
+        on the rows' class indices (y holds the labels, as the ensemble was given them).
+        A torch kind trains with `torch_fitter`, else with the one set in this process."""
         X, y = X[self.train], y[self.train]
         if self.classes is not None:
             y = encode_labels(self.classes, y)
         if family(self.spec) == "torch":
-            # training imports models (the loop builds its model from the registry), so import late
-            from components.training.torch_estimator import TorchEstimator
-
+            fit = torch_fitter or torch_member_fitter([self.spec["kind"]])
             # every index keeps its output column, even when these rows lack a class
             indices = None if self.classes is None else list(range(len(self.classes)))
-            member = TorchEstimator(
-                model=self.spec, task=self.task, training=training, classes=indices, random_state=self.random_state
-            )
-            return member.fit(X, y).module_
+            return fit(self.spec, self.task, X, y, training=training, classes=indices, random_state=self.random_state)
         return build(self.spec).fit(X, y)
+
+
+def _torch_kinds(jobs: Sequence[FitJob]) -> list[str]:
+    return list(dict.fromkeys(job.spec["kind"] for job in jobs if family(job.spec) == "torch"))
 
 
 # ---------------------------------------------------------------------------- the kind

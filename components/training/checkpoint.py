@@ -7,12 +7,13 @@
     state.json                  epoch, global step, model spec, metrics, early-stopping counters
 
 Nothing here unpickles: safetensors for weights, `torch.load(weights_only=True)` for the
-optimizer state, JSON for the rest.
+optimizer state, JSON for the rest. model.safetensors and state.json are defined in
+`components.artifacts.checkpoint_files`, because bundles read them and every family's
+checkpoint has a state.json; the optimiser and early-stopping files are the loop's alone.
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -20,10 +21,9 @@ import torch
 import torch.nn as nn
 from safetensors.torch import load_file, save_file
 
+from components.artifacts.checkpoint_files import MODEL_FILE, read_state, write_state
 from components.training.early_stopping import EarlyStopping
 
-MODEL_FILE = "model.safetensors"
-STATE_FILE = "state.json"
 _OPTIMIZER_FILE = "optimizer.pt"
 _BEST_FILE = "early_stopping.safetensors"
 
@@ -65,27 +65,6 @@ def save_checkpoint(
     )
 
 
-def write_state(
-    directory: str | Path,
-    spec: dict[str, Any],
-    metrics: dict[str, float],
-    *,
-    epoch: int = 0,
-    best_metrics: dict[str, float] | None = None,
-    early_stopping: dict[str, Any] | None = None,
-    global_step: int = 0,
-) -> Path:
-    """Write state.json, the part every checkpoint has whatever its model's format: epoch,
-    model spec, metrics. Returns the directory."""
-    directory = Path(directory)
-    state = {
-        "epoch": epoch, "global_step": global_step, "spec": spec, "metrics": metrics,
-        "best_metrics": best_metrics or {}, "early_stopping": early_stopping,
-    }
-    (directory / STATE_FILE).write_text(json.dumps(state, indent=2))
-    return directory
-
-
 def load_checkpoint(
     directory: str | Path,
     *,
@@ -114,10 +93,6 @@ def load_checkpoint(
         best = load_file(str(best_file)) if best_file.exists() else None
         stopper.load_state_dict({**state["early_stopping"], "best_state": best})
     return {**state, "scaler": saved["scaler"]}
-
-
-def read_state(directory: str | Path) -> dict[str, Any]:
-    return json.loads((Path(directory) / STATE_FILE).read_text())
 
 
 def _contiguous(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

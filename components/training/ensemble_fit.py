@@ -18,10 +18,11 @@ import ray
 from components.artifacts.ensemble_io import write_ensemble_checkpoint
 from components.data.modalities.info import DataInfo
 from components.data.silver import read_arrays
+from components.evaluation.outcome import TrialOutcome
 from components.evaluation.scoring import validation_scores
 from components.models import build
 from components.models.ensemble import Ensemble, FitJob
-from components.training.outcome import TrialOutcome
+from components.training.torch_estimator import fit_torch_member
 
 ENSEMBLE_TRIAL = "ensemble"
 
@@ -93,4 +94,4 @@ def fit_ensemble(
 
 @ray.remote(num_cpus=1)
 def _run(job: FitJob, x: np.ndarray, y: np.ndarray, training: dict[str, Any]) -> Any:
-    return job.run(x, y, training)
+    return job.run(x, y, training, fit_torch_member)

@@ -28,10 +28,10 @@ from ray.train.torch import TorchConfig, TorchTrainer
 
 from components.data.fitted_state import batch_decoder
 from components.data.preparation import LABEL
+from components.evaluation.outcome import TrialOutcome
 from components.training.array_session import memory_batches
 from components.training.loop import train_model
 from components.training.tasks import Batch
-from components.training.outcome import TrialOutcome
 
 
 @dataclass(frozen=True)

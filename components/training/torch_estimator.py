@@ -4,6 +4,9 @@ Ensembles fit every member the same way (`fit(X, y)` on arrays, once per fold); 
 wrapper lets the spine's torch models be members. Like scikit-learn's MLP with
 `early_stopping`, it holds out `validation_fraction` of the rows (seeded, stratified when
 possible) as the loop's validation split for early stopping and restoring the best epoch.
+
+Importing this module gives ensembles their torch member fitter (`fit_torch_member`):
+models sit below training and cannot import the loop themselves.
 """
 
 from __future__ import annotations
@@ -20,9 +23,9 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from components.config import TrainingConfig
 from components.data.modalities import tabular_info
-from components.evaluation.scoring import predict_arrays
-from components.models.ensemble import encode_labels, task_tags
+from components.models.ensemble import encode_labels, set_torch_member_fitter, task_tags
 from components.models.estimators import holdout_stratify
+from components.models.outputs import predict_arrays
 from components.training.array_session import ArraySession
 from components.training.loop import loop_config, train_model
 
@@ -106,3 +109,16 @@ class TorchEstimator(BaseEstimator):
 
     def _inputs(self, X: Any) -> np.ndarray:
         return validate_data(self, X, reset=False, dtype=np.float32)
+
+
+def fit_torch_member(
+    spec: dict[str, Any], task: str, X: np.ndarray, y: np.ndarray, *,
+    training: dict[str, Any] | None, classes: list[int] | None, random_state: int,
+) -> nn.Module:
+    """An ensemble's torch member: the nn.Module the loop trained on (X, y), one output per
+    index in `classes` (or one for two), as `Ensemble` stores and combines it."""
+    member = TorchEstimator(model=spec, task=task, training=training, classes=classes, random_state=random_state)
+    return member.fit(X, y).module_
+
+
+set_torch_member_fitter(fit_torch_member)

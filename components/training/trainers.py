@@ -23,11 +23,11 @@ from ray import tune
 from ray.tune.integration.ray_train import TuneReportCallback
 
 from components.config import TrainingConfig
+from components.evaluation.outcome import TrialOutcome
 from components.models import Family, family
 from components.training.ensemble_fit import fit_ensemble
 from components.training.estimator_fit import estimator_trial, fit_estimator_task
 from components.training.loop import train_model
-from components.training.outcome import TrialOutcome
 from components.training.ray_session import (
     SilverInputs, TuneSession, make_trainer, require_capacity, training_outcome,
 )

@@ -21,8 +21,8 @@ from ray.tune.search.basic_variant import BasicVariantGenerator
 from ray.tune.execution.placement_groups import PlacementGroupFactory
 
 from components.config import TrainingConfig, TuningConfig
+from components.evaluation.outcome import TrialOutcome
 from components.models import family
-from components.training.outcome import TrialOutcome
 from components.training.ray_session import SilverInputs, require_capacity
 from components.training.trainers import DRIVER_CPUS, trainer_for
 from components.tuning.search_space import trial_config, tune_space

@@ -15,10 +15,10 @@ from components.artifacts.registry import register_bundle
 from components.artifacts.tracking import log_trial, start_run
 from components.config import PipelineConfig, TuningConfig
 from components.data.bundled import bundled_frame
+from components.evaluation.outcome import TrialOutcome
 from components.training.estimator_fit import fit_estimator_task
 from components.data.modalities import tabular_info
 from components.training.loop import loop_config
-from components.training.outcome import TrialOutcome
 from components.training.ray_session import SilverInputs
 from components.tuning.tuner import run_search, trial_outcomes
 from serving.app import ServedModel, start

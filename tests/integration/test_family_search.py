@@ -9,10 +9,10 @@ import pytest
 
 from components.artifacts.ensemble_io import read_description
 from components.config import TuningConfig
+from components.evaluation.outcome import best_per_kind
 from components.training.ensemble_fit import ENSEMBLE_TRIAL, fit_ensemble
 from components.data.modalities import tabular_info
 from components.training.loop import loop_config
-from components.training.outcome import best_per_kind
 from components.training.ray_session import SilverInputs
 from components.tuning.search_space import KIND_KEY, space_keys, trial_spec
 from components.tuning.tuner import run_search, trial_outcomes

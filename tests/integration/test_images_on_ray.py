@@ -18,6 +18,7 @@ from ray import serve
 from safetensors.torch import load_file
 
 from components.artifacts.bundle import load_bundle, save_bundle
+from components.artifacts.checkpoint_files import read_state
 from components.artifacts.registry import register_bundle
 from components.artifacts.tracking import log_trial, start_run
 from components.config import ImageConfig, SplitConfig, TuningConfig
@@ -28,11 +29,10 @@ from components.data.images import (
 from components.data.lake import Lake
 from components.data.silver import SilverSnapshot, split_arrays, write_silver
 from components.data.sources import file_hash
+from components.evaluation.outcome import best_of
 from components.evaluation.scoring import score
 from components.models import build
-from components.training.checkpoint import read_state
 from components.training.loop import loop_config
-from components.training.outcome import best_of
 from components.training.ray_session import SilverInputs, make_trainer, training_outcome
 from components.tuning.tuner import run_search, trial_outcomes
 from serving.app import ServedModel, start

@@ -14,7 +14,7 @@ from components.artifacts.bundle import load_bundle, save_bundle
 from components.artifacts.registry import register_bundle
 from components.artifacts.tracking import log_trial, start_run
 from components.data.bundled import bundled_frame
-from components.training.outcome import best_of
+from components.evaluation.outcome import best_of
 from serving.app import ServedModel, start
 
 NAME = "iris-serve"

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from safetensors.torch import load_file
 
+from components.artifacts.checkpoint_files import MODEL_FILE, read_state
 from components.config import PipelineConfig
-from components.training.checkpoint import MODEL_FILE, read_state
 from components.data.modalities import tabular_info
 from components.training.loop import loop_config
 from components.training.ray_session import make_trainer, silver_datasets, training_outcome

@@ -11,10 +11,10 @@ import pytest
 from mlflow import MlflowClient
 
 from components.artifacts.bundle import load_bundle, save_bundle
+from components.artifacts.checkpoint_files import read_state
 from components.artifacts.registry import CHAMPION, download_bundle, register_bundle
 from components.artifacts.tracking import log_trial, start_run
-from components.training.checkpoint import read_state
-from components.training.outcome import best_of
+from components.evaluation.outcome import best_of
 
 
 def test_search_runs_three_trials_with_asha(search):

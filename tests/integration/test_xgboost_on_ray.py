@@ -10,14 +10,14 @@ import polars as pl
 import pytest
 
 from components.artifacts.bundle import load_bundle, save_bundle
+from components.artifacts.checkpoint_files import read_state
 from components.config import PipelineConfig, TuningConfig
 from components.data.bundled import bundled_frame
 from components.data.silver import read_arrays
+from components.evaluation.outcome import TrialOutcome
 from components.evaluation.scoring import score
-from components.training.checkpoint import read_state
 from components.data.modalities import tabular_info
 from components.training.loop import loop_config
-from components.training.outcome import TrialOutcome
 from components.training.ray_session import SilverInputs, training_outcome
 from components.training.xgboost_fit import make_xgboost_trainer
 from components.tuning.tuner import run_search, trial_outcomes

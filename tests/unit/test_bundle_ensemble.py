@@ -21,6 +21,7 @@ from components.data.bundled import bundled_frame
 from components.data.preparation import prepare, raw_split
 from components.data.schema import check_rows
 from components.models import build
+from components.training import torch_estimator  # noqa: F401  (sets the fitter the mlp member trains with)
 from tests.conftest import iris_config
 
 MEMBERS = [

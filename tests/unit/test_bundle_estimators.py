@@ -11,6 +11,7 @@ import pytest
 from sklearn.preprocessing import FunctionTransformer
 
 from components.artifacts.bundle import load_bundle, save_bundle
+from components.artifacts.checkpoint_files import read_state
 from components.artifacts.estimator_io import (
     ESTIMATOR_FILE,
     load_estimator,
@@ -18,7 +19,7 @@ from components.artifacts.estimator_io import (
     write_estimator_checkpoint,
 )
 from components.models import build
-from components.training.checkpoint import read_state, save_checkpoint
+from components.training.checkpoint import save_checkpoint
 from components.training.optim import make_optimizer
 from tests.conftest import SPECIES, diabetes_regression, iris_species
 

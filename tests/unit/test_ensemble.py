@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 from sklearn.datasets import load_diabetes, load_iris
 from sklearn.ensemble import RandomForestClassifier, StackingClassifier, VotingClassifier, VotingRegressor
 from sklearn.linear_model import LinearRegression
@@ -14,7 +15,9 @@ from sklearn.neighbors import KNeighborsClassifier, KNeighborsRegressor
 from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
 
 from components.models import build, family
+from components.models import ensemble as ensemble_module
 from components.models.ensemble import Combiner, greedy_weights, hard_vote, member_names, soft_vote, stack_features
+from components.training.torch_estimator import fit_torch_member  # importing it sets the torch member fitter
 
 A = np.array([[0.9, 0.1], [0.6, 0.4]])
 B = np.array([[0.4, 0.6], [0.1, 0.9]])
@@ -154,6 +157,19 @@ def test_a_torch_member_trains_with_the_loop():
     ).fit(x, y)
     assert type(ours.members_[0]).__name__ == "MLP"  # the bare nn.Module, as a bundle stores it
     assert (ours.predict(x) == y).mean() > 0.93
+
+
+def test_without_a_torch_member_fitter_the_error_names_what_to_import(monkeypatch):
+    x, y = _iris()
+    monkeypatch.setattr(ensemble_module, "_torch_member_fitter", None)
+    members = [{"kind": "mlp", "params": {"hidden": [4]}}, {"kind": "naive_bayes"}]
+    ours = build({"kind": "ensemble", "params": {"members": members}})
+    with pytest.raises(RuntimeError, match=r"members \('mlp'\).*import components\.training\.torch_estimator"):
+        ours.fit(x, y)
+    # a caller that holds the fitter passes it to the job itself
+    job = ours.plan(x, y)[0]
+    module = job.run(x, y, {"epochs": 2, "batch_size": 32}, fit_torch_member)
+    assert module(torch.from_numpy(x[:4]).float()).shape == (4, 3)
 
 
 @pytest.mark.parametrize(

@@ -237,7 +237,7 @@ def _pipeline_config(config, snapshot, model: dict) -> dict:
 
 
 def test_fit_estimator_takes_label_indices_and_scores_over_every_class(silver_without_a_class, tmp_path):
-    from components.training.checkpoint import read_state
+    from components.artifacts.checkpoint_files import read_state
     from components.training.estimator_fit import fit_estimator
 
     config, snapshot = silver_without_a_class

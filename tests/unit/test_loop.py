@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from components.training.checkpoint import read_state
+from components.artifacts.checkpoint_files import read_state
 from components.config import apply_overrides
 from components.data.modalities import tabular_info
 from components.training.loop import loop_config, train_model, training_config

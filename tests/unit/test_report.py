@@ -8,8 +8,8 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 
 from components.evaluation.leaderboard import leaderboard
+from components.evaluation.outcome import TrialOutcome
 from components.evaluation.report import holdout_report, roc_auc, roc_curve
-from components.training.outcome import TrialOutcome
 
 
 def test_roc_auc_by_hand_and_against_sklearn():

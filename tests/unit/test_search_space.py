@@ -8,7 +8,7 @@ from ray import tune
 
 from components.data.modalities import tabular_info
 from components.config import PipelineConfig, TuningConfig
-from components.training.outcome import TrialOutcome, best_per_kind
+from components.evaluation.outcome import TrialOutcome, best_per_kind
 from components.tuning.search_space import (
     KIND_KEY,
     PARAMS_KEY,

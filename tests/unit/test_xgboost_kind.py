@@ -13,6 +13,7 @@ import xgboost
 from xgboost import XGBClassifier, XGBRegressor
 
 from components.artifacts.bundle import load_bundle, save_bundle
+from components.artifacts.checkpoint_files import read_state
 from components.artifacts.xgboost_io import (
     XGBOOST_FILE,
     as_estimator,
@@ -20,10 +21,10 @@ from components.artifacts.xgboost_io import (
     save_xgboost,
     write_xgboost_checkpoint,
 )
-from components.evaluation.scoring import predict_arrays, validation_scores
+from components.evaluation.scoring import validation_scores
 from components.models import build, family, is_estimator
 from components.models.boosting import XGBoostClassifier, config_from_spec, train_params
-from components.training.checkpoint import read_state
+from components.models.outputs import predict_arrays
 from components.training.xgboost_fit import RoundReports, round_metrics
 from tests.conftest import SPECIES, diabetes_regression, iris_species
 
