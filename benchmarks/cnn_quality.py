@@ -24,9 +24,10 @@ read by `read_npz`, split and fitted by `prepare_images` with the config's `spli
    `training.seed` 0, 1, ... (`--seeds`): from the source weights through `pretrained_init`
    and the loop's `init_from` (the config's `model.init_from`: `features` frozen, a new head,
    the other pretrained layers at `lr_scale` of the rate), and from scratch (the same config
-   without `init_from`). Two more `init_from` settings bracket the config's, for context:
-   every pretrained layer frozen (a new head on fixed features), and nothing frozen at the
-   full rate. Test accuracy on the config's test split.
+   without `init_from`). Three more `init_from` settings bracket the config's, for context:
+   every pretrained layer frozen (a new head on fixed features), nothing frozen at the full
+   rate, and the config's freezing at lr_scale's default 0.1. Test accuracy on the config's
+   test split.
 2. Attacks. The MNIST models of 1. (`--mnist-seeds`) are the normally trained ones; each
    `--adversarial` attack trains another per seed with the same config plus
    `training.adversarial` (`--adv-eps` 0.1 in pixel units, ratio 0.5, PGD 3 steps: the
@@ -87,7 +88,7 @@ from components.evaluation.scoring import score  # noqa: E402
 from components.evaluation.verification import PAIRS, embed, label_verification  # noqa: E402
 from components.models import build, training_task  # noqa: E402
 from components.training.array_session import ArraySession  # noqa: E402
-from components.training.checkpoint import MODEL_FILE  # noqa: E402
+from components.artifacts.checkpoint_files import MODEL_FILE  # noqa: E402
 from components.training.loop import loop_config, train_model  # noqa: E402
 from components.training.transfer import HEAD, pretrained_init  # noqa: E402
 
@@ -99,6 +100,7 @@ GATE = "test_accuracy"  # the Siamese config's gate this benchmark checks the tr
 # the digits models: mnist_transfer.yaml as it is, without `init_from`, and two other
 # `init_from` settings that bracket it (every pretrained layer frozen; none, at the full rate)
 TRANSFER, SCRATCH, HEAD_ONLY, NOTHING_FROZEN = "transfer", "scratch", "transfer, head only", "transfer, nothing frozen"
+TENTH = "transfer, at lr_scale 0.1"  # the config's freezing with lr_scale's default
 # the embeddings judged on the held-out digits' pairs
 TRAINED, UNTRAINED, PIXELS = "siamese, trained", "siamese, untrained", "raw pixels, unit length"
 
@@ -349,10 +351,11 @@ def main() -> int:
             TRANSFER: init,
             HEAD_ONLY: init.model_copy(update={"freeze": layers}),
             NOTHING_FROZEN: init.model_copy(update={"freeze": [], "lr_scale": 1.0}),
+            TENTH: init.model_copy(update={"lr_scale": 0.1}),
         }
         sources = {k: pretrained_init(v, str(normal.weights), "LeNet-5 trained on MNIST in this run")
                    for k, v in inits.items()}
-        digit_runs: dict[str, list[Run]] = {k: [] for k in (TRANSFER, SCRATCH, HEAD_ONLY, NOTHING_FROZEN)}
+        digit_runs: dict[str, list[Run]] = {k: [] for k in (TRANSFER, SCRATCH, HEAD_ONLY, NOTHING_FROZEN, TENTH)}
         frozen_ok: list[bool] = []
         for i in range(args.seeds):
             training = {**tr_cfg.training.model_dump(), "seed": tr_cfg.training.seed + i}
@@ -431,7 +434,7 @@ def _report(args: argparse.Namespace, pre_cfg: PipelineConfig, tr_cfg: PipelineC
     transfer_table = table(
         ["initialisation", "trainable params", "test acc mean", "min", "max", "std", "val acc mean (best epoch)",
          "val acc after epoch 0 (mean)", "epochs run (mean)", "s per run (mean)"],
-        [summary_line(label) for label in (TRANSFER, SCRATCH, HEAD_ONLY, NOTHING_FROZEN)],
+        [summary_line(label) for label in (TRANSFER, SCRATCH, HEAD_ONLY, NOTHING_FROZEN, TENTH)],
     )
     per_seed = table(
         ["training.seed", *(f"{label}: test acc" for label in digit_runs), "transfer − scratch (points)",
