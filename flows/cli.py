@@ -232,15 +232,15 @@ def _flat(prediction: object) -> dict[str, object]:
 def _smoke(ws: Workspace, url: str, n: int) -> None:
     """Send n raw test rows (pairs of test images for verification models) over HTTP and
     print the answers next to the true values."""
+    import numpy as np
+
     from components.data.image_preparation import raw_images
     from components.data.lake import Lake
     from components.data.preparation import raw_split
     from components.data.silver import read_silver
-    from flows.summary import predictions_table, show
-    import numpy as np
-
     from components.evaluation.verification import make_pairs
     from components.models import training_task
+    from flows.summary import predictions_table, show
     from serving.client import predict_images, predict_pairs, predict_rows
 
     lake = Lake(ws.lake)

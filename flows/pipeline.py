@@ -78,9 +78,8 @@ def pipeline(ws: Workspace, serve: bool = True) -> PipelineSummary:
     summary.ingest = _timed(summary, "ingest", ingest, ws)
     _timed(summary, "preprocess", preprocess, ws)
     summary.fit = _timed(summary, "tune" if ws.config.tuning else "train", fit, ws, ws.config.tuning is not None)
-    registration = summary.fit.registration
     # the endpoint serves the champion: a first version that failed a gate leaves none
-    if serve and (registration.champion or registration.previous_champion):
+    if serve and summary.fit.registration.has_champion:
         summary.endpoint = _timed(summary, "deploy", deploy, ws)
     return summary
 

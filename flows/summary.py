@@ -52,7 +52,7 @@ def summary_table(summary: PipelineSummary) -> Table:
     if summary.endpoint:
         name = summary.fit.registration.name if summary.fit else summary.name
         table.add_row("endpoint", f"{summary.endpoint}/v1/models/{name}:predict")
-    elif summary.fit is not None and not (summary.fit.registration.champion or summary.fit.registration.previous_champion):
+    elif summary.fit is not None and not summary.fit.registration.has_champion:
         table.add_row("endpoint", "not deployed: no version is champion")
     if summary.seconds:
         table.add_row("seconds", ", ".join(f"{k} {v:.1f}" for k, v in summary.seconds.items()))

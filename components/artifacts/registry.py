@@ -73,6 +73,11 @@ class Registration:
     def failed_gates(self) -> tuple[GateResult, ...]:
         return tuple(g for g in self.gates if not g.passed)
 
+    @property
+    def has_champion(self) -> bool:
+        """Whether some version holds the champion alias now: this one, or the one that stays."""
+        return self.champion or self.previous_champion is not None
+
 
 def check_gates(gates: Mapping[str, GateConfig], metrics: Mapping[str, float]) -> tuple[GateResult, ...]:
     """Every bound of every gate (`registry.gates`: metric -> {min, max}) against `metrics`.

@@ -77,6 +77,8 @@ def test_the_summary_names_the_failed_gate_and_the_champion_that_stays():
     assert _champion(passed) == "champion" and passed.failed_gates == ()
     worse = Registration("mnist-cnn", "6", False, "5", "val_accuracy", 0.9)
     assert _champion(worse) == "not champion (v5 stays)"
+    # what the pipeline deploys: a champion, unless the first version failed its gate
+    assert [r.has_champion for r in (blocked, first, passed, worse)] == [True, False, True, True]
 
 
 def test_gate_results_are_plain_values():
