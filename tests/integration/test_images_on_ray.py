@@ -1,7 +1,7 @@
 """Images through the real parts: ingest with broken files quarantined, a CNN trained by
 Ray Train under bf16 autocast that checkpoints and resumes, an ASHA search, the endpoint
 answering base64 images (bad ones with a 422 naming the instance) and :explain, and a Siamese
-network trained on some digits that verifies pairs of held-out ones, over HTTP too."""
+network trained on some digits that verifies pairs of held-out ones, served from MLflow."""
 
 from __future__ import annotations
 
@@ -148,11 +148,15 @@ def test_a_search_over_images_picks_the_better_rate(searched):
 
 
 @pytest.fixture(scope="module")
-def siamese(ray_session, digits: SilverSnapshot, profile, workdir: Path):
-    """A Siamese LeNet-5 trained by Ray Train on the digits 0-6; 7, 8 and 9 held out and
-    shared between val (which picks the threshold) and test. (snapshot, outcome, test report)"""
+def siamese(digits: SilverSnapshot, workdir: Path):
+    """A Siamese network trained on the digits 0-6; 7, 8 and 9 held out and shared between
+    val (which picks the threshold) and test. The loop runs in this process (Ray Train runs
+    the same loop: mnist_siamese.yaml through `make test-examples`), to keep make test short.
+    (snapshot, last checkpoint, its report, test report, untrained accuracy)"""
     from components.evaluation.report import verification_report
     from components.evaluation.verification import embed, label_verification
+    from components.training.loop import train_model
+    from tests.unit.test_loop import MemorySession
 
     bronze = Lake(str(workdir / "lake" / "digits")).read("bronze")
     split = SplitConfig(method="classes", held_out=[7, 8, 9], ratios={"train": 0.5, "val": 0.25, "test": 0.25})
@@ -161,26 +165,26 @@ def siamese(ray_session, digits: SilverSnapshot, profile, workdir: Path):
     snapshot = write_silver(lake, frames, state, 0)
     config = loop_config({"kind": "siamese", "params": {"embedding_dim": 16, "arch": "layers"}},
                          {"epochs": 4, "batch_size": 64, "optimizer": {"name": "adam", "lr": 0.003}}, state.info)
-    inputs = SilverInputs.of({s: snapshot.tables[s] for s in ("train", "val")}, state)
-    trainer = make_trainer(config, inputs.datasets(), num_workers=1, use_gpu=False, storage_path=profile.runs,
-                           name=SIAMESE)
-    outcome = training_outcome(trainer.fit(), SIAMESE)
+    session = MemorySession(*split_arrays(snapshot, "train"))
+    session.data["val"] = split_arrays(snapshot, "val")
+    train_model(config, session)
+    checkpoint, metrics = session.checkpoints[-1], session.reports[-1]
     model = build(config["model"])
-    model.load_state_dict(load_file(f"{outcome.checkpoint}/model.safetensors"))
+    model.load_state_dict(load_file(f"{checkpoint}/model.safetensors"))
     x, y = split_arrays(snapshot, "test")
     torch.manual_seed(0)
     untrained = label_verification(embed(build(config["model"]), x), y, threshold=None)["accuracy"]
-    return snapshot, outcome, verification_report(model, x, y, outcome.metrics["val_threshold"]), untrained
+    return snapshot, checkpoint, metrics, verification_report(model, x, y, metrics["val_threshold"]), untrained
 
 
 def test_a_siamese_network_verifies_pairs_of_digits_it_never_trained_on(siamese):
-    snapshot, outcome, report, untrained = siamese
+    snapshot, _, metrics, report, untrained = siamese
     assert set(split_arrays(snapshot, "train")[1]) == set(range(7))
     assert set(split_arrays(snapshot, "test")[1]) == set(split_arrays(snapshot, "val")[1]) == {7, 8, 9}
     # at the threshold chosen on validation pairs, against an untrained network of the same
     # spec at its own best threshold on these test pairs (measured: 0.73 against 0.60)
     assert report.metrics["test_accuracy"] > untrained + 0.05, (report.metrics, untrained)
-    assert 0 < outcome.metrics["val_threshold"] < 2  # unit-length embeddings: distances in [0, 2]
+    assert 0 < metrics["val_threshold"] < 2  # unit-length embeddings: distances in [0, 2]
     assert Image.open(io.BytesIO(report.images["distances.png"])).format == "PNG"
 
 
@@ -191,11 +195,11 @@ def endpoint(searched, siamese, digits: SilverSnapshot, tracking, profile, workd
     bundle_dir = save_bundle(workdir / "bundle-digits", checkpoint_dir=best.checkpoint, features=digits.features,
                              metrics={"val_accuracy": best.value("val_accuracy")}, lineage=digits.lineage)
     register_bundle(NAME, bundle_dir, run_id=run_id, metric="val_accuracy", value=0.0, mode="max")
-    snapshot, outcome, *_ = siamese
-    siamese_dir = save_bundle(workdir / "bundle-siamese", checkpoint_dir=outcome.checkpoint, features=snapshot.features,
-                              metrics=outcome.metrics, lineage=snapshot.lineage)
-    run_id = log_trial(tracking, start_run(tracking, "siamese-serve", {}), outcome)
-    register_bundle(SIAMESE, siamese_dir, run_id=run_id, metric="val_accuracy", value=0.0, mode="max")
+    snapshot, checkpoint, metrics, *_ = siamese
+    siamese_dir = save_bundle(workdir / "bundle-siamese", checkpoint_dir=checkpoint, features=snapshot.features,
+                              metrics=metrics, lineage=snapshot.lineage)
+    register_bundle(SIAMESE, siamese_dir, run_id=start_run(tracking, "siamese-serve", {}), metric="val_accuracy",
+                    value=0.0, mode="max")
     served = [ServedModel(name=NAME, max_instances=16), ServedModel(name=SIAMESE, max_instances=16)]
     url = start(served, profile.mlflow_tracking_uri, "127.0.0.1", 8322)
     yield url, load_bundle(bundle_dir), load_bundle(siamese_dir)
