@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 from ray import tune
 
 from components.config import Choice, Distribution, Grid, LogUniform, RandInt, TuningConfig, Uniform, apply_overrides
@@ -20,6 +21,9 @@ from components.models import data_fields
 
 KIND_KEY = "model.kind"
 PARAMS_KEY = "model.params"
+# A family trial's own seed for its params, drawn by Tune's seeded sampler: Tune does not
+# hand its random state to sample_from functions, and copies them between trials.
+DRAW_KEY = "model.params_draw"
 
 
 def to_tune_space(space: dict[str, Distribution]) -> dict[str, Any]:
@@ -40,7 +44,10 @@ def tune_space(tuning: TuningConfig) -> dict[str, Any]:
         kind: {key.removeprefix(PARAMS_KEY + "."): _sampler(dist) for key, dist in family.items()}
         for kind, family in tuning.families.items()
     }
-    return {**space, KIND_KEY: tune.grid_search(list(samplers)), PARAMS_KEY: tune.sample_from(_FamilyParams(samplers))}
+    return {
+        **space, KIND_KEY: tune.grid_search(list(samplers)), DRAW_KEY: tune.randint(0, 2**31 - 1),
+        PARAMS_KEY: tune.sample_from(_FamilyParams(samplers)),
+    }
 
 
 def space_keys(tuning: TuningConfig) -> list[str]:
@@ -55,7 +62,7 @@ def trial_config(base: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]
         return apply_overrides(base, params)
     model = {"kind": params[KIND_KEY], "params": dict(params.get(PARAMS_KEY) or {})}
     model["params"].update(data_fields(model, DataInfo.from_dict(base["info"])))
-    rest = {k: v for k, v in params.items() if k not in (KIND_KEY, PARAMS_KEY)}
+    rest = {k: v for k, v in params.items() if k not in (KIND_KEY, PARAMS_KEY, DRAW_KEY)}
     return apply_overrides({**base, "model": model}, rest)
 
 
@@ -65,13 +72,15 @@ def trial_spec(params: dict[str, Any]) -> dict[str, Any]:
 
 
 class _FamilyParams:
-    """Samples the params of the kind a trial drew. A class, not a closure: Tune ships it."""
+    """Samples the params of the kind a trial drew, seeded by the trial's DRAW_KEY, so a
+    search with the same `tuning.seed` draws the same params. A class, not a closure: Tune ships it."""
 
     def __init__(self, samplers: dict[str, dict[str, Any]]) -> None:
         self.samplers = samplers
 
     def __call__(self, spec: Any) -> dict[str, Any]:
-        return {key: domain.sample() for key, domain in self.samplers[spec.config[KIND_KEY]].items()}
+        rng = np.random.default_rng(spec.config[DRAW_KEY])
+        return {key: domain.sample(random_state=rng) for key, domain in self.samplers[spec.config[KIND_KEY]].items()}
 
 
 def _sampler(dist: Distribution) -> Any:

@@ -3,6 +3,7 @@ configs and member specs trials turn into."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 from ray import tune
 
@@ -10,6 +11,7 @@ from components.data.modalities import tabular_info
 from components.config import PipelineConfig, TuningConfig
 from components.evaluation.outcome import TrialOutcome, best_per_kind
 from components.tuning.search_space import (
+    DRAW_KEY,
     KIND_KEY,
     PARAMS_KEY,
     space_keys,
@@ -40,14 +42,30 @@ def test_families_are_a_grid_and_each_samples_its_own_params():
     sample = space[PARAMS_KEY].func
 
     class Spec:  # what Tune hands a sample_from function: the trial's config so far
-        def __init__(self, kind: str) -> None:
-            self.config = {KIND_KEY: kind}
+        def __init__(self, kind: str, draw: int) -> None:
+            self.config = {KIND_KEY: kind, DRAW_KEY: draw}
 
-    for _ in range(20):
-        assert sample(Spec("knn"))["k"] in (3, 5)
-        forest = sample(Spec("random_forest"))
-        assert 10 <= forest["n_estimators"] <= 20 and forest["max_depth"] == 2
-    assert sample(Spec("naive_bayes")) == {}
+    forests = [sample(Spec("random_forest", draw)) for draw in range(20)]
+    assert all(10 <= f["n_estimators"] <= 20 and f["max_depth"] == 2 for f in forests)
+    assert len({f["n_estimators"] for f in forests}) > 3  # each trial its own draw
+    assert forests == [sample(Spec("random_forest", draw)) for draw in range(20)]  # and the same again
+    assert {sample(Spec("knn", draw))["k"] for draw in range(20)} == {3, 5}
+    assert sample(Spec("naive_bayes", 0)) == {}
+
+
+def test_a_family_search_draws_the_same_trials_from_the_same_seed():
+    from ray.tune.search.variant_generator import generate_variants
+
+    space = tune_space(TuningConfig.model_validate({"families": FAMILIES}))
+
+    def trials(seed: int) -> list[tuple]:
+        rng = np.random.default_rng(seed)  # what BasicVariantGenerator(random_state=tuning.seed) holds
+        drawn = [config for _ in range(3) for _, config in generate_variants({"config": space}, random_state=rng)]
+        return [(c["config"][KIND_KEY], sorted(c["config"][PARAMS_KEY].items())) for c in drawn]
+
+    assert trials(0) == trials(0) and trials(0) != trials(1)
+    forests = [params for kind, params in trials(0) if kind == "random_forest"]
+    assert len(forests) == 3 and len(set(map(tuple, forests))) > 1
 
 
 def test_a_family_trial_swaps_the_model_and_fills_the_data_fields_its_kind_declares():
