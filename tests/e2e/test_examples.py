@@ -2,7 +2,7 @@
 holding the quality the README states for it.
 
 About ten minutes on 2 cores, so not part of `make test` (which runs mnist_cnn's, in
-test_cli.py, and the quickstart's through `make run`): `make test-examples` runs them all.
+test_cli.py; `make run` runs the quickstart's): `make test-examples` runs them all.
 They share one working folder, in order, because mnist_transfer starts from the
 champion mnist_cnn registers.
 """
