@@ -41,8 +41,10 @@ def save_checkpoint(
     best_metrics: dict[str, float] | None = None,
     global_step: int = 0,
     scaler: dict[str, Any] | None = None,
+    augment: dict[str, int] | None = None,
 ) -> None:
-    """Write one checkpoint into `directory` (which must exist)."""
+    """Write one checkpoint into `directory` (which must exist). `scaler` and `augment`:
+    the gradient scaler's and the augmenter's state, so a resumed run continues both."""
     directory = Path(directory)
     save_file(_contiguous(model.state_dict()), str(directory / MODEL_FILE))
     torch.save(
@@ -50,6 +52,7 @@ def save_checkpoint(
             "optimizers": {name: o.state_dict() for name, o in optimizers.items()},
             "schedulers": {name: s.state_dict() for name, s in schedulers.items()},
             "scaler": scaler,
+            "augment": augment,
         },
         directory / _OPTIMIZER_FILE,
     )
@@ -74,7 +77,7 @@ def load_checkpoint(
     stopper: EarlyStopping | None,
 ) -> dict[str, Any]:
     """Restore everything saved by `save_checkpoint` into the given objects; return the
-    checkpoint's state.json, with `scaler` added (the gradient scaler's state or None)."""
+    checkpoint's state.json, with `scaler` and `augment` added (their states or None)."""
     directory = Path(directory)
     model.load_state_dict(load_file(str(directory / MODEL_FILE)))
     saved = torch.load(directory / _OPTIMIZER_FILE, weights_only=True)
@@ -92,7 +95,7 @@ def load_checkpoint(
         best_file = directory / _BEST_FILE
         best = load_file(str(best_file)) if best_file.exists() else None
         stopper.load_state_dict({**state["early_stopping"], "best_state": best})
-    return {**state, "scaler": saved["scaler"]}
+    return {**state, "scaler": saved["scaler"], "augment": saved.get("augment")}
 
 
 def _contiguous(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

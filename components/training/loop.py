@@ -23,7 +23,7 @@ import torch.distributed as dist
 import torch.nn as nn
 
 from components.config import OptimizerConfig, TrainingConfig
-from components.data.augmentation import make_augmenter
+from components.data.augmentation import Augmenter, make_augmenter
 from components.data.modalities.info import DataInfo
 from components.models import build, data_fields, training_task
 from components.training.checkpoint import load_checkpoint, save_checkpoint
@@ -125,6 +125,8 @@ def train_model(config: dict[str, Any], session: Session) -> list[dict[str, floa
         if ckpt_dir is not None:
             state = load_checkpoint(ckpt_dir, model=bare, optimizers=optimizers, schedulers=schedulers, stopper=stopper)
             stepper.load_state_dict({"global_step": state.get("global_step", 0), "scaler": state["scaler"]})
+            if augment is not None and state["augment"] is not None:
+                augment.load_state_dict(state["augment"])  # the noise and shifts the next epoch would draw
             start, best_val = int(state["epoch"]) + 1, state["best_metrics"]
 
     history: list[dict[str, float]] = []
@@ -155,7 +157,7 @@ def train_model(config: dict[str, Any], session: Session) -> list[dict[str, floa
         checked = {}  # reported with the first epoch only
         if stopper is not None:
             metrics["best_epoch"] = stopper.best_epoch
-        _report(session, metrics, best_val, bare, optimizers, schedulers, stepper, stopper, epoch, spec)
+        _report(session, metrics, best_val, bare, optimizers, schedulers, stepper, stopper, epoch, spec, augment)
         history.append(metrics)
         if stop:
             break
@@ -225,6 +227,7 @@ def _report(
     stopper: EarlyStopping | None,
     epoch: int,
     spec: dict[str, Any],
+    augment: Augmenter | None,
 ) -> None:
     if session.world_rank != 0:
         session.report(metrics, None)
@@ -235,6 +238,7 @@ def _report(
             tmp, model=model, optimizers=optimizers, schedulers=schedulers, stopper=stopper,
             epoch=epoch, spec=spec, metrics=metrics, best_metrics=best_metrics,
             global_step=int(state["global_step"]), scaler=state["scaler"],
+            augment=augment.state_dict() if augment is not None else None,
         )
         session.report(metrics, tmp)
 

@@ -99,6 +99,29 @@ def test_resume_continues_after_the_checkpointed_epoch_with_the_same_result(blob
     assert resumed.reports[-1]["train_loss"] == pytest.approx(straight.reports[-1]["train_loss"], rel=1e-5)
 
 
+def test_a_resumed_run_augments_as_the_uninterrupted_one_did():
+    """The augmenter's call counter is checkpointed: resuming draws the noise epoch 2 would have."""
+    from components.data.modalities.info import DataInfo
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(48, 1, 8, 8)).astype(np.float32)
+    y = (x.mean(axis=(1, 2, 3)) > 0).astype(np.int64)
+    info = DataInfo(modality="image", task="classification", input_shape=(1, 8, 8), classes=("0", "1"))
+
+    def config(epochs: int) -> dict:
+        return loop_config({"kind": "cnn", "params": {"arch": "lenet5"}},
+                           {"epochs": epochs, "batch_size": 16, "optimizer": {"name": "adam", "lr": 0.01}},
+                           info, [{"type": "noise", "std": 0.5}])
+
+    straight = MemorySession(x, y)
+    train_model(config(4), straight)
+    first = MemorySession(x, y)
+    train_model(config(2), first)
+    resumed = MemorySession(x, y, resume_from=first.checkpoints[-1])
+    train_model(config(4), resumed)
+    assert resumed.reports[-1]["train_loss"] == pytest.approx(straight.reports[-1]["train_loss"], rel=1e-5)
+
+
 def test_early_stopping_stops_and_restores_the_best_epoch(blobs):
     x, y = blobs
     session = MemorySession(x, y)
