@@ -156,3 +156,16 @@ def waited(stamps: list, split: str, batches: Iterable[Any]) -> Iterator[Any]:
     total += time.perf_counter() - t0
     stamps.append((f"{split}_wait", total))
     stamps.append((f"{split}_first", first or 0.0))
+
+
+def by_epoch(stamps: Iterable[Sequence[Any]]) -> list[dict[str, list[Any]]]:
+    """Timing stamps `(phase, *values)` as the loop appended them, one dict per epoch
+    (phase -> its values); an epoch ends with its "reported" stamp."""
+    epochs: list[dict[str, list[Any]]] = []
+    current: dict[str, list[Any]] = {}
+    for phase, *values in stamps:
+        current[phase] = values
+        if phase == "reported":
+            epochs.append(current)
+            current = {}
+    return epochs

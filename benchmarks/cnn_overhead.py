@@ -57,7 +57,7 @@ import ray
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import machine_busy_s, process_tree_cpu, run_child, table, waited, write_section  # noqa: E402
+from _common import by_epoch, machine_busy_s, process_tree_cpu, run_child, table, waited, write_section  # noqa: E402
 
 import components.training.ray_session as ray_session  # noqa: E402
 from components.config import ImageConfig, ProfileConfig, SplitConfig, TrainingConfig  # noqa: E402
@@ -139,13 +139,7 @@ def phases(stamps: list[list[Any]]) -> list[dict[str, float]]:
     """Per epoch from the stamps: train, val (+ checkpoint write), report, batch wait and whole
     epoch seconds (report end to report end; epoch 0 from its first batch request), the
     training thread's CPU seconds in the train phase, and the machine's busy cores meanwhile."""
-    epochs: list[dict[str, list[float]]] = []
-    current: dict[str, list[float]] = {}
-    for phase, *values in stamps:
-        current[phase] = values
-        if phase == "reported":
-            epochs.append(current)
-            current = {}
+    epochs = by_epoch(stamps)
     rows = []
     for i, e in enumerate(epochs):
         begin = epochs[i - 1]["reported"] if i else e["train"]

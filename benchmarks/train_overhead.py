@@ -50,7 +50,7 @@ from ray.train import CheckpointConfig, RunConfig, ScalingConfig
 from ray.train.torch import TorchConfig, TorchTrainer
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import run_child, table, waited, write_section  # noqa: E402
+from _common import by_epoch, run_child, table, waited, write_section  # noqa: E402
 
 import components.training.ray_session as ray_session  # noqa: E402
 from components.config import ProfileConfig, TrainingConfig  # noqa: E402
@@ -267,13 +267,7 @@ def run_variant(variant: Variant, spec: dict[str, Any], workdir: Path) -> dict[s
 def ray_phases(out: dict[str, Any]) -> list[dict[str, float]]:
     """Per epoch: train, val (+ checkpoint write), report and whole-cycle seconds, and the
     seconds the loop waited for batches (all of them; the first of each split)."""
-    epochs: list[dict[str, float]] = []
-    current: dict[str, float] = {}
-    for phase, t in out["stamps"]:
-        current[phase] = t
-        if phase == "reported":
-            epochs.append(current)
-            current = {}
+    epochs = [{phase: values[0] for phase, values in e.items()} for e in by_epoch(out["stamps"])]
     rows = []
     for i, e in enumerate(epochs):
         previous_end = epochs[i - 1]["reported"] if i else e["train"]
