@@ -220,7 +220,7 @@ def load(dataset: str, seed: int, root: Path) -> Data:
     schema = config.schema_
     lake = Lake(str(root / dataset))
     good, bad = check_rows(bundled_frame(dataset), schema, f"{dataset}.csv")
-    lake.commit_file(f"{dataset}.csv", "0" * 64, good, bad)
+    IngestStream(lake, "ingest").commit([FileRows(f"{dataset}.csv", "0" * 64, good, bad)])
     bronze = lake.read("bronze")
     frames, features = prepare(bronze, schema, config.split, config.preprocessing)
     snapshot: SilverSnapshot = write_silver(lake, frames, features, lake.version("bronze"))

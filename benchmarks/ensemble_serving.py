@@ -109,7 +109,7 @@ def build_models(root: Path, trees: int) -> Models:
     })
     lake = Lake(str(root / "lake"))
     good, bad = check_rows(bundled_frame(DATASET), config.schema_, f"{DATASET}.csv")
-    lake.commit_file(f"{DATASET}.csv", "0" * 64, good, bad)
+    IngestStream(lake, "ingest").commit([FileRows(f"{DATASET}.csv", "0" * 64, good, bad)])
     bronze = lake.read("bronze")
     frames, features = prepare(bronze, config.schema_, config.split, config.preprocessing)
     snapshot = write_silver(lake, frames, features, lake.version("bronze"))

@@ -103,6 +103,31 @@ class SourceConfig(_Strict):
         return "image" if self.format in IMAGE_FORMATS else "tabular"
 
 
+SchemaEvolution = Literal["fail", "add_new_columns", "rescue", "ignore"]
+
+
+class StreamConfig(_Strict):
+    """How landing files become bronze: `rayline ingest` drains what has landed, `--watch`
+    keeps going as files arrive. Each micro-batch is one bronze commit, exactly once.
+
+    A file is read once it has not been modified for `settle_seconds`; a writer that may
+    pause longer writes `name.tmp` (or `.name`) and renames it when done.
+    """
+
+    max_files_per_batch: int = Field(1000, ge=1)
+    max_rows_per_batch: int = Field(1_000_000, ge=1, description="a larger file is a batch of its own")
+    schema_evolution: SchemaEvolution = Field(
+        "fail",
+        description="undeclared columns in a file: fail (stop, naming them), add_new_columns (bronze widens), "
+        "rescue (kept as JSON in _rescued), ignore (dropped)",
+    )
+    settle_seconds: float = Field(1.0, ge=0)
+    poll_seconds: float = Field(1.0, gt=0, description="--watch: how often to look again without a change event")
+    watcher: Literal["auto", "notify", "poll"] = Field(
+        "auto", description="--watch: file-system events (notify), polling, or events with polling as fallback"
+    )
+
+
 class SplitConfig(_Strict):
     method: Literal["holdout", "kfold", "classes"] = "holdout"
     ratios: dict[Literal["train", "val", "test"], float] = {"train": 0.7, "val": 0.15, "test": 0.15}
@@ -490,6 +515,7 @@ class PipelineConfig(_Strict):
     source: SourceConfig
     schema_: SchemaConfig | None = Field(None, alias="schema", description="table sources: the declared columns")
     images: ImageConfig | None = Field(None, description="image sources: how images become inputs")
+    stream: StreamConfig = StreamConfig()
     split: SplitConfig = SplitConfig()
     preprocessing: PreprocessConfig = PreprocessConfig()
     model: ModelConfig
@@ -521,6 +547,8 @@ class PipelineConfig(_Strict):
     @model_validator(mode="after")
     def _cross_checks(self) -> "PipelineConfig":
         if self.modality == "image":
+            if self.stream.schema_evolution != "fail":
+                raise ValueError("stream.schema_evolution is for table sources; images have no columns to evolve")
             if self.schema_ is not None:
                 raise ValueError(
                     f"source format {self.source.format!r} holds images: leave out 'schema' (labels come with the images)"

@@ -68,6 +68,9 @@ def run(
     if summary.fit is not None and len(summary.fit.leaderboard) > 1:
         show(leaderboard_table(summary.fit.leaderboard))
     show(summary_table(summary))
+    if summary.ingest is not None and summary.ingest.stopped:
+        typer.echo(f"stopped after ingest: {summary.ingest.stopped}", err=True)
+        raise typer.Exit(1)
     if summary.endpoint and smoke:
         _smoke(ws, summary.endpoint, smoke)
         _shutdown()
@@ -80,13 +83,68 @@ def run(
 
 
 @app.command()
-def ingest(config: ConfigArg) -> None:
-    """Landing files -> bronze Delta table (bad rows -> quarantine)."""
-    from flows.ingest import ingest as ingest_flow
+def ingest(
+    config: ConfigArg,
+    watch: Annotated[bool, typer.Option(help="keep ingesting as files arrive, until Ctrl-C")] = False,
+) -> None:
+    """Landing files -> bronze Delta table (bad rows -> quarantine), in micro-batches
+    committed exactly once; `--watch` keeps going as files arrive."""
+    ws = _workspace(config)
+    from components.data.lake import LakeBusyError
+    from flows.summary import ingest_line
 
-    report = ingest_flow(_workspace(config))
-    if report.failed:
+    try:
+        if watch:
+            report = _watch(ws)
+        else:
+            from flows.ingest import ingest as ingest_flow
+
+            report = ingest_flow(ws)
+            typer.echo(f"{ws.name}: {ingest_line(report)}")
+    except LakeBusyError as exc:
+        typer.echo(f"{exc}; is `rayline ingest --watch` running for {ws.name}?", err=True)
+        raise typer.Exit(1) from None
+    if not watch:
+        _echo_problems(report, set())
+    # A watcher reports failed files as it meets them and keeps going; only a stop is an error.
+    if report.stopped or (report.failed and not watch):
         raise typer.Exit(1)
+
+
+def _echo_problems(report, shown: set[tuple[str, str]], duplicates: bool = False) -> None:
+    for name, why in report.failed.items():
+        if (name, why) not in shown:
+            shown.add((name, why))
+            typer.echo(f"left {name} in the landing folder: {why}", err=True)
+    for name, original in report.duplicates.items() if duplicates else ():
+        if (name, original) not in shown:
+            shown.add((name, original))
+            typer.echo(f"skipped {name}: the same bytes as {original}, already ingested")
+    if report.stopped:
+        typer.echo(f"stopped: {report.stopped}", err=True)
+
+
+def _watch(ws: Workspace):
+    """Ingest passes until Ctrl-C or SIGTERM; one line per pass that committed something."""
+    import threading
+
+    from flows.summary import ingest_line
+    from flows.watch import watch as watch_flow
+
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    typer.echo(f"watching {ws.landing} (Ctrl-C to stop)")
+    shown: set[tuple[str, str]] = set()
+
+    def on_pass(report) -> None:
+        if report.batches:
+            typer.echo(f"{time.strftime('%H:%M:%S')} {ingest_line(report)}")
+        _echo_problems(report, shown, duplicates=True)
+
+    report = watch_flow(ws, on_pass, stop)
+    typer.echo("stopped watching")
+    return report
 
 
 @app.command()

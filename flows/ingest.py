@@ -1,115 +1,183 @@
-"""Flow `ingest`: landing files -> schema check -> bronze Delta table (+ quarantine)."""
+"""Flow `ingest`: landing files -> schema check -> bronze Delta table (+ quarantine),
+in micro-batches committed exactly once (components/data/streaming.py)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 from prefect.logging import get_run_logger
 
-from components.config import ImageConfig, SchemaConfig, SourceConfig
+from components.config import ImageConfig, PipelineConfig, SourceConfig
 from components.data.bundled import bundled_frame, write_landing_files
 from components.data.images import (
     ImageSpec, bundled_classes, bundled_format, list_image_sources, read_landed_image_source, write_bundled_images,
 )
-from components.data.lake import IngestResult, Lake
-from components.data.schema import SchemaError, check_rows
-from components.data.sources import SourceError, file_hash, list_landing, read_file
+from components.data.lake import Lake
+from components.data.schema import SchemaChangeError, SchemaError, check_rows
+from components.data.sources import HashCache, SourceError, list_landing, read_file, settled
+from components.data.streaming import BatchResult, FileRows, IngestStream, PendingBatch, micro_batches
 from flows.workspace import Workspace
 
 
 @dataclass(frozen=True)
 class IngestReport:
-    committed: list[IngestResult]
+    batches: list[BatchResult]
+    already: int  # files ingested before, as they are now
+    duplicates: dict[str, str]  # file -> the file ingested before with the same bytes
     failed: dict[str, str]  # file -> why it was left in the landing folder
+    waiting: list[str]  # files modified too recently to be complete; the next pass takes them
     bronze_version: int | None
+    stopped: str | None = None  # a schema change that stopped the stream (schema_evolution fail)
 
     @property
     def good_rows(self) -> int:
-        return sum(r.good_rows for r in self.committed)
+        return sum(b.good_rows for b in self.batches)
 
     @property
     def bad_rows(self) -> int:
-        return sum(r.bad_rows for r in self.committed)
+        return sum(b.bad_rows for b in self.batches)
+
+    @property
+    def files(self) -> int:
+        return sum(len(b.files) for b in self.batches)
+
+
+@dataclass
+class _Source:
+    """How this pipeline's landing files are listed and read."""
+
+    config: PipelineConfig
+    landing: Path
+    hashes: HashCache = field(default_factory=HashCache)
+
+    def list(self) -> list[Path]:
+        source = self.config.source
+        if source.modality == "image":
+            return list_image_sources(self.landing, self._image_format, source.pattern)
+        return list_landing(self.landing, source.pattern)
+
+    def name(self, path: Path) -> str:
+        return str(path.relative_to(self.landing))
+
+    @property
+    def _image_format(self) -> str:
+        source = self.config.source
+        return bundled_format(source.dataset) if source.format == "bundled_images" else source.format
 
 
 @task(retries=2, retry_delay_seconds=1, cache_policy=NO_CACHE, task_run_name="stage-{source.dataset}")
 def stage_bundled(source: SourceConfig, landing: Path) -> list[Path]:
-    """Write a scikit-learn dataset into the landing folder as ordinary CSV files."""
+    """Write a data set that ships inside a package into the landing folder as ordinary files."""
+    if source.format == "bundled_images":
+        return write_bundled_images(source.dataset, landing, source.limit)
     return write_landing_files(bundled_frame(source.dataset), landing, source.files, stem=source.dataset)
 
 
-@task(retries=2, retry_delay_seconds=1, cache_policy=NO_CACHE, task_run_name="stage-{source.dataset}")
-def stage_bundled_images(source: SourceConfig, landing: Path) -> list[Path]:
-    """Write an image set that ships inside a package into the landing folder as files."""
-    return write_bundled_images(source.dataset, landing, source.limit)
+def _read(src: _Source, path: Path, content_hash: str) -> FileRows:
+    """One landing file read and checked; raises SourceError/SchemaError/OSError when unusable."""
+    cfg = src.config
+    name = src.name(path)
+    if cfg.modality == "image":
+        images: ImageConfig = cfg.images
+        classes = bundled_classes(cfg.source.dataset) if cfg.source.format == "bundled_images" else None
+        spec = ImageSpec(max_bytes=images.max_bytes, max_size=images.max_size)
+        good, bad = read_landed_image_source(path, src.landing, src._image_format, spec, classes)
+    else:
+        fmt = "csv" if cfg.source.format == "sklearn" else cfg.source.format
+        good, bad = check_rows(read_file(path, fmt), cfg.schema_, name, cfg.stream.schema_evolution)
+    return FileRows(name, content_hash, good, bad)
 
 
-@task(retries=2, retry_delay_seconds=1, cache_policy=NO_CACHE, task_run_name="ingest-{path.name}")
-def ingest_images(
-    path: Path, landing: Path, fmt: str, classes: tuple[str, ...] | None, images: ImageConfig, lake_root: str
-) -> IngestResult | str:
-    """Commit one image source; undecodable, truncated or oversized images are quarantined
-    with the reason, the rest kept. A source that cannot be read at all returns why."""
-    lake = Lake(lake_root)
-    content_hash = file_hash(path)
-    if lake.is_ingested(content_hash):
-        return IngestResult(path.name, content_hash, 0, 0, lake.version("bronze"), skipped=True)
-    spec = ImageSpec(max_bytes=images.max_bytes, max_size=images.max_size)
-    try:
-        good, bad = read_landed_image_source(path, landing, fmt, spec, classes)
-    except (SourceError, OSError, ValueError) as exc:
-        return str(exc)
-    return lake.commit_file(str(path.relative_to(landing)), content_hash, good, bad)
+@task(retries=2, retry_delay_seconds=1, cache_policy=NO_CACHE, task_run_name="complete-batch-{pending.batch}")
+def complete_batch(stream: IngestStream, src: _Source, pending: PendingBatch) -> BatchResult:
+    """Finish a batch a crash interrupted, from its files read again."""
+    files = [_read(src, src.landing / name, src.hashes.of(src.landing / name)) for name in pending.files]
+    return stream.complete(pending, files)
 
 
-@task(retries=2, retry_delay_seconds=1, cache_policy=NO_CACHE, task_run_name="ingest-{path.name}")
-def ingest_file(path: Path, fmt: str, schema: SchemaConfig, lake_root: str) -> IngestResult | str:
-    """Commit one file; a file that cannot be used at all returns the reason instead
-    (and is not retried: the bytes would not change)."""
-    lake = Lake(lake_root)
-    content_hash = file_hash(path)
-    if lake.is_ingested(content_hash):
-        return IngestResult(path.name, content_hash, 0, 0, lake.version("bronze"), skipped=True)
-    try:
-        good, bad = check_rows(read_file(path, fmt), schema, path.name)
-    except (SourceError, SchemaError) as exc:
-        return str(exc)
-    return lake.commit_file(path.name, content_hash, good, bad)
+@task(retries=2, retry_delay_seconds=1, cache_policy=NO_CACHE, task_run_name="commit-batch")
+def commit_batch(stream: IngestStream, files: list[FileRows]) -> BatchResult:
+    """One micro-batch: ledger, bronze and quarantine commits, each carrying the batch number."""
+    return stream.commit(files)
 
 
 @flow(name="ingest", log_prints=True, validate_parameters=False)
-def ingest(ws: Workspace) -> IngestReport:
-    source = ws.config.source
+def ingest(ws: Workspace, hashes: HashCache | None = None, wait_to_settle: bool = True) -> IngestReport:
+    """Drain the landing folder: finish a batch a crash interrupted, then commit every
+    complete new file in micro-batches. `hashes` carries content hashes between passes of a
+    watcher; `wait_to_settle` waits for files still being modified instead of leaving them."""
+    cfg, logger = ws.config, get_run_logger()
+    src = _Source(cfg, ws.landing, hashes or HashCache())
+    lake = Lake(ws.lake)
     ws.landing.mkdir(parents=True, exist_ok=True)
-    if source.format == "sklearn":
-        stage_bundled(source, ws.landing)
-    if source.format == "bundled_images":
-        stage_bundled_images(source, ws.landing)
-    if source.modality == "image":
-        bundled = source.format == "bundled_images"
-        fmt = bundled_format(source.dataset) if bundled else source.format
-        classes = bundled_classes(source.dataset) if bundled else None
-        files = list_image_sources(ws.landing, fmt, source.pattern)
-        outcomes = {
-            str(path.relative_to(ws.landing)): ingest_images(path, ws.landing, fmt, classes, ws.config.images, ws.lake)
-            for path in files
-        }
-    else:
-        fmt = "csv" if source.format == "sklearn" else source.format
-        files = list_landing(ws.landing, source.pattern)
-        outcomes = {path.name: ingest_file(path, fmt, ws.config.schema_, ws.lake) for path in files}
-    committed = [o for o in outcomes.values() if isinstance(o, IngestResult)]
-    failed = {name: o for name, o in outcomes.items() if isinstance(o, str)}
-    logger = get_run_logger()
+    with lake.writer_lock():
+        stream = IngestStream(lake, stream_id(ws), merge_schema=cfg.stream.schema_evolution in ("add_new_columns", "rescue"))
+        batches = []
+        pending = stream.pending()
+        if pending is not None:
+            logger.warning("completing batch %d, interrupted before all its commits", pending.batch)
+            batches.append(complete_batch(stream, src, pending))
+        staged = set(stage_bundled(cfg.source, ws.landing)) if cfg.source.format in ("sklearn", "bundled_images") else set()
+        listed = src.list()
+        ready, wait = settled([p for p in listed if p not in staged], cfg.stream.settle_seconds)
+        if wait and wait_to_settle:
+            time.sleep(wait)
+            ready, _ = settled([p for p in listed if p not in staged], cfg.stream.settle_seconds)
+        ready = sorted(set(ready) | staged)
+        waiting = [src.name(p) for p in listed if p not in set(ready)]
+
+        seen = stream.ingested_hashes()
+        already: list[str] = []
+        duplicates: dict[str, str] = {}
+        failed: dict[str, str] = {}
+        stopped: list[str] = []
+
+        def readable() -> Iterator[FileRows]:
+            for path in ready:
+                name = src.name(path)
+                try:
+                    content_hash = src.hashes.of(path)
+                except FileNotFoundError:
+                    continue  # removed since it was listed
+                if content_hash in seen:
+                    if seen[content_hash] == name:
+                        already.append(name)
+                    else:
+                        duplicates[name] = seen[content_hash]
+                    continue
+                try:
+                    rows = _read(src, path, content_hash)
+                except SchemaChangeError as exc:
+                    stopped.append(str(exc))
+                    return
+                except (SourceError, SchemaError, OSError, ValueError) as exc:
+                    failed[name] = str(exc)
+                    continue
+                seen[content_hash] = name
+                yield rows
+
+        for files in micro_batches(readable(), cfg.stream.max_files_per_batch, cfg.stream.max_rows_per_batch):
+            batches.append(commit_batch(stream, files))
+        report = IngestReport(
+            batches, len(already), duplicates, failed, waiting, lake.version("bronze"), stopped[0] if stopped else None
+        )
     for name, why in failed.items():
         logger.error("left %s in the landing folder: %s", name, why)
-    report = IngestReport(committed, failed, Lake(ws.lake).version("bronze"))
+    if report.stopped:
+        logger.error("stopped: %s", report.stopped)
     logger.info(
-        "%d file(s): %d new good rows, %d quarantined, %d already ingested, %d failed; bronze v%s",
-        len(files), report.good_rows, report.bad_rows, sum(r.skipped for r in committed), len(failed),
-        report.bronze_version,
+        "%d file(s) in %d batch(es): %d new good rows, %d quarantined, %d already ingested, %d duplicate(s), "
+        "%d failed, %d still being written; bronze v%s", report.files, len(batches), report.good_rows,
+        report.bad_rows, report.already, len(duplicates), len(failed), len(waiting), report.bronze_version,
     )
     return report
+
+
+def stream_id(ws: Workspace) -> str:
+    """The app id the pipeline's ingest commits carry: one stream per pipeline."""
+    return f"rayline-ingest-{ws.name}"

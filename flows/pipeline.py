@@ -76,6 +76,8 @@ def chosen(ws: Workspace, outcomes: list[TrialOutcome], metric: str, mode: str) 
 def pipeline(ws: Workspace, serve: bool = True) -> PipelineSummary:
     summary = PipelineSummary(ws.name)
     summary.ingest = _timed(summary, "ingest", ingest, ws)
+    if summary.ingest.stopped:
+        return summary  # a schema change stops the run before anything trains on old data
     _timed(summary, "preprocess", preprocess, ws)
     summary.fit = _timed(summary, "tune" if ws.config.tuning else "train", fit, ws, ws.config.tuning is not None)
     # the endpoint serves the champion: a first version that failed a gate leaves none

@@ -7,6 +7,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from flows.ingest import IngestReport
 from flows.pipeline import PipelineSummary
 
 
@@ -16,19 +17,33 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
+def ingest_line(report: IngestReport) -> str:
+    """One line for an ingest pass: what was committed, skipped, left behind."""
+    line = f"{report.good_rows} new rows, {report.bad_rows} quarantined"
+    if report.batches:
+        first, last = report.batches[0].batch, report.batches[-1].batch
+        span = f"batch {first}" if first == last else f"batches {first}-{last}"
+        line += f" ({report.files} file(s), {span}, bronze v{report.bronze_version})"
+    line += f", {report.already} file(s) already ingested"
+    if report.duplicates:
+        line += f", {len(report.duplicates)} duplicate(s) skipped"
+    line += f", {len(report.failed)} failed"
+    if report.waiting:
+        line += f", {len(report.waiting)} still being written"
+    return line
+
+
 def summary_table(summary: PipelineSummary) -> Table:
     table = Table(title=f"rayline pipeline '{summary.name}'", show_header=False, title_justify="left")
     table.add_column("what", style="bold")
     table.add_column("value")
     if summary.ingest is not None:
         ing = summary.ingest
-        table.add_row(
-            "ingest",
-            f"{ing.good_rows} new rows, {ing.bad_rows} quarantined, "
-            f"{sum(r.skipped for r in ing.committed)} file(s) already ingested, {len(ing.failed)} failed",
-        )
+        table.add_row("ingest", ingest_line(ing))
         for name, why in ing.failed.items():
             table.add_row("  failed file", f"{name}: {why}")
+        if ing.stopped:
+            table.add_row("  stopped", ing.stopped)
     if summary.fit is not None:
         fit = summary.fit
         lineage = fit.snapshot.lineage

@@ -32,7 +32,7 @@ import numpy as np
 import polars as pl
 from PIL import Image, ImageFile, UnidentifiedImageError
 
-from components.data.sources import SourceError
+from components.data.sources import SourceError, is_being_written
 
 ImageSourceFormat = Literal["image_folder", "manifest", "npz", "idx"]
 BundledImages = Literal["digits", "mnist", "fashion_mnist"]
@@ -535,7 +535,7 @@ def read_image_source(
 def list_image_sources(folder: Path, fmt: ImageSourceFormat, pattern: str = "*") -> list[Path]:
     """The landing files that are each one source to commit, sorted: every file in a class
     folder (`image_folder`), CSV manifests, `.npz` files, IDX images files (their labels
-    file is read with them). Dot-files are skipped: writers use them while writing."""
+    file is read with them). Files still being written (`is_being_written`) are skipped."""
     folder = Path(folder)
     if not folder.is_dir():
         raise FileNotFoundError(f"landing folder {folder} does not exist")
@@ -547,7 +547,7 @@ def list_image_sources(folder: Path, fmt: ImageSourceFormat, pattern: str = "*")
             p for p in folder.glob(pattern)
             if (p.suffix == suffix if suffix else "images-idx3" in p.name)
         ]
-    return sorted(p for p in found if p.is_file() and not p.name.startswith("."))
+    return sorted(p for p in found if p.is_file() and not is_being_written(p))
 
 
 def read_landed_image_source(

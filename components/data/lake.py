@@ -1,17 +1,20 @@
 """The Delta Lake tables of one pipeline: bronze, quarantine, the ingest ledger and named tables.
 
-This is the storage adapter: the only module that sees table locations. Every landing
-file is committed once, and a crash between its writes never leaves duplicate rows.
+This is the storage adapter: the only module that sees table locations. Appends can carry
+a stream's batch number in the commit (`append_once`), which is what makes ingest
+exactly once (components/data/streaming.py).
 """
 
 from __future__ import annotations
 
+import fcntl
 import re
-from dataclasses import dataclass
-from datetime import datetime, timezone
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
 
 import polars as pl
-from deltalake import DeltaTable, write_deltalake
+from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
 from deltalake.exceptions import SchemaMismatchError
 
 BRONZE = "bronze"
@@ -19,7 +22,6 @@ QUARANTINE = "quarantine"
 LEDGER = "ingested_files"
 
 _TABLE_NAME = re.compile(r"[a-z0-9][a-z0-9_]*")
-_HASH = re.compile(r"[0-9a-f]{16,128}")
 
 
 class TableNotFoundError(LookupError):
@@ -30,16 +32,8 @@ class TableSchemaError(ValueError):
     """Rows to append do not match the table's columns (usually: the declared schema changed)."""
 
 
-@dataclass(frozen=True)
-class IngestResult:
-    """What one `commit_file` did. Row counts are the rows written by this call (0 when skipped)."""
-
-    source_file: str
-    content_hash: str
-    good_rows: int
-    bad_rows: int
-    bronze_version: int | None
-    skipped: bool
+class LakeBusyError(RuntimeError):
+    """Another process holds the lake's writer lock."""
 
 
 class Lake:
@@ -87,75 +81,66 @@ class Lake:
         )
         return self._table(table).version()
 
-    # ------------------------------------------------------------------ ingest
+    # ------------------------------------------------------------------ streams
 
-    def is_ingested(self, content_hash: str) -> bool:
-        """Whether a file with these bytes is already committed (its ledger row exists)."""
-        if not self.exists(LEDGER):
-            return False
-        found = self._table(LEDGER).to_pyarrow_table(
-            columns=["content_hash"], filters=[("content_hash", "=", content_hash)]
-        )
-        return found.num_rows > 0
+    def transaction_version(self, table: str, app_id: str) -> int | None:
+        """The last batch number `app_id` committed to `table` (None: none yet, or no table)."""
+        if not self.exists(table):
+            return None
+        return self._table(table).transaction_version(app_id)
 
-    def commit_file(self, source_file: str, content_hash: str, good: pl.DataFrame, bad: pl.DataFrame) -> IngestResult:
-        """Append one file's good rows to bronze and bad rows to quarantine, then record it.
+    def append_once(self, table: str, df: pl.DataFrame, app_id: str, batch: int, merge_schema: bool = False) -> bool:
+        """Append `df` to `table` in one commit that records batch `batch` of stream `app_id`,
+        unless the table already holds that batch (or a later one); True when written.
 
-        The ledger row, written last, is the commit point. Rows of this hash already in
-        bronze or quarantine without a ledger row are leftovers of a crashed attempt and
-        are deleted first, so retrying never duplicates rows. A hash already in the ledger
-        writes nothing and returns skipped=True.
+        The batch number travels in the commit itself (a Delta app transaction), so a retry
+        after a crash can tell whether this write happened. An empty frame still commits, to
+        record the batch. `merge_schema` lets new columns widen the table.
         """
-        if not _HASH.fullmatch(content_hash):
-            raise ValueError(f"content_hash must be a lowercase hex digest, got {content_hash!r}")
-        if self.is_ingested(content_hash):
-            return IngestResult(source_file, content_hash, 0, 0, self.version(BRONZE), skipped=True)
+        done = self.transaction_version(table, app_id)
+        if done is not None and done >= batch:
+            return False
+        self._append(table, df, CommitProperties(app_transactions=[Transaction(app_id, batch)]), merge_schema)
+        return True
 
-        for table in (BRONZE, QUARANTINE):
-            self._delete_hash(table, content_hash)
-        tagged = pl.lit(content_hash, dtype=pl.String).alias("_content_hash")
-        for table, rows in ((BRONZE, good), (QUARANTINE, bad)):
-            if rows.height:
-                self._append(table, rows.with_columns(tagged))
-        ledger_row = pl.DataFrame(
-            {
-                "source_file": [source_file],
-                "content_hash": [content_hash],
-                "good_rows": [good.height],
-                "bad_rows": [bad.height],
-                "ingested_at": [datetime.now(timezone.utc)],
-            },
-            schema={
-                "source_file": pl.String,
-                "content_hash": pl.String,
-                "good_rows": pl.Int64,
-                "bad_rows": pl.Int64,
-                "ingested_at": pl.Datetime("us", "UTC"),
-            },
-        )
-        self._append(LEDGER, ledger_row)
-        return IngestResult(source_file, content_hash, good.height, bad.height, self.version(BRONZE), skipped=False)
+    @contextmanager
+    def writer_lock(self) -> Iterator[None]:
+        """Hold the lake's single-writer lock (a local lake only; object stores need one writer).
+
+        Two ingest processes planning the same batch number would both append it.
+        """
+        if "://" in self.root:
+            yield
+            return
+        Path(self.root).mkdir(parents=True, exist_ok=True)
+        with open(Path(self.root) / "_writer.lock", "w") as fh:
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise LakeBusyError(f"another process is writing to the lake at {self.root}") from None
+            try:
+                yield
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
 
     # ------------------------------------------------------------------ helpers
 
     def _table(self, table: str) -> DeltaTable:
         return DeltaTable(self.uri(table), storage_options=self.storage_options)
 
-    def _append(self, table: str, df: pl.DataFrame) -> None:
+    def _append(
+        self, table: str, df: pl.DataFrame, commit: CommitProperties | None = None, merge_schema: bool = False
+    ) -> None:
         # Polars exports strings as large_string; Delta maps both string widths to its one
         # `string` type, so appends with the same polars schema never need schema evolution.
         try:
-            write_deltalake(self.uri(table), df.to_arrow(), mode="append", storage_options=self.storage_options)
+            write_deltalake(
+                self.uri(table), df.to_arrow(), mode="append", storage_options=self.storage_options,
+                commit_properties=commit, schema_mode="merge" if merge_schema else None,
+            )
         except SchemaMismatchError as exc:
             have = [f.name for f in self._table(table).schema().fields]
             raise TableSchemaError(
                 f"table {table!r} at {self.uri(table)} has columns {have}, the rows to append have {df.columns}; "
                 f"the declared schema changed since the table was written ({exc})"
             ) from exc
-
-    def _delete_hash(self, table: str, content_hash: str) -> None:
-        if not self.exists(table):
-            return
-        dt = self._table(table)
-        # A delete that matches nothing commits no version, so the common case costs one scan.
-        dt.delete(f"_content_hash = '{content_hash}'")

@@ -13,7 +13,7 @@ from typing import Any, Callable
 
 import polars as pl
 
-from components.config import ColumnType, SchemaConfig
+from components.config import ColumnType, SchemaConfig, SchemaEvolution
 
 DTYPES: dict[ColumnType, pl.DataType] = {
     "float": pl.Float64(),
@@ -23,7 +23,7 @@ DTYPES: dict[ColumnType, pl.DataType] = {
 }
 # Columns the pipeline adds to the lake tables; a declared column with one of these names
 # would be overwritten.
-RESERVED_COLUMNS = frozenset({"_source_file", "_row", "_reason", "_raw", "_content_hash", "_split"})
+RESERVED_COLUMNS = frozenset({"_source_file", "_row", "_reason", "_raw", "_content_hash", "_split", "_rescued"})
 
 _MISSING_NUMBER_TEXT = ("", "nan")
 _TRUE_TEXT = ("true", "1")
@@ -33,6 +33,10 @@ _SHOWN_CHARS = 40
 
 class SchemaError(ValueError):
     """A whole file is unusable (a declared column missing or of an unusable type)."""
+
+
+class SchemaChangeError(SchemaError):
+    """A file has columns the schema does not declare, and schema_evolution is `fail`."""
 
 
 class InvalidInput(ValueError):
@@ -47,20 +51,44 @@ class InvalidInput(ValueError):
 # ---------------------------------------------------------------------------- batch rows
 
 
-def check_rows(df: pl.DataFrame, schema: SchemaConfig, source_file: str) -> tuple[pl.DataFrame, pl.DataFrame]:
+def check_rows(
+    df: pl.DataFrame, schema: SchemaConfig, source_file: str, new_columns: SchemaEvolution = "fail"
+) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Split the rows of one file into (good, quarantined).
 
     good: the declared columns cast to their declared dtypes in declared order, plus
     `_source_file` and `_row` (0-based row index in the file). quarantined: `_source_file`,
     `_row`, `_reason` (problems joined with "; ") and `_raw` (the original row as a JSON
-    object). Undeclared columns are dropped from good rows but kept in `_raw`.
+    object, undeclared columns included).
+
+    Undeclared columns, by `new_columns` (Auto Loader's schema evolution modes): `fail`
+    raises SchemaChangeError naming them; `add_new_columns` keeps them in good rows as
+    read, after the declared ones; `rescue` keeps them as one JSON object per row in
+    `_rescued`; `ignore` drops them.
     """
     reserved = sorted(RESERVED_COLUMNS.intersection(schema.columns))
     if reserved:
         raise ValueError(f"schema.columns must not use the reserved names {reserved}")
+    if df.width == 0:  # an empty file: no rows to check, and no header to check them against
+        df = pl.DataFrame(schema={name: pl.String for name in schema.columns})
     missing = [c for c in schema.columns if c not in df.columns]
     if missing:
         raise SchemaError(f"{source_file}: missing declared column(s) {missing}; the file has {df.columns}")
+    extra = [c for c in df.columns if c not in schema.columns]
+    if extra and new_columns == "fail":
+        raise SchemaChangeError(
+            f"{source_file}: undeclared column(s) {extra}; declare them in schema.columns, or set "
+            "stream.schema_evolution to add_new_columns, rescue or ignore"
+        )
+    if new_columns == "add_new_columns" and any(c.startswith("_") for c in extra):
+        raise SchemaError(f"{source_file}: new column(s) {[c for c in extra if c.startswith('_')]} "
+                          "start with '_', which is reserved for row metadata")
+    kept: list[pl.Expr] = []
+    if new_columns == "add_new_columns":
+        kept = [pl.col(c) for c in extra]
+    elif new_columns == "rescue":
+        rescued = pl.struct(extra).struct.json_encode() if extra else pl.lit(None, dtype=pl.String)
+        kept = [rescued.alias("_rescued")]
 
     values: list[pl.Expr] = []
     reasons: list[pl.Expr] = []
@@ -73,13 +101,15 @@ def check_rows(df: pl.DataFrame, schema: SchemaConfig, source_file: str) -> tupl
 
     checked = df.select(
         *values,
+        *kept,
         _row=pl.int_range(pl.len(), dtype=pl.Int64),
         # With ignore_nulls, a row without problems gets "" rather than null.
         _reason=pl.concat_str(reasons, separator="; ", ignore_nulls=True),
     )
     is_bad = pl.col("_reason") != ""
     good = checked.filter(~is_bad).select(
-        *schema.columns, _source_file=pl.lit(source_file, dtype=pl.String), _row=pl.col("_row")
+        *schema.columns, *[c.meta.output_name() for c in kept],
+        _source_file=pl.lit(source_file, dtype=pl.String), _row=pl.col("_row"),
     )
     bad = checked.filter(is_bad).select("_row", "_reason")
     raw = [_to_json(row) for row in df[bad["_row"]].iter_rows(named=True)]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import time
 from pathlib import Path
 from typing import Literal
 
@@ -20,9 +21,11 @@ def read_file(path: Path, fmt: SourceFormat) -> pl.DataFrame:
     """Read one landing file with a lazy scan collected by the streaming engine.
 
     CSV columns all arrive as strings, so the schema check sees the raw text and can
-    quote a bad value. NDJSON struct columns are flattened into `parent_child` columns.
+    quote a bad value. An empty CSV or NDJSON file is a frame without rows or columns. NDJSON struct columns are flattened into `parent_child` columns.
     """
     path = Path(path)
+    if fmt in ("csv", "ndjson") and path.stat().st_size == 0:
+        return pl.DataFrame()  # an empty text file holds no rows (and no header)
     if fmt == "csv":
         lf = pl.scan_csv(path, infer_schema=False)
     elif fmt == "parquet":
@@ -70,14 +73,50 @@ def _flatten_structs(schema: pl.Schema, path: Path) -> list[pl.Expr]:
 
 
 def list_landing(folder: Path, pattern: str) -> list[Path]:
-    """Files in `folder` matching the glob `pattern`, sorted by name.
-
-    Dot-files are skipped: writers use them for files still being written.
-    """
+    """Files in `folder` matching the glob `pattern`, sorted by name, except files still
+    being written (`is_being_written`)."""
     folder = Path(folder)
     if not folder.is_dir():
         raise FileNotFoundError(f"landing folder {folder} does not exist")
-    return sorted(p for p in folder.glob(pattern) if p.is_file() and not p.name.startswith("."))
+    return sorted(p for p in folder.glob(pattern) if p.is_file() and not is_being_written(p))
+
+
+def is_being_written(path: Path) -> bool:
+    """The naming convention for a file not complete yet: a dot-file or a `.tmp` suffix.
+    Writers write `name.csv.tmp` (or `.name.csv`) and rename it when done; a rename is atomic."""
+    return path.name.startswith(".") or path.suffix == ".tmp"
+
+
+def settled(paths: list[Path], settle_seconds: float, now: float | None = None) -> tuple[list[Path], float]:
+    """(files unmodified for at least `settle_seconds`, seconds until the youngest other one
+    would be). A writer that appends keeps moving the modification time, so a file that
+    has kept still that long is taken as complete; writers that pause longer use `.tmp`."""
+    now = time.time() if now is None else now
+    ready, wait = [], 0.0
+    for path in paths:
+        age = now - path.stat().st_mtime
+        if age >= settle_seconds:
+            ready.append(path)
+        else:
+            wait = max(wait, settle_seconds - age)
+    return ready, wait
+
+
+class HashCache:
+    """Content hashes of landing files, computed again only when a file's size or
+    modification time changes: a watcher looks at the same files many times."""
+
+    def __init__(self) -> None:
+        self._known: dict[Path, tuple[int, int, str]] = {}
+
+    def of(self, path: Path) -> str:
+        stat = Path(path).stat()
+        known = self._known.get(path)
+        if known is not None and known[:2] == (stat.st_size, stat.st_mtime_ns):
+            return known[2]
+        digest = file_hash(path)
+        self._known[path] = (stat.st_size, stat.st_mtime_ns, digest)
+        return digest
 
 
 def file_hash(path: Path) -> str:

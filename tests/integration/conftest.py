@@ -12,6 +12,7 @@ import ray
 from components.config import PipelineConfig, ProfileConfig
 from components.data.bundled import bundled_frame
 from components.data.lake import Lake
+from components.data.streaming import FileRows, IngestStream
 from components.data.preparation import prepare
 from components.data.schema import check_rows
 from components.data.silver import SilverSnapshot, write_silver
@@ -61,7 +62,7 @@ def silver(workdir: Path, iris_pipeline: PipelineConfig) -> tuple[Lake, SilverSn
     """Iris through the real ingest and preprocess components into Delta tables."""
     lake = Lake(str(workdir / "lake" / "iris"))
     good, bad = check_rows(bundled_frame("iris"), iris_pipeline.schema_, "iris.csv")
-    lake.commit_file("iris.csv", "0" * 64, good, bad)
+    IngestStream(lake, "ingest").commit([FileRows("iris.csv", "0" * 64, good, bad)])
     frames, features = prepare(lake.read("bronze"), iris_pipeline.schema_, iris_pipeline.split, iris_pipeline.preprocessing)
     return lake, write_silver(lake, frames, features, lake.version("bronze"))
 

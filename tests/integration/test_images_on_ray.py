@@ -27,6 +27,7 @@ from components.data.images import (
     ImageSpec, encode_png, list_image_sources, read_landed_image_source, write_bundled_images,
 )
 from components.data.lake import Lake
+from components.data.streaming import FileRows, IngestStream
 from components.data.silver import SilverSnapshot, split_arrays, write_silver
 from components.data.sources import file_hash
 from components.evaluation.outcome import best_of
@@ -44,10 +45,15 @@ MODEL = {"kind": "cnn", "params": {"arch": "lenet5"}}
 
 
 def _ingest(lake: Lake, landing: Path, fmt: str) -> None:
-    """What the ingest flow does for each landing source."""
+    """What the ingest flow does: the sources whose bytes are new, in one micro-batch."""
+    stream = IngestStream(lake, "ingest")
+    seen, files = stream.ingested_hashes(), []
     for path in list_image_sources(landing, fmt):
-        good, bad = read_landed_image_source(path, landing, fmt, ImageSpec(max_bytes=4000))
-        lake.commit_file(str(path.relative_to(landing)), file_hash(path), good, bad)
+        if (content_hash := file_hash(path)) not in seen:
+            good, bad = read_landed_image_source(path, landing, fmt, ImageSpec(max_bytes=4000))
+            files.append(FileRows(str(path.relative_to(landing)), content_hash, good, bad))
+    if files:
+        stream.commit(files)
 
 
 def test_image_folder_ingest_quarantines_broken_files_and_keeps_the_rest(workdir: Path):

@@ -96,6 +96,17 @@ def test_cross_field_checks(tmp_path):
     assert "reserved for row metadata" in _error(tmp_path, config)
 
 
+def test_stream_section_is_checked(tmp_path):
+    config = iris_config()
+    config["stream"] = {"schema_evolution": "merge", "max_files_per_batch": 0}
+    message = _error(tmp_path, config)
+    assert "stream.schema_evolution" in message and "'fail', 'add_new_columns', 'rescue' or 'ignore'" in message
+    assert "stream.max_files_per_batch" in message
+    config = iris_config(source={"format": "bundled_images", "dataset": "digits"}, stream={"schema_evolution": "rescue"})
+    del config["schema"]
+    assert "stream.schema_evolution is for table sources" in _error(tmp_path, config)
+
+
 def test_kfold_takes_validation_from_the_folds(tmp_path):
     config = iris_config()
     config["split"] = {"method": "holdout", "ratios": {"train": 0.8, "val": 0.0, "test": 0.2}}

@@ -215,6 +215,7 @@ def silver_without_a_class(tmp_path_factory):
     from components.config import PipelineConfig
     from components.data.bundled import bundled_frame
     from components.data.lake import Lake
+    from components.data.streaming import FileRows, IngestStream
     from components.data.preparation import prepare
     from components.data.schema import check_rows
     from components.data.silver import write_silver
@@ -223,7 +224,7 @@ def silver_without_a_class(tmp_path_factory):
     config = PipelineConfig.model_validate(iris_config())
     lake = Lake(str(tmp_path_factory.mktemp("lake")))
     good, bad = check_rows(bundled_frame("iris"), config.schema_, "iris.csv")
-    lake.commit_file("iris.csv", "0" * 64, good, bad)
+    IngestStream(lake, "ingest").commit([FileRows("iris.csv", "0" * 64, good, bad)])
     frames, features = prepare(lake.read("bronze"), config.schema_, config.split, config.preprocessing)
     frames["train"] = frames["train"].filter(pl.col("label") != 1)
     snapshot = write_silver(lake, frames, features, lake.version("bronze"))

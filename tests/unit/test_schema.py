@@ -9,7 +9,7 @@ import polars as pl
 import pytest
 
 from components.config import SchemaConfig
-from components.data.schema import InvalidInput, SchemaError, check_rows, frame_from_records
+from components.data.schema import InvalidInput, SchemaChangeError, SchemaError, check_rows, frame_from_records
 
 
 @pytest.fixture
@@ -41,7 +41,7 @@ def test_good_rows_are_typed_in_declared_order_and_extras_dropped(schema: Schema
         {"extra": "zzz", "target": "1", "name": "a", "flag": "TRUE", "n": "2.0", "x": " 1.5 "},
         {"extra": "yyy", "target": "0", "name": "b", "flag": "0", "n": "-7", "x": "1e3"},
     ])
-    good, bad = check_rows(df, schema, "part-000.csv")
+    good, bad = check_rows(df, schema, "part-000.csv", new_columns="ignore")
     assert bad.height == 0
     assert good.columns == ["x", "n", "flag", "name", "target", "_source_file", "_row"]
     assert good.schema == pl.Schema({
@@ -49,6 +49,31 @@ def test_good_rows_are_typed_in_declared_order_and_extras_dropped(schema: Schema
         "_source_file": pl.String, "_row": pl.Int64,
     })
     assert good.rows() == [(1.5, 2, True, "a", 1, "part-000.csv", 0), (1000.0, -7, False, "b", 0, "part-000.csv", 1)]
+
+
+def test_undeclared_columns_follow_the_schema_evolution_mode(schema: SchemaConfig) -> None:
+    df = _text([
+        {"x": "1.5", "n": "2", "flag": "true", "name": "a", "target": "1", "color": "red", "size": None},
+        {"x": "oops", "n": "3", "flag": "true", "name": "b", "target": "0", "color": "blue", "size": "9"},
+    ])
+    with pytest.raises(SchemaChangeError, match=r"f.csv: undeclared column\(s\) \['color', 'size'\]; declare them"):
+        check_rows(df, schema, "f.csv")  # fail is the default
+
+    good, bad = check_rows(df, schema, "f.csv", new_columns="add_new_columns")
+    assert good.columns == ["x", "n", "flag", "name", "target", "color", "size", "_source_file", "_row"]
+    assert good.select("color", "size").rows() == [("red", None)]
+
+    good, bad = check_rows(df, schema, "f.csv", new_columns="rescue")
+    assert good.columns == ["x", "n", "flag", "name", "target", "_rescued", "_source_file", "_row"]
+    assert json.loads(good["_rescued"][0]) == {"color": "red", "size": None}
+    # A quarantined row keeps every column it arrived with, in any mode.
+    assert json.loads(bad["_raw"][0])["color"] == "blue" and bad["_row"].to_list() == [1]
+
+    with pytest.raises(SchemaError, match=r"new column\(s\) \['_secret'\] start with '_'"):
+        check_rows(df.rename({"color": "_secret"}), schema, "f.csv", new_columns="add_new_columns")
+    # A file with only the declared columns has a null _rescued.
+    good, _ = check_rows(df.drop("color", "size"), schema, "f.csv", new_columns="rescue")
+    assert good["_rescued"].to_list() == [None]
 
 
 def test_bad_values_are_quarantined_with_reasons(schema: SchemaConfig) -> None:
@@ -99,7 +124,7 @@ def test_typed_sources_are_checked_too(schema: SchemaConfig) -> None:
         "target": [0.0, 1.0, 1.0, float("nan")],
         "_row": ["an undeclared column that clashes with ours"] * 4,
     })
-    good, bad = check_rows(df, schema, "f.parquet")
+    good, bad = check_rows(df, schema, "f.parquet", new_columns="ignore")
     assert good.select("x", "n", "flag", "target", "_row").rows() == [(1.0, 1, True, 0, 0)]
     assert _reasons(bad) == {
         1: "column 'n': cannot parse '2.5' as int (has a fractional part)",

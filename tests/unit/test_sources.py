@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import time
 
 import polars as pl
 import pytest
 
-from components.data.sources import SourceError, file_hash, list_landing, read_file
+from components.data import sources
+from components.data.sources import HashCache, SourceError, file_hash, list_landing, read_file, settled
 
 
 def test_csv_reads_every_column_as_text(tmp_path) -> None:
@@ -65,7 +68,7 @@ def test_ndjson_flattening_name_clash_is_an_error(tmp_path) -> None:
         ("bad.ndjson", "{not json\n", "ndjson"),
         ("bad.parquet", "not a parquet file", "parquet"),
         ("ragged.csv", "a,b\n1,2,3\n", "csv"),
-        ("empty.csv", "", "csv"),
+        ("empty.parquet", "", "parquet"),
     ],
 )
 def test_unparseable_file_raises_source_error_naming_it(tmp_path, name: str, content: str, fmt: str) -> None:
@@ -76,17 +79,54 @@ def test_unparseable_file_raises_source_error_naming_it(tmp_path, name: str, con
     assert isinstance(err.value, ValueError)
 
 
+@pytest.mark.parametrize("fmt", ["csv", "ndjson"])
+def test_an_empty_text_file_is_no_rows_and_checks_as_none(tmp_path, fmt: str) -> None:
+    from components.config import SchemaConfig
+    from components.data.schema import check_rows
+
+    path = tmp_path / f"empty.{fmt}"
+    path.write_bytes(b"")
+    df = read_file(path, fmt)
+    assert df.shape == (0, 0)
+    schema = SchemaConfig(columns={"x": "float", "y": "int"}, target="y", task="classification")
+    good, bad = check_rows(df, schema, path.name)
+    assert good.height == bad.height == 0 and good.columns == ["x", "y", "_source_file", "_row"]
+
+
 def test_unknown_format_is_rejected(tmp_path) -> None:
     with pytest.raises(ValueError, match=r"fmt must be one of csv, parquet, ndjson, got 'xml'"):
         read_file(tmp_path / "a.xml", "xml")  # type: ignore[arg-type]
 
 
 def test_list_landing_sorted_filtered_and_skips_dotfiles(tmp_path) -> None:
-    for name in ["b.csv", "a.csv", "c.json", ".a.csv.tmp", ".hidden.csv"]:
+    for name in ["b.csv", "a.csv", "c.json", ".a.csv.tmp", ".hidden.csv", "d.csv.tmp"]:
         (tmp_path / name).write_text("x\n1\n")
     (tmp_path / "sub.csv").mkdir()
     assert [p.name for p in list_landing(tmp_path, "*.csv")] == ["a.csv", "b.csv"]
     assert [p.name for p in list_landing(tmp_path, "*")] == ["a.csv", "b.csv", "c.json"]
+
+
+def test_a_file_is_ready_once_it_has_kept_still_for_settle_seconds(tmp_path) -> None:
+    old, fresh = tmp_path / "old.csv", tmp_path / "fresh.csv"
+    old.write_text("x\n1\n")
+    fresh.write_text("x\n")
+    now = time.time()
+    os.utime(old, (now - 5, now - 5))
+    os.utime(fresh, (now - 0.25, now - 0.25))
+    ready, wait = settled([old, fresh], settle_seconds=1.0, now=now)
+    assert ready == [old] and wait == pytest.approx(0.75)
+    assert settled([old, fresh], settle_seconds=0.0, now=now) == ([old, fresh], 0.0)
+
+
+def test_hash_cache_rehashes_only_changed_files(tmp_path, monkeypatch) -> None:
+    path = tmp_path / "a.csv"
+    path.write_text("x\n1\n")
+    cache, calls = HashCache(), []
+    monkeypatch.setattr(sources, "file_hash", lambda p: calls.append(p) or file_hash(p))
+    first = cache.of(path)
+    assert cache.of(path) == first and len(calls) == 1
+    path.write_text("x\n1\n2\n")  # appended: size and mtime move
+    assert cache.of(path) == hashlib.sha256(b"x\n1\n2\n").hexdigest() and len(calls) == 2
 
 
 def test_list_landing_missing_folder(tmp_path) -> None:

@@ -1,0 +1,184 @@
+"""Landing files into bronze exactly once, in numbered micro-batches.
+
+Every ingest is a stream: `rayline ingest` drains what has landed, `--watch` keeps
+draining as files arrive. A stream numbers its micro-batches 0, 1, 2, ... and writes
+batch n as three commits, each carrying the Delta app transaction (stream id, n):
+
+1. the ledger (`ingested_files`): one row per file with its content hash and row counts.
+   Written first, it is the stream's write-ahead log;
+2. bronze: the good rows of every file in the batch, in one commit;
+3. quarantine: the bad rows with their reasons (an empty commit when there are none).
+
+A crash before step 1 leaves nothing. A crash after it leaves a batch that is logged
+but not complete: the next start re-reads the logged files (their hashes must still
+match) and writes only the tables whose last transaction is below n. No row is ever
+written twice or lost, wherever the process dies.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+import polars as pl
+
+from components.data.lake import BRONZE, LEDGER, QUARANTINE, Lake
+
+_LEDGER_SCHEMA = {
+    "stream": pl.String,
+    "source_file": pl.String,
+    "content_hash": pl.String,
+    "batch": pl.Int64,
+    "good_rows": pl.Int64,
+    "bad_rows": pl.Int64,
+    "ingested_at": pl.Datetime("us", "UTC"),
+}
+
+
+@dataclass(frozen=True)
+class FileRows:
+    """One landing file read and checked: what a micro-batch commits for it."""
+
+    source_file: str
+    content_hash: str
+    good: pl.DataFrame
+    bad: pl.DataFrame
+
+    @property
+    def rows(self) -> int:
+        return self.good.height + self.bad.height
+
+
+@dataclass(frozen=True)
+class BatchResult:
+    """One committed micro-batch. `recovered`: it completed a batch a crash had interrupted."""
+
+    batch: int
+    files: tuple[str, ...]
+    good_rows: int
+    bad_rows: int
+    bronze_version: int | None
+    recovered: bool = False
+
+
+@dataclass(frozen=True)
+class PendingBatch:
+    """A batch the ledger holds but bronze or quarantine does not yet: file -> content hash."""
+
+    batch: int
+    files: dict[str, str]
+
+
+class IngestStream:
+    """The micro-batches of one stream into one lake. Not safe for two writers at once:
+    callers hold `Lake.writer_lock()`."""
+
+    def __init__(self, lake: Lake, stream_id: str, merge_schema: bool = False) -> None:
+        self.lake = lake
+        self.stream_id = stream_id
+        self.merge_schema = merge_schema  # new columns may widen bronze (schema_evolution add_new_columns)
+
+    def last_batch(self) -> int | None:
+        """The highest batch number logged, None for a new stream."""
+        return self.lake.transaction_version(LEDGER, self.stream_id)
+
+    def ingested_hashes(self) -> dict[str, str]:
+        """Content hash -> the file logged with it, over every stream: the same bytes are never read twice."""
+        if not self.lake.exists(LEDGER):
+            return {}
+        ledger = self.lake.read(LEDGER)
+        return dict(zip(ledger["content_hash"], ledger["source_file"]))
+
+    def pending(self) -> PendingBatch | None:
+        """The logged batch whose writes a crash interrupted, if any (only the last can be)."""
+        batch = self.last_batch()
+        if batch is None or all(self._holds(table, batch) for table in (BRONZE, QUARANTINE)):
+            return None
+        return PendingBatch(batch, self._logged(batch))
+
+    def commit(self, files: Sequence[FileRows]) -> BatchResult:
+        """Write `files` as the next batch. Idempotent: the same files as the last batch
+        (a retry) finish or return that batch instead of writing a new one."""
+        if not files:
+            raise ValueError("a micro-batch needs at least one file")
+        given = {f.source_file: f.content_hash for f in files}
+        last = self.last_batch()
+        if last is not None:
+            pending = self.pending()
+            if self._logged(last) == given:
+                return self._write(last, files, recovered=pending is not None)
+            if pending is not None:
+                raise RuntimeError(f"batch {last} of stream {self.stream_id!r} is incomplete: complete it first")
+        again = sorted(name for name, h in given.items() if h in self.ingested_hashes())
+        if again:
+            raise ValueError(f"stream {self.stream_id!r} already ingested the bytes of {again}")
+        return self._write(0 if last is None else last + 1, files, recovered=False)
+
+    def complete(self, pending: PendingBatch, files: Sequence[FileRows]) -> BatchResult:
+        """Finish an interrupted batch from its files, read again: the same bytes as logged."""
+        got = {f.source_file: f.content_hash for f in files}
+        if got != pending.files:
+            changed = sorted(name for name in pending.files if got.get(name) != pending.files[name])
+            raise ValueError(
+                f"batch {pending.batch} of stream {self.stream_id!r} logged {sorted(pending.files)}; "
+                f"to complete it they must be read again unchanged, but {changed} differ or are missing"
+            )
+        return self._write(pending.batch, files, recovered=True)
+
+    def _logged(self, batch: int) -> dict[str, str]:
+        ledger = self.lake.read(LEDGER)
+        logged = ledger.filter((pl.col("stream") == self.stream_id) & (pl.col("batch") == batch))
+        return dict(zip(logged["source_file"], logged["content_hash"]))
+
+    def _write(self, batch: int, files: Sequence[FileRows], recovered: bool) -> BatchResult:
+        now = datetime.now(timezone.utc)
+        ledger = pl.DataFrame(
+            {
+                "stream": [self.stream_id] * len(files),
+                "source_file": [f.source_file for f in files],
+                "content_hash": [f.content_hash for f in files],
+                "batch": [batch] * len(files),
+                "good_rows": [f.good.height for f in files],
+                "bad_rows": [f.bad.height for f in files],
+                "ingested_at": [now] * len(files),
+            },
+            schema=_LEDGER_SCHEMA,
+        )
+        self.lake.append_once(LEDGER, ledger, self.stream_id, batch)
+        good, bad = _tagged(files, "good"), _tagged(files, "bad")
+        self.lake.append_once(BRONZE, good, self.stream_id, batch, merge_schema=self.merge_schema)
+        self.lake.append_once(QUARANTINE, bad, self.stream_id, batch)
+        return BatchResult(
+            batch, tuple(f.source_file for f in files), good.height, bad.height, self.lake.version(BRONZE), recovered
+        )
+
+    def _holds(self, table: str, batch: int) -> bool:
+        done = self.lake.transaction_version(table, self.stream_id)
+        return done is not None and done >= batch
+
+
+def micro_batches(files: Iterable[FileRows], max_files: int, max_rows: int) -> Iterator[list[FileRows]]:
+    """Group files, in order, into batches of at most `max_files` files and `max_rows` rows;
+    a file larger than `max_rows` is a batch of its own (files are never split)."""
+    if max_files < 1 or max_rows < 1:
+        raise ValueError(f"max_files and max_rows must be >= 1, got {max_files} and {max_rows}")
+    batch: list[FileRows] = []
+    rows = 0
+    for f in files:
+        if batch and (len(batch) == max_files or rows + f.rows > max_rows):
+            yield batch
+            batch, rows = [], 0
+        batch.append(f)
+        rows += f.rows
+    if batch:
+        yield batch
+
+
+def _tagged(files: Sequence[FileRows], which: str) -> pl.DataFrame:
+    """The batch's good or bad rows, each tagged with its file's content hash. Files whose
+    columns differ (new columns under add_new_columns) line up by name, nulls elsewhere."""
+    frames = [
+        getattr(f, which).with_columns(_content_hash=pl.lit(f.content_hash, dtype=pl.String)) for f in files
+    ]
+    return pl.concat(frames, how="diagonal_relaxed")

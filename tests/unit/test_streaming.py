@@ -1,0 +1,141 @@
+"""Micro-batch bookkeeping: numbered batches, the write-ahead ledger, a crash between any
+two writes recovered without a duplicate or a lost row."""
+
+from __future__ import annotations
+
+import hashlib
+
+import polars as pl
+import pytest
+
+from components.data.lake import Lake
+from components.data.streaming import FileRows, IngestStream, micro_batches
+
+STREAM = "rayline-ingest-test"
+
+
+def _file(name: str, good: int, bad: int = 0) -> FileRows:
+    rows = pl.DataFrame(
+        {"x": [float(i) for i in range(good)], "_source_file": [name] * good, "_row": list(range(good))},
+        schema={"x": pl.Float64, "_source_file": pl.String, "_row": pl.Int64},
+    )
+    quarantined = pl.DataFrame(
+        {"_source_file": [name] * bad, "_row": list(range(good, good + bad)), "_reason": ["bad x"] * bad},
+        schema={"_source_file": pl.String, "_row": pl.Int64, "_reason": pl.String},
+    )
+    return FileRows(name, hashlib.sha256(name.encode()).hexdigest(), rows, quarantined)
+
+
+@pytest.fixture
+def stream(tmp_path) -> IngestStream:
+    return IngestStream(Lake(str(tmp_path / "lake")), STREAM)
+
+
+def test_batches_are_numbered_and_written_as_one_commit_per_table(stream: IngestStream) -> None:
+    first = stream.commit([_file("a.csv", 3, 1), _file("b.csv", 2)])
+    assert (first.batch, first.files, first.good_rows, first.bad_rows, first.bronze_version) == (
+        0, ("a.csv", "b.csv"), 5, 1, 0,
+    )
+    second = stream.commit([_file("c.csv", 0, 2)])
+    assert (second.batch, second.good_rows, second.bronze_version) == (1, 0, 1)  # empty commit records batch 1
+    lake = stream.lake
+    assert {t: lake.transaction_version(t, STREAM) for t in ("bronze", "quarantine", "ingested_files")} == {
+        "bronze": 1, "quarantine": 1, "ingested_files": 1,
+    }
+    assert lake.read("bronze").height == 5 and lake.read("quarantine").height == 3
+    ledger = lake.read("ingested_files").sort("source_file")
+    assert ledger.select("source_file", "batch", "good_rows", "bad_rows").rows() == [
+        ("a.csv", 0, 3, 1), ("b.csv", 0, 2, 0), ("c.csv", 1, 0, 2),
+    ]
+    assert stream.ingested_hashes() == {_file(n, 0).content_hash: n for n in ("a.csv", "b.csv", "c.csv")}
+    assert stream.pending() is None and stream.last_batch() == 1
+
+
+@pytest.mark.parametrize("writes_before_crash", [0, 1, 2])
+def test_a_crash_between_writes_is_completed_exactly_once(stream: IngestStream, monkeypatch, writes_before_crash):
+    stream.commit([_file("a.csv", 2)])
+    batch = [_file("b.csv", 4, 1), _file("c.csv", 3)]
+    real_append, calls = Lake._append, []
+
+    def dying_append(self, *args, **kwargs):
+        if len(calls) == writes_before_crash:
+            raise KeyboardInterrupt("killed")  # what a SIGINT mid-write would raise
+        calls.append(args[0])
+        return real_append(self, *args, **kwargs)
+
+    monkeypatch.setattr(Lake, "_append", dying_append)
+    with pytest.raises(KeyboardInterrupt):
+        stream.commit(batch)
+    monkeypatch.setattr(Lake, "_append", real_append)
+
+    restarted = IngestStream(Lake(stream.lake.root), STREAM)
+    pending = restarted.pending()
+    if writes_before_crash == 0:  # the ledger was not written: as if the batch never started
+        assert pending is None
+        result = restarted.commit(batch)
+    else:
+        assert pending is not None and pending.batch == 1 and pending.files == {f.source_file: f.content_hash for f in batch}
+        with pytest.raises(RuntimeError, match="batch 1 .* is incomplete"):
+            restarted.commit([_file("d.csv", 1)])
+        result = restarted.complete(pending, batch)
+        assert result.recovered
+    assert result.batch == 1
+    lake = restarted.lake
+    bronze = lake.read("bronze")
+    assert bronze.height == 9 and bronze.select("_source_file", "_row").n_unique() == 9
+    assert lake.read("quarantine").height == 1
+    assert lake.read("ingested_files").height == 3
+    assert restarted.pending() is None
+    assert restarted.commit([_file("d.csv", 1)]).batch == 2
+
+
+def test_a_retried_commit_of_the_same_files_writes_nothing_twice(stream: IngestStream) -> None:
+    batch = [_file("a.csv", 2)]
+    stream.commit(batch)
+    again = stream.commit(batch)  # e.g. the task retried after its commits had landed
+    assert again.batch == 0 and stream.lake.read("bronze").height == 2
+    with pytest.raises(ValueError, match=r"already ingested the bytes of \['a.csv'\]"):
+        stream.commit([_file("b.csv", 1), _file("a.csv", 2)])
+
+
+def test_completing_needs_the_logged_bytes(stream: IngestStream, monkeypatch) -> None:
+    real_append = Lake._append
+    monkeypatch.setattr(Lake, "_append", lambda self, table, *a, **k: (
+        real_append(self, table, *a, **k) if table == "ingested_files" else (_ for _ in ()).throw(OSError("disk gone"))
+    ))
+    with pytest.raises(OSError):
+        stream.commit([_file("a.csv", 2)])
+    monkeypatch.setattr(Lake, "_append", real_append)
+    pending = stream.pending()
+    changed = FileRows("a.csv", "f" * 64, _file("a.csv", 2).good, _file("a.csv", 2).bad)
+    with pytest.raises(ValueError, match=r"must be read again unchanged, but \['a.csv'\] differ or are missing"):
+        stream.complete(pending, [changed])
+    assert not stream.lake.exists("bronze")
+
+
+def test_micro_batches_respect_file_and_row_limits() -> None:
+    files = [_file(f"{i}.csv", n) for i, n in enumerate([3, 3, 5, 1, 1, 1])]
+    names = lambda batches: [[f.source_file for f in b] for b in batches]  # noqa: E731
+    assert names(micro_batches(files, max_files=2, max_rows=100)) == [["0.csv", "1.csv"], ["2.csv", "3.csv"], ["4.csv", "5.csv"]]
+    # A file over the row limit is a batch of its own; files are never split.
+    assert names(micro_batches(files, max_files=10, max_rows=4)) == [["0.csv"], ["1.csv"], ["2.csv"], ["3.csv", "4.csv", "5.csv"]]
+    assert list(micro_batches([], 1, 1)) == []
+    with pytest.raises(ValueError, match="max_files and max_rows must be >= 1, got 0 and 5"):
+        list(micro_batches(files, 0, 5))
+
+
+def test_new_columns_widen_bronze_in_a_new_version_under_add_new_columns(tmp_path) -> None:
+    from components.config import SchemaConfig
+    from components.data.schema import check_rows
+
+    schema = SchemaConfig(columns={"a": "float", "y": "int"}, target="y", task="classification")
+    stream = IngestStream(Lake(str(tmp_path / "lake")), STREAM, merge_schema=True)
+    old = pl.DataFrame({"a": ["1.0"], "y": ["0"]})
+    new = pl.DataFrame({"a": ["2.0"], "y": ["1"], "site": ["north"]})
+    for name, df in (("old.csv", old), ("new.csv", new)):
+        good, bad = check_rows(df, schema, name, new_columns="add_new_columns")
+        stream.commit([FileRows(name, hashlib.sha256(name.encode()).hexdigest(), good, bad)])
+    lake = stream.lake
+    assert "site" not in lake.read("bronze", version=0).columns
+    widened = lake.read("bronze").sort("a")
+    assert widened["site"].to_list() == [None, "north"] and lake.version("bronze") == 1
