@@ -247,6 +247,54 @@ def serve(
 
 
 @app.command()
+def score(
+    name: Annotated[str, typer.Argument(help="registered model name")],
+    input: Annotated[str, typer.Option("--input", help="a table of the model's lake (e.g. bronze), a Delta table path, or .csv/.parquet/.ndjson files (a file or a folder)")],
+    output: Annotated[str, typer.Option("--output", help="table in the model's lake to append predictions to")],
+    version: Annotated[Optional[str], typer.Option(help="model version (default: the alias)")] = None,
+    alias: str = "champion",
+    actors: Annotated[int, typer.Option(help="most scoring actors (each loads the bundle once)")] = 2,
+    profile: Annotated[str, typer.Option(help="conf/profiles/NAME.yaml")] = "local",
+) -> None:
+    """Score a table or files with a registered model through Ray Data, no HTTP; the answers
+    are appended to a Delta table with the model version and the input's version."""
+    try:
+        prof = load_profile(profile)
+    except ConfigError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(2) from None
+    if actors < 1:
+        typer.echo(f"--actors must be >= 1, got {actors}", err=True)
+        raise typer.Exit(2)
+    ensure_prefect_home()
+    from components.data.lake import TableNotFoundError
+    from components.data.schema import SchemaError
+    from flows.score import score as score_flow
+
+    try:
+        report = score_flow(prof, name, input, output, version, alias, actors)
+    except (LookupError, SchemaError, ValueError, FileNotFoundError) as exc:
+        typer.echo(_first_line(exc), err=True)
+        raise typer.Exit(1) from None
+    finally:
+        _shutdown()
+    rate = report.rows / report.seconds if report.seconds else 0.0
+    typer.echo(
+        f"{name} v{report.version}: {report.rows} rows scored ({rate:,.0f} rows/s), {report.rejected} rejected; "
+        f"input {report.source}" + (f" v{report.input_version}" if report.input_version is not None else "")
+        + f" -> {report.output}" + (f" v{report.output_version}" if report.output_version is not None else "")
+    )
+
+
+def _first_line(exc: BaseException) -> str:
+    """The message of an expected failure, without what Ray wraps around it."""
+    cause = exc
+    while cause.__cause__ is not None and not isinstance(cause, (LookupError, ValueError, FileNotFoundError)):
+        cause = cause.__cause__
+    return str(cause).strip().splitlines()[0]
+
+
+@app.command()
 def predict(
     name: Annotated[str, typer.Argument(help="served model name")],
     file: Annotated[Path, typer.Argument(help="rows to score: .csv, .ndjson/.jsonl or .parquet")],

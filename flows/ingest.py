@@ -21,6 +21,7 @@ from components.data.lake import Lake
 from components.data.schema import SchemaChangeError, SchemaError, check_rows
 from components.data.sources import HashCache, SourceError, list_landing, read_file, settled
 from components.data.streaming import BatchResult, FileRows, IngestStream, PendingBatch, micro_batches
+from flows.retries import BACKOFF, transient_only
 from flows.workspace import Workspace
 
 
@@ -70,7 +71,10 @@ class _Source:
         return bundled_format(source.dataset) if source.format == "bundled_images" else source.format
 
 
-@task(retries=2, retry_delay_seconds=1, cache_policy=NO_CACHE, task_run_name="stage-{source.dataset}")
+@task(
+    retries=3, retry_delay_seconds=BACKOFF, retry_condition_fn=transient_only, cache_policy=NO_CACHE,
+    task_run_name="stage-{source.dataset}",
+)
 def stage_bundled(source: SourceConfig, landing: Path) -> list[Path]:
     """Write a data set that ships inside a package into the landing folder as ordinary files."""
     if source.format == "bundled_images":
@@ -93,14 +97,20 @@ def _read(src: _Source, path: Path, content_hash: str) -> FileRows:
     return FileRows(name, content_hash, good, bad)
 
 
-@task(retries=2, retry_delay_seconds=1, cache_policy=NO_CACHE, task_run_name="complete-batch-{pending.batch}")
+@task(
+    retries=3, retry_delay_seconds=BACKOFF, retry_condition_fn=transient_only, cache_policy=NO_CACHE,
+    task_run_name="complete-batch-{pending.batch}",
+)
 def complete_batch(stream: IngestStream, src: _Source, pending: PendingBatch) -> BatchResult:
     """Finish a batch a crash interrupted, from its files read again."""
     files = [_read(src, src.landing / name, src.hashes.of(src.landing / name)) for name in pending.files]
     return stream.complete(pending, files)
 
 
-@task(retries=2, retry_delay_seconds=1, cache_policy=NO_CACHE, task_run_name="commit-batch")
+@task(
+    retries=3, retry_delay_seconds=BACKOFF, retry_condition_fn=transient_only, cache_policy=NO_CACHE,
+    task_run_name="commit-batch",
+)
 def commit_batch(stream: IngestStream, files: list[FileRows]) -> BatchResult:
     """One micro-batch: ledger, bronze and quarantine commits, each carrying the batch number."""
     return stream.commit(files)

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Iterator
 
 import polars as pl
+import pyarrow as pa
 from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
 from deltalake.exceptions import SchemaMismatchError
 
@@ -72,6 +73,22 @@ class Lake:
                 raise ValueError(f"version of table {table!r} must be between 0 and {latest}, got {version}")
             dt.load_as_version(version)
         return pl.from_arrow(dt.to_pyarrow_table())
+
+    def data_files(self, table: str) -> tuple[list[str], int]:
+        """(the Parquet files of `table`'s latest version, that version): what a reader that
+        streams (Ray Data) reads instead of loading the table."""
+        if not self.exists(table):
+            raise TableNotFoundError(f"table {table!r} does not exist at {self.uri(table)}")
+        dt = self._table(table)
+        return dt.file_uris(), dt.version()
+
+    def append_batches(self, table: str, batches: pa.RecordBatchReader) -> int:
+        """Append a stream of record batches as one commit (new columns widen the table);
+        memory holds a batch at a time, not the table. Returns the new version."""
+        write_deltalake(
+            self.uri(table), batches, mode="append", schema_mode="merge", storage_options=self.storage_options
+        )
+        return self._table(table).version()
 
     def overwrite(self, table: str, df: pl.DataFrame) -> int:
         """Replace the contents (and schema) of `table` with `df`; returns the new version."""

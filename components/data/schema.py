@@ -13,7 +13,7 @@ from typing import Any, Callable
 
 import polars as pl
 
-from components.config import ColumnType, SchemaConfig, SchemaEvolution
+from components.config import ColumnSpec, ColumnType, SchemaConfig, SchemaEvolution
 
 DTYPES: dict[ColumnType, pl.DataType] = {
     "float": pl.Float64(),
@@ -90,13 +90,32 @@ def check_rows(
         rescued = pl.struct(extra).struct.json_encode() if extra else pl.lit(None, dtype=pl.String)
         kept = [rescued.alias("_rescued")]
 
+    required = {name for name, spec in schema.columns.items() if not spec.nullable or name == schema.target}
+    return _split_checked(df, schema.columns, required, kept, source_file)
+
+
+def check_features(df: pl.DataFrame, schema: SchemaConfig, source_file: str) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Rows to score: like `check_rows`, for the feature columns alone (no target needed;
+    other columns are not looked at). good: the typed features, `_source_file`, `_row`."""
+    missing = [c for c in schema.features if c not in df.columns]
+    if missing:
+        raise SchemaError(f"{source_file}: missing feature column(s) {missing} of the model; the rows have {df.columns}")
+    features = {name: schema.columns[name] for name in schema.features}
+    required = {name for name, spec in features.items() if not spec.nullable}
+    return _split_checked(df, features, required, [], source_file)
+
+
+def _split_checked(
+    df: pl.DataFrame, columns: dict[str, ColumnSpec], required: set[str], kept: list[pl.Expr], source_file: str
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """(good, quarantined) of `df` checked against `columns`; `kept` rides along in good rows."""
     values: list[pl.Expr] = []
     reasons: list[pl.Expr] = []
-    for name, spec in schema.columns.items():
+    for name, spec in columns.items():
         value, is_missing, reason = _parse_column(name, df.schema[name], spec.type, source_file)
         values.append(value.alias(name))
         reasons.append(reason)
-        if not spec.nullable or name == schema.target:
+        if name in required:
             reasons.append(pl.when(is_missing).then(pl.lit(f"column {name!r}: missing value")))
 
     checked = df.select(
@@ -108,7 +127,7 @@ def check_rows(
     )
     is_bad = pl.col("_reason") != ""
     good = checked.filter(~is_bad).select(
-        *schema.columns, *[c.meta.output_name() for c in kept],
+        *columns, *[c.meta.output_name() for c in kept],
         _source_file=pl.lit(source_file, dtype=pl.String), _row=pl.col("_row"),
     )
     bad = checked.filter(is_bad).select("_row", "_reason")

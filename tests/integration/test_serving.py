@@ -109,3 +109,36 @@ def test_nan_malformed_and_unknown_model(endpoint):
 
     # The server is still up and answering after all of that.
     assert _predict(url, {"instances": _rows(2)}).status_code == 200
+
+
+def test_batch_score_answers_like_the_endpoint_without_http(endpoint, profile, workdir: Path):
+    """`rayline score`'s work: files through Ray Data's actor pool into a Delta table, then
+    the lake's own table by name; the same answers the endpoint gives for the same rows."""
+    from components.data.lake import Lake
+    from flows.score import score_table
+
+    url, version, _ = endpoint
+    rows = bundled_frame("iris").head(40).with_columns(pl.all().cast(pl.String))
+    rows = rows.with_columns(
+        pl.when(pl.int_range(pl.len()) == 7).then(pl.lit("wide")).otherwise(pl.col("sepal_width_cm")).alias("sepal_width_cm")
+    )
+    folder = workdir / "to-score"
+    folder.mkdir()
+    rows.head(25).write_csv(folder / "a.csv")
+    rows.slice(25).write_csv(folder / "b.csv")
+
+    report = score_table.fn(profile, NAME, version, str(folder), "scores", actors=1, batch_size=16)
+    assert (report.rows, report.rejected, report.input_version, report.output_version) == (39, 1, None, 0)
+    lake = Lake(f"{profile.lake}/{NAME}")
+    scored = lake.read("scores").sort(pl.col("target").cast(pl.Int64), "sepal_length_cm", "petal_length_cm")
+    assert set(scored["model_version"]) == {version} and set(scored["model_name"]) == {NAME}
+    rows_in = scored.select(FEATURES).to_dicts()
+    over_http = [p for i in range(0, len(rows_in), 8) for p in _predict(url, {"instances": rows_in[i : i + 8]}).json()["predictions"]]
+    assert scored["prediction"].to_list() == [p["label"] for p in over_http]
+    rejected = lake.read("scores_rejected")
+    assert rejected["_reason"].to_list() == ["column 'sepal_width_cm': cannot parse 'wide' as float"]
+
+    # A table of the model's lake by name: scored at its version, appended as a new one.
+    again = score_table.fn(profile, NAME, version, "scores", "rescored", actors=1, batch_size=64)
+    assert (again.rows, again.rejected, again.input_version) == (39, 0, 0)
+    assert lake.read("rescored")["input_version"].unique().to_list() == [0]
