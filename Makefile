@@ -43,6 +43,7 @@ bench: setup
 	$(BIN)/python benchmarks/cnn_overhead.py
 	$(BIN)/python benchmarks/image_serving.py
 	$(BIN)/python benchmarks/cnn_quality.py
+	$(BIN)/python benchmarks/ingest_throughput.py
 
 clean:
 	rm -rf .rayline

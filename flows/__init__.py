@@ -9,8 +9,11 @@ from pathlib import Path
 os.environ.setdefault("PREFECT_HOME", str(Path(".rayline/prefect").resolve()))
 # The first start creates the API's database; on two busy cores that can exceed 20 s.
 os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
-# Telemetry would only log "Failed to send telemetry" errors on a machine without internet.
+# Telemetry is off unless the user turns it on (set any of these to override): Prefect's
+# would also log "Failed to send telemetry" errors on a machine without internet.
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
 
 def ensure_prefect_home() -> None:

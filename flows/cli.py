@@ -13,22 +13,36 @@ import typer
 
 from components.config import ConfigError, load_profile
 from components.config_check import load_checked
-from flows import ensure_prefect_home
+from flows import console, ensure_prefect_home
 from flows.workspace import Workspace
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
+app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__, pretty_exceptions_enable=False)
 
 ConfigArg = Annotated[Path, typer.Argument(help="pipeline YAML, e.g. conf/pipelines/quickstart.yaml")]
+Verbose = Annotated[bool, typer.Option("--verbose", "-v", help="show the libraries' logs here instead of in .rayline/logs/")]
 
 
-def _workspace(path: Path) -> Workspace:
-    """Load and validate everything first: a bad config exits 2 before anything runs."""
+def main() -> None:
+    """The `rayline` command: an unexpected failure is one line naming the log with its traceback."""
+    try:
+        app()
+    except Exception as exc:  # noqa: BLE001 - the last stop: say it in one line, keep the details
+        console.crashed(exc)
+        sys.exit(1)
+    finally:
+        console.stop()
+
+
+def _workspace(path: Path, command: str, verbose: bool) -> Workspace:
+    """Load and validate everything first: a bad config exits 2 before anything runs; then
+    the libraries' logs go to a file."""
     try:
         ws = Workspace.of(load_checked(path), _conf_dir(path))
     except ConfigError as exc:
-        typer.echo(str(exc), err=True)
+        console.error(str(exc))
         raise typer.Exit(2) from None
     ensure_prefect_home()
+    console.start(command, verbose)
     return ws
 
 
@@ -42,8 +56,22 @@ def _require_init_source(ws: Workspace) -> None:
     try:
         resolve_version(ws.profile.mlflow_tracking_uri, init.model, init.alias or CHAMPION)
     except LookupError as exc:
-        typer.echo(f"model.init_from: {exc}; train and register {init.model!r} first", err=True)
+        console.error(f"model.init_from: {exc}; train and register {init.model!r} first")
         raise typer.Exit(1) from None
+
+
+def _require_free_port(ray_address: str | None, host: str, port: int, setting: str) -> None:
+    """A local endpoint needs its port: say so in one line before anything runs."""
+    import socket
+
+    if ray_address:
+        return  # the cluster's proxies hold the port, not this machine
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind((host, port))
+        except OSError:
+            console.error(f"port {port} on {host} is in use: stop what holds it or choose another ({setting})")
+            raise typer.Exit(1) from None
 
 
 def _conf_dir(path: Path) -> Path:
@@ -57,9 +85,12 @@ def run(
     config: ConfigArg,
     smoke: Annotated[int, typer.Option(help="send N test rows to the endpoint, print them, then stop")] = 0,
     serve: Annotated[bool, typer.Option(help="deploy the endpoint at the end")] = True,
+    verbose: Verbose = False,
 ) -> None:
     """The whole pipeline: ingest, preprocess, tune or train, evaluate, register, deploy."""
-    ws = _workspace(config)
+    ws = _workspace(config, "run", verbose)
+    if serve:
+        _require_free_port(ws.profile.ray_address, ws.config.serving.host, ws.config.serving.port, "serving.port")
     _require_init_source(ws)
     from flows.pipeline import pipeline
     from flows.summary import leaderboard_table, show, summary_table
@@ -69,7 +100,7 @@ def run(
         show(leaderboard_table(summary.fit.leaderboard))
     show(summary_table(summary))
     if summary.ingest is not None and summary.ingest.stopped:
-        typer.echo(f"stopped after ingest: {summary.ingest.stopped}", err=True)
+        console.error(f"stopped after ingest: {summary.ingest.stopped}")
         raise typer.Exit(1)
     if summary.endpoint and smoke:
         _smoke(ws, summary.endpoint, smoke)
@@ -78,7 +109,7 @@ def run(
         _serve_forever(ws.profile.ray_address, summary.endpoint)
     elif serve:
         _shutdown()
-        typer.echo(f"{ws.config.serving.name}: no version is champion, nothing to serve", err=True)
+        console.error(f"{ws.config.serving.name}: no version is champion, nothing to serve")
         raise typer.Exit(1)
 
 
@@ -86,10 +117,11 @@ def run(
 def ingest(
     config: ConfigArg,
     watch: Annotated[bool, typer.Option(help="keep ingesting as files arrive, until Ctrl-C")] = False,
+    verbose: Verbose = False,
 ) -> None:
     """Landing files -> bronze Delta table (bad rows -> quarantine), in micro-batches
     committed exactly once; `--watch` keeps going as files arrive."""
-    ws = _workspace(config)
+    ws = _workspace(config, "ingest", verbose)
     from components.data.lake import LakeBusyError
     from flows.summary import ingest_line
 
@@ -100,9 +132,9 @@ def ingest(
             from flows.ingest import ingest as ingest_flow
 
             report = ingest_flow(ws)
-            typer.echo(f"{ws.name}: {ingest_line(report)}")
+            console.say(f"{ws.name}: {ingest_line(report)}")
     except LakeBusyError as exc:
-        typer.echo(f"{exc}; is `rayline ingest --watch` running for {ws.name}?", err=True)
+        console.error(f"{exc}; is `rayline ingest --watch` running for {ws.name}?")
         raise typer.Exit(1) from None
     if not watch:
         _echo_problems(report, set())
@@ -115,13 +147,13 @@ def _echo_problems(report, shown: set[tuple[str, str]], duplicates: bool = False
     for name, why in report.failed.items():
         if (name, why) not in shown:
             shown.add((name, why))
-            typer.echo(f"left {name} in the landing folder: {why}", err=True)
+            console.error(f"left {name} in the landing folder: {why}")
     for name, original in report.duplicates.items() if duplicates else ():
         if (name, original) not in shown:
             shown.add((name, original))
-            typer.echo(f"skipped {name}: the same bytes as {original}, already ingested")
+            console.say(f"skipped {name}: the same bytes as {original}, already ingested")
     if report.stopped:
-        typer.echo(f"stopped: {report.stopped}", err=True)
+        console.error(f"stopped: {report.stopped}")
 
 
 def _watch(ws: Workspace):
@@ -134,44 +166,45 @@ def _watch(ws: Workspace):
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
-    typer.echo(f"watching {ws.landing} (Ctrl-C to stop)")
+    console.say(f"watching {ws.landing} (Ctrl-C to stop)")
     shown: set[tuple[str, str]] = set()
 
     def on_pass(report) -> None:
         if report.batches:
-            typer.echo(f"{time.strftime('%H:%M:%S')} {ingest_line(report)}")
+            console.say(f"{time.strftime('%H:%M:%S')} {ingest_line(report)}")
         _echo_problems(report, shown, duplicates=True)
 
     report = watch_flow(ws, on_pass, stop)
-    typer.echo("stopped watching")
+    console.say("stopped watching")
     return report
 
 
 @app.command()
-def preprocess(config: ConfigArg) -> None:
+def preprocess(config: ConfigArg, verbose: Verbose = False) -> None:
     """Bronze -> seeded splits -> fitted transforms -> silver Delta tables."""
+    ws = _workspace(config, "preprocess", verbose)
     from flows.preprocess import preprocess as preprocess_flow
 
-    preprocess_flow(_workspace(config))
+    preprocess_flow(ws)
 
 
 @app.command()
-def train(config: ConfigArg) -> None:
+def train(config: ConfigArg, verbose: Verbose = False) -> None:
     """Train once with Ray Train on the silver tables, then evaluate and register."""
-    _fit(config, search=False)
+    _fit(config, search=False, verbose=verbose)
 
 
 @app.command()
-def tune(config: ConfigArg) -> None:
+def tune(config: ConfigArg, verbose: Verbose = False) -> None:
     """Search the config's space with Ray Tune, then evaluate and register the best trial."""
-    _fit(config, search=True)
+    _fit(config, search=True, verbose=verbose)
 
 
-def _fit(config: Path, search: bool) -> None:
-    ws = _workspace(config)
+def _fit(config: Path, search: bool, verbose: bool) -> None:
+    ws = _workspace(config, "tune" if search else "train", verbose)
     _require_init_source(ws)
     if search and ws.config.tuning is None:
-        typer.echo(f"{config}: no 'tuning' section to search; use `rayline train`", err=True)
+        console.error(f"{config}: no 'tuning' section to search; use `rayline train`")
         raise typer.Exit(2)
     from flows.pipeline import PipelineSummary, fit
     from flows.summary import leaderboard_table, show, summary_table
@@ -188,12 +221,13 @@ def lr_sweep(
     start: Annotated[float, typer.Option(help="first learning rate")] = 1e-5,
     end: Annotated[float, typer.Option(help="last learning rate")] = 10.0,
     steps: Annotated[int, typer.Option(help="optimiser steps, rates spaced geometrically")] = 100,
+    verbose: Verbose = False,
 ) -> None:
     """Learning-rate range test on the preprocessed training split: loss against rate,
     a plot in MLflow and a suggested rate (run ingest and preprocess first)."""
-    ws = _workspace(config)
+    ws = _workspace(config, "lr-sweep", verbose)
     if not (0 < start < end) or steps < 2:
-        typer.echo(f"--start must be > 0 and below --end, and --steps >= 2; got {start}, {end}, {steps}", err=True)
+        console.error(f"--start must be > 0 and below --end, and --steps >= 2; got {start}, {end}, {steps}")
         raise typer.Exit(2)
     from flows.lr_sweep import lr_sweep as sweep_flow
     from flows.summary import lr_sweep_line, lr_sweep_table, show
@@ -201,20 +235,21 @@ def lr_sweep(
     try:
         result, run_id = sweep_flow(ws, start, end, steps)
     except (LookupError, ValueError) as exc:
-        typer.echo(str(exc), err=True)
+        console.error(str(exc))
         raise typer.Exit(1) from None
     show(lr_sweep_table(result))
-    typer.echo(lr_sweep_line(result, run_id))
+    console.say(lr_sweep_line(result, run_id))
 
 
 @app.command()
-def deploy(config: ConfigArg) -> None:
+def deploy(config: ConfigArg, verbose: Verbose = False) -> None:
     """Deploy the config's model (its `champion` version) on Ray Serve."""
-    ws = _workspace(config)
+    ws = _workspace(config, "deploy", verbose)
+    _require_free_port(ws.profile.ray_address, ws.config.serving.host, ws.config.serving.port, "serving.port")
     from flows.deploy import deploy as deploy_flow
 
     url = deploy_flow(ws)
-    typer.echo(f"serving {ws.config.serving.name} at {url}")
+    console.say(f"serving {ws.config.serving.name} at {url}")
     _serve_forever(ws.profile.ray_address, url)
 
 
@@ -224,25 +259,28 @@ def serve(
     profile: Annotated[str, typer.Option(help="conf/profiles/NAME.yaml")] = "local",
     host: str = "127.0.0.1",
     port: int = 8000,
+    verbose: Verbose = False,
 ) -> None:
     """Serve registered champions in the foreground until Ctrl-C."""
     try:
         prof = load_profile(profile)
     except ConfigError as exc:
-        typer.echo(str(exc), err=True)
+        console.error(str(exc))
         raise typer.Exit(2) from None
+    _require_free_port(prof.ray_address, host, port, "--port")
     ensure_prefect_home()
+    console.start("serve", verbose)
     from components.artifacts.registry import champions
     from flows.deploy import start_endpoint, wait_ready
     from serving.app import ServedModel
 
     names = model or champions(prof.mlflow_tracking_uri)
     if not names:
-        typer.echo(f"no registered model has a champion in {prof.mlflow_tracking_uri}; run a pipeline first", err=True)
+        console.error(f"no registered model has a champion in {prof.mlflow_tracking_uri}; run a pipeline first")
         raise typer.Exit(1)
     url = start_endpoint.fn(prof, [ServedModel(name=n) for n in names], host, port)
     wait_ready.fn(url, names)
-    typer.echo(f"serving {', '.join(names)} at {url}")
+    console.say(f"serving {', '.join(names)} at {url}")
     _serve_forever(prof.ray_address, url)
 
 
@@ -255,31 +293,32 @@ def score(
     alias: str = "champion",
     actors: Annotated[int, typer.Option(help="most scoring actors (each loads the bundle once)")] = 2,
     profile: Annotated[str, typer.Option(help="conf/profiles/NAME.yaml")] = "local",
+    verbose: Verbose = False,
 ) -> None:
     """Score a table or files with a registered model through Ray Data, no HTTP; the answers
     are appended to a Delta table with the model version and the input's version."""
     try:
         prof = load_profile(profile)
     except ConfigError as exc:
-        typer.echo(str(exc), err=True)
+        console.error(str(exc))
         raise typer.Exit(2) from None
     if actors < 1:
-        typer.echo(f"--actors must be >= 1, got {actors}", err=True)
+        console.error(f"--actors must be >= 1, got {actors}")
         raise typer.Exit(2)
     ensure_prefect_home()
-    from components.data.lake import TableNotFoundError
+    console.start("score", verbose)
     from components.data.schema import SchemaError
     from flows.score import score as score_flow
 
     try:
         report = score_flow(prof, name, input, output, version, alias, actors)
     except (LookupError, SchemaError, ValueError, FileNotFoundError) as exc:
-        typer.echo(_first_line(exc), err=True)
+        console.error(_first_line(exc))
         raise typer.Exit(1) from None
     finally:
         _shutdown()
     rate = report.rows / report.seconds if report.seconds else 0.0
-    typer.echo(
+    console.say(
         f"{name} v{report.version}: {report.rows} rows scored ({rate:,.0f} rows/s), {report.rejected} rejected; "
         f"input {report.source}" + (f" v{report.input_version}" if report.input_version is not None else "")
         + f" -> {report.output}" + (f" v{report.output_version}" if report.output_version is not None else "")
@@ -307,21 +346,21 @@ def predict(
 
     suffix = file.suffix.lower()
     if not file.is_file():
-        typer.echo(f"{file}: no such file", err=True)
+        console.error(f"{file}: no such file")
         raise typer.Exit(2)
     if suffix not in (".csv", ".ndjson", ".jsonl", ".parquet"):
-        typer.echo(f"{file}: expected .csv, .ndjson, .jsonl or .parquet, got {suffix or 'no suffix'}", err=True)
+        console.error(f"{file}: expected .csv, .ndjson, .jsonl or .parquet, got {suffix or 'no suffix'}")
         raise typer.Exit(2)
     rows = pl.read_csv(file) if suffix == ".csv" else read_file(file, "parquet" if suffix == ".parquet" else "ndjson")
     try:
         inputs = model_inputs(url, name)
         missing = [c for c in inputs if c not in rows.columns]
         if missing:
-            typer.echo(f"{file}: missing input column(s) {missing} of model {name!r}", err=True)
+            console.error(f"{file}: missing input column(s) {missing} of model {name!r}")
             raise typer.Exit(2)
         predictions, version = predict_rows(url, name, rows.select(list(inputs)))
     except (EndpointError, OSError) as exc:
-        typer.echo(str(exc), err=True)
+        console.error(str(exc))
         raise typer.Exit(1) from None
     show(predictions_table([{"row": i, **_flat(p)} for i, p in enumerate(predictions)], f"{name} v{version}"))
 
@@ -374,7 +413,7 @@ def _smoke(ws: Workspace, url: str, n: int) -> None:
 def _serve_forever(ray_address: str | None, url: str) -> None:
     if ray_address:
         return  # the cluster keeps serving after this process exits
-    typer.echo(f"endpoint live at {url} (docs at {url}/docs); Ctrl-C to stop")
+    console.say(f"endpoint live at {url} (docs at {url}/docs); Ctrl-C to stop")
     # Ray Tune installs its own SIGINT handler during a search; Ctrl-C must stop us again.
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
@@ -392,9 +431,10 @@ def _shutdown() -> None:
     from ray import serve
 
     if ray.is_initialized():
-        serve.shutdown()
-        ray.shutdown()
+        with console.quiet_stdout():
+            serve.shutdown()
+            ray.shutdown()
 
 
 if __name__ == "__main__":
-    app()
+    main()

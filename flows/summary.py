@@ -7,6 +7,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from flows import console
 from flows.ingest import IngestReport
 from flows.pipeline import PipelineSummary
 
@@ -133,4 +134,5 @@ def lr_sweep_line(result: Any, run_id: str) -> str:
 
 
 def show(renderable: Any) -> None:
+    console.stop()  # the tables come after the live status line, not inside it
     Console().print(renderable)

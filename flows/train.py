@@ -29,6 +29,7 @@ from components.training.trainers import trainer_for
 from components.training.transfer import pretrained_init
 from components.tuning.search_space import KIND_KEY, space_keys, trial_spec
 from components.tuning.tuner import run_search, trial_outcomes
+from flows.console import tune_callbacks
 from flows.workspace import Workspace, connect_ray
 
 
@@ -89,7 +90,8 @@ def tune_on_ray(ws: Workspace, snapshot: SilverSnapshot, run_name: str) -> list[
     connect_ray(ws.profile)
     config, inputs = _inputs(ws, snapshot)
     tuning = ws.config.tuning
-    grid = run_search(config, inputs, tuning, storage_path=ws.runs, name=run_name)
+    trials = tuning.num_samples * max(1, len(tuning.families))
+    grid = run_search(config, inputs, tuning, storage_path=ws.runs, name=run_name, callbacks=tune_callbacks(trials))
     return trial_outcomes(grid, space_keys(tuning))
 
 

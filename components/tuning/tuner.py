@@ -8,6 +8,7 @@ its own config (`components.training.trainers`), so one search can span families
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,7 @@ def run_search(
     *,
     storage_path: str,
     name: str,
+    callbacks: Sequence[tune.Callback] = (),
 ) -> tune.ResultGrid:
     """Run `tuning.num_samples` trials of the loop config `base` with `tuning.space` applied
     (per family, when `tuning.families` searches several kinds at once)."""
@@ -66,7 +68,10 @@ def run_search(
             num_samples=tuning.num_samples,
             trial_dirname_creator=lambda trial: trial.trial_id,
         ),
-        run_config=tune.RunConfig(name=name, storage_path=storage_path, verbose=1),  # trial table as progress
+        # Tune's own trial table is the progress report unless callbacks report it instead.
+        run_config=tune.RunConfig(
+            name=name, storage_path=storage_path, verbose=0 if callbacks else 1, callbacks=list(callbacks)
+        ),
     )
     return tuner.fit()
 

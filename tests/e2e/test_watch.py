@@ -121,6 +121,9 @@ def test_watch_ingests_arriving_files_exactly_once_across_a_kill(tmp_path: Path)
     assert second.returncode == 0, output
     assert "skipped copy-of-part-003.csv: the same bytes as part-003.csv, already ingested" in output
     assert "stopped watching" in output
+    # The console has the CLI's lines; Prefect's and the libraries' logs are in the file it names.
+    log = Path(output.split("logs: ", 1)[1].split()[0])
+    assert "Flow run" in log.read_text() and "Flow run" not in output
 
     bronze = lake.read("bronze")
     assert bronze.height == 2 * FILES
