@@ -29,7 +29,7 @@ from components.training.trainers import trainer_for
 from components.training.transfer import pretrained_init
 from components.tuning.search_space import KIND_KEY, space_keys, trial_spec
 from components.tuning.tuner import run_search, trial_outcomes
-from flows.console import tune_callbacks
+from flows import console
 from flows.workspace import Workspace, connect_ray
 
 
@@ -91,7 +91,7 @@ def tune_on_ray(ws: Workspace, snapshot: SilverSnapshot, run_name: str) -> list[
     config, inputs = _inputs(ws, snapshot)
     tuning = ws.config.tuning
     trials = tuning.num_samples * max(1, len(tuning.families))
-    grid = run_search(config, inputs, tuning, storage_path=ws.runs, name=run_name, callbacks=tune_callbacks(trials))
+    grid = run_search(config, inputs, tuning, storage_path=ws.runs, name=run_name, callbacks=console.tune_callbacks(trials))
     return trial_outcomes(grid, space_keys(tuning))
 
 
@@ -104,6 +104,7 @@ def model_summary(ws: Workspace, snapshot: SilverSnapshot) -> str | None:
         return None
     text = format_summary(summary(build(spec), info.input_shape))
     get_run_logger().info("model %s\n%s", spec["kind"], text)
+    console.say(f"model {spec['kind']}\n{text}")
     return text
 
 

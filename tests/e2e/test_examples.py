@@ -1,8 +1,9 @@
 """Every shipped example as a user runs it, `rayline run conf/pipelines/X.yaml --smoke 4`,
 holding the quality the README states for it.
 
-About ten minutes on 2 cores, so not part of `make test` (which runs mnist_cnn's, in
-test_cli.py; `make run` runs the quickstart's): `make test-examples` runs them all.
+About ten minutes on 2 cores, so not part of `make test` (`make run` runs the
+quickstart's): `make test-examples` runs them all, then the learning-rate sweep on
+mnist_cnn's split.
 They share one working folder, in order, because mnist_transfer starts from the
 champion mnist_cnn registers.
 """
@@ -35,6 +36,9 @@ EXAMPLES = {
 }
 
 
+OUTPUTS: dict[str, str] = {}  # example -> what its run printed, for the checks after it
+
+
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("examples")
@@ -50,9 +54,33 @@ def test_the_example_runs_and_reaches_its_stated_quality(name: str, workdir: Pat
         [RAYLINE, "run", str(PIPELINES / f"{name}.yaml"), "--smoke", "4"],
         cwd=workdir, env=env, capture_output=True, text=True, timeout=900,
     )
-    output = run.stdout + run.stderr
+    output = OUTPUTS[name] = run.stdout + run.stderr
     assert run.returncode == 0, output
     assert re.search(r" v\d+, champion", output) and "4 test rows through" in output, output
     assert "Traceback" not in output
     accuracy = float(re.search(r"test metrics\s*│ accuracy=([0-9.]+)", output).group(1))
     assert accuracy >= EXAMPLES[name], output
+
+
+def test_the_mnist_example_lands_the_package_digits_prints_its_model_and_sweeps_rates(workdir: Path):
+    """After mnist_cnn's run: MNIST landed from the package, LeNet-5's summary printed, and
+    the learning-rate range test on the same preprocessed split, through the CLI."""
+    from components.data.lake import Lake
+
+    output = OUTPUTS.get("mnist_cnn")
+    if output is None:
+        pytest.skip("needs the mnist_cnn example's run (run the whole file)")
+    assert "5000 new rows, 0 quarantined" in output
+    assert "total parameters: 61706" in output  # LeNet-5's summary, printed (and in MLflow under model/)
+    lake = Lake(str(workdir / ".rayline" / "lake" / "mnist_cnn"))
+    assert lake.read("bronze").height == 5000 and set(lake.read("bronze")["label"]) == {str(d) for d in range(10)}
+
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env.pop("PREFECT_HOME", None)
+    sweep = subprocess.run(
+        [RAYLINE, "lr-sweep", str(PIPELINES / "mnist_cnn.yaml"), "--steps", "30", "--start", "1e-4", "--end", "10"],
+        cwd=workdir, env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert sweep.returncode == 0, sweep.stdout + sweep.stderr
+    suggested = float(re.search(r"suggested learning rate ([0-9.e+-]+)", sweep.stdout).group(1))
+    assert 1e-4 < suggested < 10 and "report/lr_sweep.png" in sweep.stdout
