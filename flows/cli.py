@@ -20,6 +20,7 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__, pret
 
 ConfigArg = Annotated[Path, typer.Argument(help="pipeline YAML, e.g. conf/pipelines/quickstart.yaml")]
 Verbose = Annotated[bool, typer.Option("--verbose", "-v", help="show the libraries' logs here instead of in .rayline/logs/")]
+DataVersion = Annotated[Optional[int], typer.Option("--data-version", help="train on this bronze version (see `rayline lake history`)")]
 
 
 def main() -> None:
@@ -85,6 +86,7 @@ def run(
     config: ConfigArg,
     smoke: Annotated[int, typer.Option(help="send N test rows to the endpoint, print them, then stop")] = 0,
     serve: Annotated[bool, typer.Option(help="deploy the endpoint at the end")] = True,
+    data_version: DataVersion = None,
     verbose: Verbose = False,
 ) -> None:
     """The whole pipeline: ingest, preprocess, tune or train, evaluate, register, deploy."""
@@ -95,7 +97,11 @@ def run(
     from flows.pipeline import pipeline
     from flows.summary import leaderboard_table, show, summary_table
 
-    summary = pipeline(ws, serve=serve)
+    try:
+        summary = pipeline(ws, serve=serve, data_version=data_version)
+    except LookupError as exc:
+        console.error(str(exc))
+        raise typer.Exit(1) from None
     if summary.fit is not None and len(summary.fit.leaderboard) > 1:
         show(leaderboard_table(summary.fit.leaderboard))
     show(summary_table(summary))
@@ -180,27 +186,32 @@ def _watch(ws: Workspace):
 
 
 @app.command()
-def preprocess(config: ConfigArg, verbose: Verbose = False) -> None:
+def preprocess(config: ConfigArg, data_version: DataVersion = None, verbose: Verbose = False) -> None:
     """Bronze -> seeded splits -> fitted transforms -> silver Delta tables."""
     ws = _workspace(config, "preprocess", verbose)
     from flows.preprocess import preprocess as preprocess_flow
 
-    preprocess_flow(ws)
+    try:
+        preprocess_flow(ws, data_version)
+    except LookupError as exc:
+        console.error(str(exc))
+        raise typer.Exit(1) from None
 
 
 @app.command()
-def train(config: ConfigArg, verbose: Verbose = False) -> None:
+def train(config: ConfigArg, data_version: DataVersion = None, verbose: Verbose = False) -> None:
     """Train once with Ray Train on the silver tables, then evaluate and register."""
-    _fit(config, search=False, verbose=verbose)
+    _fit(config, search=False, verbose=verbose, data_version=data_version)
 
 
 @app.command()
-def tune(config: ConfigArg, verbose: Verbose = False) -> None:
+def tune(config: ConfigArg, data_version: DataVersion = None, verbose: Verbose = False) -> None:
     """Search the config's space with Ray Tune, then evaluate and register the best trial."""
-    _fit(config, search=True, verbose=verbose)
+    _fit(config, search=True, verbose=verbose, data_version=data_version)
 
 
-def _fit(config: Path, search: bool, verbose: bool) -> None:
+def _fit(config: Path, search: bool, verbose: bool, data_version: int | None) -> None:
+    """Train or tune on the last preprocessed split, or first on bronze at `data_version`."""
     ws = _workspace(config, "tune" if search else "train", verbose)
     _require_init_source(ws)
     if search and ws.config.tuning is None:
@@ -209,6 +220,14 @@ def _fit(config: Path, search: bool, verbose: bool) -> None:
     from flows.pipeline import PipelineSummary, fit
     from flows.summary import leaderboard_table, show, summary_table
 
+    try:
+        if data_version is not None:
+            from flows.preprocess import preprocess as preprocess_flow
+
+            preprocess_flow(ws, data_version)
+    except LookupError as exc:
+        console.error(str(exc))
+        raise typer.Exit(1) from None
     result = fit(ws, search)
     if len(result.leaderboard) > 1:
         show(leaderboard_table(result.leaderboard))
@@ -331,6 +350,52 @@ def _first_line(exc: BaseException) -> str:
     while cause.__cause__ is not None and not isinstance(cause, (LookupError, ValueError, FileNotFoundError)):
         cause = cause.__cause__
     return str(cause).strip().splitlines()[0]
+
+
+lake_app = typer.Typer(no_args_is_help=True, help="The pipeline's Delta tables: versions and housekeeping.")
+app.add_typer(lake_app, name="lake")
+
+
+@lake_app.command("history")
+def lake_history(
+    config: ConfigArg,
+    table: Annotated[str, typer.Argument(help="bronze, quarantine, ingested_files, silver_train, ...")] = "bronze",
+    limit: Annotated[int, typer.Option(help="newest versions to show")] = 20,
+) -> None:
+    """A table's versions, newest first; train on one with `--data-version`."""
+    ws = _workspace(config, "lake", verbose=True)
+    from components.data.lake import Lake, TableNotFoundError
+    from flows.summary import history_table, show
+
+    lake = Lake(ws.lake)
+    try:
+        show(history_table(lake.history(table, limit), f"{ws.name}: {table}"))
+    except (TableNotFoundError, ValueError) as exc:
+        console.error(f"{exc}; the lake has {lake.tables()}")
+        raise typer.Exit(1) from None
+
+
+@lake_app.command("vacuum")
+def lake_vacuum(
+    config: ConfigArg,
+    retain_hours: Annotated[int, typer.Option(help="keep every version younger than this")] = 168,
+    dry_run: Annotated[bool, typer.Option(help="only list what would be deleted")] = False,
+) -> None:
+    """Delete files no version younger than the retention needs, in every table of the
+    pipeline; older versions can no longer be read or trained on."""
+    ws = _workspace(config, "lake", verbose=True)
+    from components.data.lake import Lake
+
+    lake = Lake(ws.lake)
+    try:
+        with lake.writer_lock():
+            removed = {table: lake.vacuum(table, retain_hours, dry_run) for table in lake.tables()}
+    except (ValueError, RuntimeError) as exc:
+        console.error(str(exc))
+        raise typer.Exit(1) from None
+    verb = "would delete" if dry_run else "deleted"
+    for table, files in removed.items():
+        console.say(f"{table}: {verb} {len(files)} file(s)")
 
 
 @app.command()

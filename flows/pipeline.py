@@ -73,12 +73,14 @@ def chosen(ws: Workspace, outcomes: list[TrialOutcome], metric: str, mode: str) 
 
 
 @flow(name="pipeline", log_prints=True, validate_parameters=False)
-def pipeline(ws: Workspace, serve: bool = True) -> PipelineSummary:
+def pipeline(ws: Workspace, serve: bool = True, data_version: int | None = None) -> PipelineSummary:
+    """The whole pipeline; `data_version` trains on that bronze version as it was (no ingest)."""
     summary = PipelineSummary(ws.name)
-    summary.ingest = _timed(summary, "ingest", ingest, ws)
-    if summary.ingest.stopped:
-        return summary  # a schema change stops the run before anything trains on old data
-    _timed(summary, "preprocess", preprocess, ws)
+    if data_version is None:
+        summary.ingest = _timed(summary, "ingest", ingest, ws)
+        if summary.ingest.stopped:
+            return summary  # a schema change stops the run before anything trains on old data
+    _timed(summary, "preprocess", preprocess, ws, data_version)
     summary.fit = _timed(summary, "tune" if ws.config.tuning else "train", fit, ws, ws.config.tuning is not None)
     # the endpoint serves the champion: a first version that failed a gate leaves none
     if serve and summary.fit.registration.has_champion:

@@ -17,11 +17,15 @@ from flows.workspace import Workspace
 
 
 @task(retries=2, retry_delay_seconds=1, cache_policy=NO_CACHE)
-def read_bronze(lake_root: str) -> tuple[pl.DataFrame, int]:
+def read_bronze(lake_root: str, version: int | None = None) -> tuple[pl.DataFrame, int]:
+    """Bronze at `version` (the latest when None): an older one trains on the data as it was."""
     lake = Lake(lake_root)
-    version = lake.version("bronze")
-    if version is None:
+    latest = lake.version("bronze")
+    if latest is None:
         raise LookupError(f"no bronze table at {lake.uri('bronze')}: run the ingest stage first")
+    if version is not None and not 0 <= version <= latest:
+        raise LookupError(f"--data-version must be a bronze version between 0 and {latest}, got {version}")
+    version = latest if version is None else version
     return lake.read("bronze", version), version
 
 
@@ -40,8 +44,8 @@ def store_silver(
 
 
 @flow(name="preprocess", log_prints=True, validate_parameters=False)
-def preprocess(ws: Workspace) -> SilverSnapshot:
-    bronze, version = read_bronze(ws.lake)
+def preprocess(ws: Workspace, data_version: int | None = None) -> SilverSnapshot:
+    bronze, version = read_bronze(ws.lake, data_version)
     frames, features = fit_splits(bronze, ws.config)
     snapshot = store_silver(ws.lake, frames, features, version)
     get_run_logger().info(

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import polars as pl
+
 from rich.console import Console
 from rich.table import Table
 
@@ -131,6 +133,16 @@ def lr_sweep_line(result: Any, run_id: str) -> str:
         f"{result.min_loss_lr:.2e}); {'stopped when the loss diverged' if result.stopped_early else 'ran every step'}; "
         f"plot: report/lr_sweep.png in MLflow run {run_id}"
     )
+
+
+def history_table(history: pl.DataFrame, title: str) -> Table:
+    table = Table(title=title, title_justify="left")
+    for column in ("version", "time", "operation", "rows added", "files added", "files removed"):
+        table.add_column(column, justify="right" if column != "operation" else "left")
+    for row in history.iter_rows():
+        version, time, operation, *counts = row
+        table.add_row(str(version), time.strftime("%Y-%m-%d %H:%M:%S"), operation, *["" if c is None else str(c) for c in counts])
+    return table
 
 
 def show(renderable: Any) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import fcntl
 import re
 from contextlib import contextmanager
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterator
 
@@ -89,6 +90,38 @@ class Lake:
             self.uri(table), batches, mode="append", schema_mode="merge", storage_options=self.storage_options
         )
         return self._table(table).version()
+
+    def tables(self) -> list[str]:
+        """Names of the tables under the root (a local lake)."""
+        root = Path(self.root)
+        return sorted(p.name for p in root.iterdir() if (p / "_delta_log").is_dir()) if root.is_dir() else []
+
+    def history(self, table: str, limit: int | None = None) -> pl.DataFrame:
+        """`table`'s versions, newest first: version, time, operation, rows and files added,
+        files removed. Each can be read back (`read(table, version)`) until vacuumed."""
+        if not self.exists(table):
+            raise TableNotFoundError(f"table {table!r} does not exist at {self.uri(table)}")
+        commits = self._table(table).history(limit)
+        metrics = [c.get("operationMetrics", {}) for c in commits]
+        return pl.DataFrame(
+            {
+                "version": [c["version"] for c in commits],
+                "time": [datetime.fromtimestamp(c["timestamp"] / 1000, timezone.utc) for c in commits],
+                "operation": [c.get("operation", "") for c in commits],
+                "rows_added": [m.get("num_added_rows") for m in metrics],
+                "files_added": [m.get("num_added_files") for m in metrics],
+                "files_removed": [m.get("num_removed_files") for m in metrics],
+            },
+            schema={"version": pl.Int64, "time": pl.Datetime("ms", "UTC"), "operation": pl.String,
+                    "rows_added": pl.Int64, "files_added": pl.Int64, "files_removed": pl.Int64},
+        )
+
+    def vacuum(self, table: str, retention_hours: int, dry_run: bool = False) -> list[str]:
+        """Delete the files of `table` that no version newer than `retention_hours` needs;
+        versions older than that can no longer be read. Returns the files (to be) removed."""
+        if retention_hours < 0:
+            raise ValueError(f"retention_hours must be >= 0, got {retention_hours}")
+        return self._table(table).vacuum(retention_hours, dry_run=dry_run, enforce_retention_duration=False)
 
     def overwrite(self, table: str, df: pl.DataFrame) -> int:
         """Replace the contents (and schema) of `table` with `df`; returns the new version."""

@@ -73,3 +73,35 @@ def test_writer_lock_admits_one_writer(lake: Lake) -> None:
                 pass
     with lake.writer_lock():  # released
         pass
+
+
+def test_history_lists_versions_newest_first_and_vacuum_drops_old_ones(lake: Lake) -> None:
+    for version in range(3):
+        lake.overwrite("silver_train", pl.DataFrame({"a": list(range(version + 1))}))
+    lake.append_once("bronze", _good("a.csv", 2), "s", 0)
+    assert lake.tables() == ["bronze", "silver_train"]
+    history = lake.history("silver_train")
+    assert history["version"].to_list() == [2, 1, 0] and history["rows_added"].to_list() == [3, 2, 1]
+    assert history["files_removed"].to_list() == [1, 1, 0]
+    assert lake.history("silver_train", limit=1).height == 1
+
+    assert len(lake.vacuum("silver_train", retention_hours=0, dry_run=True)) == 2
+    assert lake.read("silver_train", version=0).height == 1  # a dry run deletes nothing
+    assert len(lake.vacuum("silver_train", retention_hours=0)) == 2
+    assert lake.read("silver_train")["a"].to_list() == [0, 1, 2]
+    with pytest.raises(Exception):
+        lake.read("silver_train", version=0)  # its file is gone
+    with pytest.raises(ValueError, match="retention_hours must be >= 0, got -1"):
+        lake.vacuum("silver_train", -1)
+
+
+def test_training_data_version_must_exist(lake: Lake) -> None:
+    from flows.preprocess import read_bronze
+
+    lake.append_once("bronze", _good("a.csv", 2), "s", 0)
+    lake.append_once("bronze", _good("b.csv", 3), "s", 1)
+    rows, version = read_bronze.fn(lake.root, 0)
+    assert (rows.height, version) == (2, 0)
+    assert read_bronze.fn(lake.root)[1] == 1
+    with pytest.raises(LookupError, match="--data-version must be a bronze version between 0 and 1, got 5"):
+        read_bronze.fn(lake.root, 5)
