@@ -128,6 +128,26 @@ class StreamConfig(_Strict):
     )
 
 
+class RunScheduleConfig(_Strict):
+    """When `rayline schedule` runs the pipeline: a cron line or an interval, and/or when the
+    watcher commits new data. A run with nothing new trains nothing."""
+
+    cron: str | None = Field(None, description='e.g. "0 * * * *": every hour')
+    interval_seconds: float | None = Field(None, gt=0)
+    on_new_data: bool = Field(False, description="also run when `rayline ingest --watch` commits a batch")
+    overlap: Literal["wait", "skip"] = Field(
+        "wait", description="a run due while one is running: waits its turn, or is skipped (one at a time either way)"
+    )
+
+    @model_validator(mode="after")
+    def _one_clock(self) -> "RunScheduleConfig":
+        if self.cron is not None and self.interval_seconds is not None:
+            raise ValueError("give cron or interval_seconds, not both")
+        if self.cron is not None and len(self.cron.split()) != 5:
+            raise ValueError(f"cron must have 5 fields (minute hour day month weekday), got {self.cron!r}")
+        return self
+
+
 class SplitConfig(_Strict):
     method: Literal["holdout", "kfold", "classes"] = "holdout"
     ratios: dict[Literal["train", "val", "test"], float] = {"train": 0.7, "val": 0.15, "test": 0.15}
@@ -516,6 +536,7 @@ class PipelineConfig(_Strict):
     schema_: SchemaConfig | None = Field(None, alias="schema", description="table sources: the declared columns")
     images: ImageConfig | None = Field(None, description="image sources: how images become inputs")
     stream: StreamConfig = StreamConfig()
+    schedule: RunScheduleConfig | None = None
     split: SplitConfig = SplitConfig()
     preprocessing: PreprocessConfig = PreprocessConfig()
     model: ModelConfig

@@ -18,3 +18,18 @@ os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
 def ensure_prefect_home() -> None:
     Path(os.environ["PREFECT_HOME"]).mkdir(parents=True, exist_ok=True)
+
+
+def _use_running_server() -> None:
+    """While `rayline server up` runs a Prefect server here, every command reports to it
+    (unless PREFECT_API_URL says otherwise); it must be known before Prefect is imported."""
+    if "PREFECT_API_URL" in os.environ:
+        return
+    from flows.services import prefect_api_url
+
+    url = prefect_api_url()
+    if url:
+        os.environ["PREFECT_API_URL"] = url
+
+
+_use_running_server()

@@ -14,7 +14,7 @@ import typer
 from components.config import ConfigError, load_profile
 from components.config_check import load_checked
 from flows import console, ensure_prefect_home
-from flows.workspace import Workspace
+from flows.workspace import Workspace, conf_dir_of
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__, pretty_exceptions_enable=False)
 
@@ -38,7 +38,7 @@ def _workspace(path: Path, command: str, verbose: bool) -> Workspace:
     """Load and validate everything first: a bad config exits 2 before anything runs; then
     the libraries' logs go to a file."""
     try:
-        ws = Workspace.of(load_checked(path), _conf_dir(path))
+        ws = Workspace.of(load_checked(path), conf_dir_of(path))
     except ConfigError as exc:
         console.error(str(exc))
         raise typer.Exit(2) from None
@@ -75,18 +75,13 @@ def _require_free_port(ray_address: str | None, host: str, port: int, setting: s
             raise typer.Exit(1) from None
 
 
-def _conf_dir(path: Path) -> Path:
-    # conf/pipelines/x.yaml -> conf/ (profiles live beside pipelines); otherwise ./conf
-    parent = path.resolve().parent
-    return parent.parent if parent.name == "pipelines" else Path("conf")
-
-
 @app.command()
 def run(
     config: ConfigArg,
     smoke: Annotated[int, typer.Option(help="send N test rows to the endpoint, print them, then stop")] = 0,
     serve: Annotated[bool, typer.Option(help="deploy the endpoint at the end")] = True,
     data_version: DataVersion = None,
+    force: Annotated[bool, typer.Option(help="train even when nothing changed since the newest model version")] = False,
     verbose: Verbose = False,
 ) -> None:
     """The whole pipeline: ingest, preprocess, tune or train, evaluate, register, deploy."""
@@ -98,7 +93,7 @@ def run(
     from flows.summary import leaderboard_table, show, summary_table
 
     try:
-        summary = pipeline(ws, serve=serve, data_version=data_version)
+        summary = pipeline(ws, serve=serve, data_version=data_version, force=force)
     except LookupError as exc:
         console.error(str(exc))
         raise typer.Exit(1) from None
@@ -350,6 +345,121 @@ def _first_line(exc: BaseException) -> str:
     while cause.__cause__ is not None and not isinstance(cause, (LookupError, ValueError, FileNotFoundError)):
         cause = cause.__cause__
     return str(cause).strip().splitlines()[0]
+
+
+server_app = typer.Typer(no_args_is_help=True, help="Long-running services on this machine: a Prefect server and the MLflow UI.")
+app.add_typer(server_app, name="server")
+
+
+@server_app.command("up")
+def server_up(
+    profile: Annotated[str, typer.Option(help="conf/profiles/NAME.yaml (whose MLflow store the UI shows)")] = "local",
+    prefect_port: int = 4200,
+    mlflow_port: int = 5000,
+) -> None:
+    """Start a Prefect server (sqlite under .rayline/) and the MLflow UI in the background."""
+    from flows import services
+
+    prof = _profile(profile)
+    try:
+        running = services.up(prof, prefect_port, mlflow_port)
+    except RuntimeError as exc:
+        console.error(str(exc))
+        raise typer.Exit(1) from None
+    _show_services(running, prof)
+    console.say("every rayline command here now reports to this Prefect server; `rayline server down` stops both")
+
+
+@server_app.command("down")
+def server_down() -> None:
+    """Stop what `rayline server up` started."""
+    from flows import services
+
+    stopped = services.down()
+    console.say(f"stopped {', '.join(stopped)}" if stopped else "nothing was running")
+
+
+@server_app.command("status")
+def server_status(profile: Annotated[str, typer.Option(help="conf/profiles/NAME.yaml")] = "local") -> None:
+    """Whether each service runs and answers."""
+    from flows import services
+
+    running = services.status()
+    if not running:
+        console.say("no services: `rayline server up` starts them")
+    _show_services(running, _profile(profile))
+    if running and not all(r.healthy for r in running):
+        raise typer.Exit(1)
+
+
+@app.command()
+def ui(profile: Annotated[str, typer.Option(help="conf/profiles/NAME.yaml")] = "local") -> None:
+    """Where each UI is: Prefect, MLflow, the Ray dashboard."""
+    from flows import services
+
+    _show_services(services.status(), _profile(profile))
+
+
+def _show_services(running: list, profile) -> None:
+    for r in running:
+        state = "up" if r.healthy else ("starting or not answering" if r.pid else "not running")
+        console.say(f"{r.service.name:8} {r.service.url}  ({state}{f', pid {r.pid}' if r.pid else ''})")
+    if profile.ray_address:
+        host = profile.ray_address.removeprefix("ray://").split(":")[0]
+        console.say(f"ray      http://{host}:8265  (the cluster's dashboard, on its head node)")
+    else:
+        console.say("ray      each command starts its own local Ray (no dashboard); a cluster's is on its head node, port 8265")
+
+
+def _profile(name: str):
+    try:
+        return load_profile(name)
+    except ConfigError as exc:
+        console.error(str(exc))
+        raise typer.Exit(2) from None
+
+
+@app.command()
+def schedule(
+    config: ConfigArg,
+    cron: Annotated[Optional[str], typer.Option(help='run on this cron line, e.g. "0 * * * *"')] = None,
+    interval: Annotated[Optional[float], typer.Option(help="run every N seconds")] = None,
+    on_new_data: Annotated[Optional[bool], typer.Option("--on-new-data/--no-on-new-data", help="also run when the watcher commits data")] = None,
+    overlap: Annotated[Optional[str], typer.Option(help="a run due while one runs: wait or skip")] = None,
+    force: Annotated[bool, typer.Option(help="retrain on every run, new data or not")] = False,
+    verbose: Verbose = False,
+) -> None:
+    """Run the pipeline on a schedule (flags, else the config's `schedule:`), as a Prefect
+    deployment served by this process until Ctrl-C. Needs a Prefect server (`rayline server up`)."""
+    import os
+
+    from components.config import RunScheduleConfig
+
+    ws = _workspace(config, "schedule", verbose)
+    base = ws.config.schedule.model_dump() if ws.config.schedule else {}
+    flags = {"cron": cron, "interval_seconds": interval, "on_new_data": on_new_data, "overlap": overlap}
+    try:
+        plan = RunScheduleConfig.model_validate({**base, **{k: v for k, v in flags.items() if v is not None}})
+    except ValueError as exc:
+        console.error(f"schedule: {exc}")
+        raise typer.Exit(2) from None
+    if plan.cron is None and plan.interval_seconds is None and not plan.on_new_data:
+        console.error(f"{config}: nothing to schedule on: give --cron, --interval or --on-new-data (or a `schedule:` section)")
+        raise typer.Exit(2)
+    if "PREFECT_API_URL" not in os.environ:
+        console.error("schedules need a Prefect server: run `rayline server up` (or set PREFECT_API_URL)")
+        raise typer.Exit(1)
+    from prefect import serve as prefect_serve
+
+    from flows.schedule import deployment
+
+    clock = plan.cron or (f"every {plan.interval_seconds:g}s" if plan.interval_seconds else None)
+    when = " and ".join(w for w in (clock, "on new data" if plan.on_new_data else None) if w)
+    console.say(f"scheduled {ws.name}: {when}, one run at a time ({plan.overlap} on overlap); "
+                f"runs at {os.environ['PREFECT_API_URL'].removesuffix('/api')}; Ctrl-C to stop")
+    console.update(f"[bold]schedule[/bold] · serving deployment scheduled-pipeline/{ws.name}")
+    # The runner asks the server for due runs every 2 s (Prefect's default is 10).
+    prefect_serve(deployment(ws, config, plan, force), print_starting_message=False, query_seconds=2)
 
 
 lake_app = typer.Typer(no_args_is_help=True, help="The pipeline's Delta tables: versions and housekeeping.")

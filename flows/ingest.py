@@ -125,7 +125,8 @@ def ingest(ws: Workspace, hashes: HashCache | None = None, wait_to_settle: bool 
     src = _Source(cfg, ws.landing, hashes or HashCache())
     lake = Lake(ws.lake)
     ws.landing.mkdir(parents=True, exist_ok=True)
-    with lake.writer_lock():
+    # A watcher holds the lock only while it commits a batch: wait for it rather than fail.
+    with lake.writer_lock(wait_s=120):
         stream = IngestStream(lake, stream_id(ws), merge_schema=cfg.stream.schema_evolution in ("add_new_columns", "rescue"))
         batches = []
         pending = stream.pending()

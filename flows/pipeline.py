@@ -6,9 +6,12 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from prefect import flow
+from prefect import flow, task
+from prefect.cache_policies import NO_CACHE
+from prefect.logging import get_run_logger
 
-from components.artifacts.registry import Registration
+from components.artifacts.registry import CHAMPION, Registration, latest_lineage, resolve_version
+from components.data.lake import Lake
 from components.data.silver import SilverSnapshot
 from components.evaluation.leaderboard import leaderboard
 from components.evaluation.outcome import TrialOutcome, best_of
@@ -17,8 +20,10 @@ from flows.deploy import deploy
 from flows.ingest import IngestReport, ingest
 from flows.preprocess import preprocess
 from flows.register import (
-    build_bundle, close_run, log_report, log_text, log_trials, open_parent_run, plan_evaluation, register, selection,
+    build_bundle, close_run, config_hash, log_report, log_text, log_trials, open_parent_run, plan_evaluation,
+    register, selection,
 )
+from flows.retries import BACKOFF, transient_only
 from flows.train import load_snapshot, model_summary, train, tune
 from flows.workspace import Workspace
 
@@ -41,6 +46,7 @@ class PipelineSummary:
     fit: FitResult | None = None
     endpoint: str | None = None
     seconds: dict[str, float] = field(default_factory=dict)
+    skipped: str | None = None  # why nothing was trained: no new data since the last run
 
 
 @flow(name="fit", log_prints=True, validate_parameters=False)
@@ -73,19 +79,53 @@ def chosen(ws: Workspace, outcomes: list[TrialOutcome], metric: str, mode: str) 
 
 
 @flow(name="pipeline", log_prints=True, validate_parameters=False)
-def pipeline(ws: Workspace, serve: bool = True, data_version: int | None = None) -> PipelineSummary:
-    """The whole pipeline; `data_version` trains on that bronze version as it was (no ingest)."""
+def pipeline(
+    ws: Workspace, serve: bool = True, data_version: int | None = None, force: bool = False
+) -> PipelineSummary:
+    """The whole pipeline; `data_version` trains on that bronze version as it was (no ingest).
+    A run whose data and config are those the newest model version was trained on trains
+    nothing (unless `force`): it says so and serves the champion there is."""
     summary = PipelineSummary(ws.name)
     if data_version is None:
         summary.ingest = _timed(summary, "ingest", ingest, ws)
         if summary.ingest.stopped:
             return summary  # a schema change stops the run before anything trains on old data
+        summary.skipped = None if force else nothing_new(ws)
+        if summary.skipped:
+            get_run_logger().info(summary.skipped)
+            if serve and has_champion(ws):
+                summary.endpoint = _timed(summary, "deploy", deploy, ws)
+            return summary
     _timed(summary, "preprocess", preprocess, ws, data_version)
     summary.fit = _timed(summary, "tune" if ws.config.tuning else "train", fit, ws, ws.config.tuning is not None)
     # the endpoint serves the champion: a first version that failed a gate leaves none
     if serve and summary.fit.registration.has_champion:
         summary.endpoint = _timed(summary, "deploy", deploy, ws)
     return summary
+
+
+@task(retries=2, retry_delay_seconds=BACKOFF, retry_condition_fn=transient_only, cache_policy=NO_CACHE)
+def nothing_new(ws: Workspace) -> str | None:
+    """Why training would repeat the newest model version (same bronze version, same
+    config), or None when there is something new to learn from."""
+    last = latest_lineage(ws.profile.mlflow_tracking_uri, ws.config.serving.name)
+    bronze = Lake(ws.lake).version("bronze")
+    if last is None or bronze is None:
+        return None
+    version, lineage = last
+    if lineage.get("bronze_version") != bronze or lineage.get("config_hash") != config_hash(ws):
+        return None
+    return (f"no new data since {ws.config.serving.name} v{version} was trained on bronze v{bronze} with this "
+            "config: not retraining (--force retrains)")
+
+
+@task(cache_policy=NO_CACHE)
+def has_champion(ws: Workspace) -> bool:
+    try:
+        resolve_version(ws.profile.mlflow_tracking_uri, ws.config.serving.name, CHAMPION)
+    except LookupError:
+        return False
+    return True
 
 
 def _timed(summary: PipelineSummary, stage: str, fn: Any, *args: Any) -> Any:

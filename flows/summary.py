@@ -47,6 +47,8 @@ def summary_table(summary: PipelineSummary) -> Table:
             table.add_row("  failed file", f"{name}: {why}")
         if ing.stopped:
             table.add_row("  stopped", ing.stopped)
+    if summary.skipped:
+        table.add_row("train", summary.skipped)
     if summary.fit is not None:
         fit = summary.fit
         lineage = fit.snapshot.lineage

@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator
 from components.config import StreamConfig
 from components.data.sources import HashCache
 from flows.ingest import IngestReport, ingest
+from flows.schedule import announce_new_data
 from flows.workspace import Workspace
 
 log = logging.getLogger(__name__)
@@ -26,15 +27,21 @@ def watch(
     stop = stop or threading.Event()
     ws.landing.mkdir(parents=True, exist_ok=True)
     hashes = HashCache()  # a pass hashes only files that changed since the one before
-    report = ingest(ws, hashes, wait_to_settle=False)
-    on_pass(report)
+    report = _pass(ws, hashes, on_pass)
     for changed in _wakeups(ws, ws.config.stream, stop):
         if report.stopped:
             break
         # Files too fresh to be complete are looked at again on each tick until they settle.
         if changed or report.waiting:
-            report = ingest(ws, hashes, wait_to_settle=False)
-            on_pass(report)
+            report = _pass(ws, hashes, on_pass)
+    return report
+
+
+def _pass(ws: Workspace, hashes: HashCache, on_pass: Callable[[IngestReport], None]) -> IngestReport:
+    report = ingest(ws, hashes, wait_to_settle=False)
+    if report.batches:  # a pipeline scheduled `on_new_data` runs now
+        announce_new_data(ws.name, report.bronze_version, report.good_rows)
+    on_pass(report)
     return report
 
 

@@ -43,6 +43,12 @@ class Workspace:
         return Path(self.profile.root) / "bundles" / self.name
 
 
+def conf_dir_of(config_path: Path) -> Path:
+    """conf/pipelines/x.yaml -> conf/ (profiles live beside pipelines); otherwise ./conf."""
+    parent = Path(config_path).resolve().parent
+    return parent.parent if parent.name == "pipelines" else Path("conf")
+
+
 def connect_ray(profile: ProfileConfig) -> None:
     """Join the profile's cluster (RAY_ADDRESS wins) or start a local Ray once per process."""
     if ray.is_initialized():

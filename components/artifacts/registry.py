@@ -179,6 +179,16 @@ def read_bundle_json(tracking_uri: str, name: str, version: str, filename: str) 
         return json.loads(Path(path).read_text())
 
 
+def latest_lineage(tracking_uri: str, name: str) -> tuple[str, dict[str, Any]] | None:
+    """(version, lineage.json) of the newest registered version of `name`; None before the first."""
+    mlflow.set_tracking_uri(tracking_uri)
+    versions = MlflowClient().search_model_versions(f"name = '{name}'")
+    if not versions:
+        return None
+    newest = str(max(int(v.version) for v in versions))
+    return newest, read_bundle_json(tracking_uri, name, newest, "lineage.json")
+
+
 def _beats(new: float, old: float, mode: str) -> bool:
     if math.isnan(old):
         return True

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import fcntl
 import re
+import time
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
@@ -154,8 +155,9 @@ class Lake:
         return True
 
     @contextmanager
-    def writer_lock(self) -> Iterator[None]:
-        """Hold the lake's single-writer lock (a local lake only; object stores need one writer).
+    def writer_lock(self, wait_s: float = 0.0) -> Iterator[None]:
+        """Hold the lake's single-writer lock, waiting up to `wait_s` for another writer to
+        finish (a local lake only; object stores need one writer at a time).
 
         Two ingest processes planning the same batch number would both append it.
         """
@@ -164,10 +166,15 @@ class Lake:
             return
         Path(self.root).mkdir(parents=True, exist_ok=True)
         with open(Path(self.root) / "_writer.lock", "w") as fh:
-            try:
-                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                raise LakeBusyError(f"another process is writing to the lake at {self.root}") from None
+            deadline = time.monotonic() + wait_s
+            while True:
+                try:
+                    fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() >= deadline:
+                        raise LakeBusyError(f"another process is writing to the lake at {self.root}") from None
+                    time.sleep(0.1)
             try:
                 yield
             finally:

@@ -1,0 +1,106 @@
+"""`rayline server up` then `rayline schedule`: a real Prefect server started here runs the
+pipeline on a short interval; the second run finds no new data and trains nothing; after a
+file lands, the next run trains and registers a new version. Then `rayline server down`."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from components.data.bundled import bundled_frame, bundled_schema
+from tests.conftest import write_config
+
+pytestmark = pytest.mark.e2e
+
+RAYLINE = str(Path(sys.executable).with_name("rayline"))
+NAME = "scheduled"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _env() -> dict[str, str]:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    for key in ("PREFECT_HOME", "PREFECT_API_URL"):
+        env.pop(key, None)
+    return env
+
+
+def _versions(tmp_path: Path) -> list[str]:
+    from mlflow import MlflowClient
+
+    client = MlflowClient(f"sqlite:///{tmp_path}/.rayline/mlflow.db")
+    try:
+        return sorted(str(v.version) for v in client.search_model_versions(f"name = '{NAME}'"))
+    except Exception:  # the store is being created by the first run
+        return []
+
+
+def _wait_for(check, timeout_s: float, what: str, log: Path) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(1)
+    raise AssertionError(f"timed out waiting for {what}; the runner said:\n{log.read_text()}")
+
+
+def test_a_scheduled_pipeline_retrains_only_when_data_arrived(tmp_path: Path):
+    config = {
+        "name": NAME,
+        "source": {"format": "csv", "pattern": "*.csv"},
+        "schema": {"target": "target", "task": "classification", "columns": bundled_schema("iris")},
+        "split": {"stratify": True, "seed": 1},
+        "model": {"kind": "knn", "params": {"k": 3}},
+        "serving": {"name": NAME},
+        "schedule": {"interval_seconds": 3, "overlap": "skip"},
+    }
+    path = write_config(tmp_path, config)
+    landing = tmp_path / ".rayline" / "landing" / NAME
+    landing.mkdir(parents=True)
+    bundled_frame("iris").head(100).write_csv(landing / "first.csv")
+
+    # Without a server, scheduling says what is missing in one line.
+    refused = subprocess.run([RAYLINE, "schedule", str(path)], cwd=tmp_path, env=_env(), capture_output=True, text=True)
+    assert refused.returncode == 1 and "schedules need a Prefect server: run `rayline server up`" in refused.stderr
+
+    ports = ["--prefect-port", str(_free_port()), "--mlflow-port", str(_free_port())]
+    up = subprocess.run([RAYLINE, "server", "up", *ports], cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=300)
+    assert up.returncode == 0, up.stdout + up.stderr
+    runner_out = tmp_path / "runner.out"
+    runner = None
+    try:
+        assert "prefect " in up.stdout and "(up, pid" in up.stdout and "mlflow " in up.stdout
+        with open(runner_out, "w") as out:
+            runner = subprocess.Popen(
+                [RAYLINE, "schedule", str(path)], cwd=tmp_path, env=_env(), stdout=out, stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        _wait_for(lambda: "no new data since scheduled v1" in runner_out.read_text(), 300, "a run that skips", runner_out)
+        assert _versions(tmp_path) == ["1"]
+        assert "scheduled v1 registered, champion" in runner_out.read_text()
+
+        bundled_frame("iris").slice(100).write_csv(landing / "second.csv")
+        _wait_for(lambda: _versions(tmp_path) == ["1", "2"], 180, "a retrain on the new file", runner_out)
+        _wait_for(lambda: "scheduled v2 registered" in runner_out.read_text(), 60, "the run's line", runner_out)
+    finally:
+        if runner is not None:
+            os.killpg(runner.pid, signal.SIGINT)
+            try:
+                runner.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                os.killpg(runner.pid, signal.SIGKILL)
+        down = subprocess.run([RAYLINE, "server", "down"], cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=120)
+    assert down.returncode == 0 and "stopped" in down.stdout, down.stdout + down.stderr
+    status = subprocess.run([RAYLINE, "server", "status"], cwd=tmp_path, env=_env(), capture_output=True, text=True)
+    assert "no services" in status.stdout
