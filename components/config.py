@@ -39,6 +39,10 @@ class SchemaConfig(_Strict):
     columns: dict[str, ColumnSpec]
     target: str
     task: Literal["classification", "regression"]
+    time: str | None = Field(
+        None, description="the declared column that orders rows in time (ISO text or a number); not a feature. "
+        "split.method time splits on it",
+    )
 
     @field_validator("columns", mode="before")
     @classmethod
@@ -57,11 +61,15 @@ class SchemaConfig(_Strict):
             raise ValueError(f"column names starting with '_' are reserved for row metadata, got {reserved}")
         if self.target not in self.columns:
             raise ValueError(f"target {self.target!r} is not one of the declared columns {sorted(self.columns)}")
+        if self.time is not None and (self.time not in self.columns or self.time == self.target):
+            raise ValueError(f"time {self.time!r} must be a declared column other than the target {self.target!r}")
+        if self.time is not None and self.columns[self.time].type == "bool":
+            raise ValueError(f"time column {self.time!r} must be ISO text or a number, not bool")
         return self
 
     @property
     def features(self) -> list[str]:
-        return [c for c in self.columns if c != self.target]
+        return [c for c in self.columns if c not in (self.target, self.time)]
 
 
 BundledDataset = Literal["iris", "wine", "breast_cancer", "digits", "diabetes"]
@@ -149,7 +157,7 @@ class RunScheduleConfig(_Strict):
 
 
 class SplitConfig(_Strict):
-    method: Literal["holdout", "kfold", "classes"] = "holdout"
+    method: Literal["holdout", "kfold", "classes", "time"] = "holdout"
     ratios: dict[Literal["train", "val", "test"], float] = {"train": 0.7, "val": 0.15, "test": 0.15}
     stratify: bool = False
     folds: int = Field(5, ge=2)
@@ -159,6 +167,11 @@ class SplitConfig(_Strict):
         description="method classes: labels kept out of training; their rows are shared between val and test "
         "(as ratios.val : ratios.test, stratified), every other label trains. One-shot verification is "
         "judged on classes the model never saw, its threshold chosen on other images of them",
+    )
+    cut: str | float | None = Field(
+        None,
+        description="method time: rows before this time train, the rest are val then test (ratios.val : ratios.test) "
+        "in time order; none: the earliest ratios.train of the rows train",
     )
     seed: int = 0
 
@@ -186,8 +199,12 @@ class SplitConfig(_Strict):
                                  f"got {self.ratios}")
         elif self.held_out is not None:
             raise ValueError(f"held_out is for method classes; method is {self.method!r}")
-        if self.method == "holdout" and self.ratios["val"] == 0:
-            raise ValueError(f"ratios.val must be > 0 for holdout (kfold takes val from the folds), got {self.ratios}")
+        if self.cut is not None and self.method != "time":
+            raise ValueError(f"cut is for method time; method is {self.method!r}")
+        if self.method == "time" and self.stratify:
+            raise ValueError("method time keeps rows in time order: it cannot stratify")
+        if self.method in ("holdout", "time") and self.ratios["val"] == 0:
+            raise ValueError(f"ratios.val must be > 0 for {self.method} (kfold takes val from the folds), got {self.ratios}")
         if self.fold >= self.folds:
             raise ValueError(f"fold must be < folds ({self.folds}), got {self.fold}")
         return self
@@ -570,6 +587,8 @@ class PipelineConfig(_Strict):
         if self.modality == "image":
             if self.stream.schema_evolution != "fail":
                 raise ValueError("stream.schema_evolution is for table sources; images have no columns to evolve")
+            if self.split.method == "time":
+                raise ValueError("split.method time needs a time column: it is for table sources")
             if self.schema_ is not None:
                 raise ValueError(
                     f"source format {self.source.format!r} holds images: leave out 'schema' (labels come with the images)"
@@ -579,6 +598,8 @@ class PipelineConfig(_Strict):
             raise ValueError(f"source format {self.source.format!r} holds table rows: 'schema' is required")
         if self.images is not None:
             raise ValueError(f"'images' is only for image sources, not format {self.source.format!r}")
+        if self.split.method == "time" and self.schema_.time is None:
+            raise ValueError("split.method time needs schema.time: the column that orders rows in time")
         if self.split.stratify and self.schema_.task != "classification":
             raise ValueError("split.stratify needs schema.task 'classification'")
         unknown = [c for c in self.preprocessing.one_hot if c not in self.schema_.features]

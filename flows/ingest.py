@@ -4,7 +4,6 @@ in micro-batches committed exactly once (components/data/streaming.py)."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,9 +17,11 @@ from components.data.images import (
     ImageSpec, bundled_classes, bundled_format, list_image_sources, read_landed_image_source, write_bundled_images,
 )
 from components.data.lake import Lake
-from components.data.schema import SchemaChangeError, SchemaError, check_rows
-from components.data.sources import HashCache, SourceError, list_landing, read_file, settled
-from components.data.streaming import BatchResult, FileRows, IngestStream, PendingBatch, micro_batches
+from components.data.schema import check_rows
+from components.data.sources import HashCache, list_landing, read_file, settled
+from components.data.streaming import (
+    BatchResult, FileRows, IngestStream, PendingBatch, Triage, micro_batches, new_files,
+)
 from flows.retries import BACKOFF, transient_only
 from flows.workspace import Workspace
 
@@ -142,49 +143,24 @@ def ingest(ws: Workspace, hashes: HashCache | None = None, wait_to_settle: bool 
         ready = sorted(set(ready) | staged)
         waiting = [src.name(p) for p in listed if p not in set(ready)]
 
-        seen = stream.ingested_hashes()
-        already: list[str] = []
-        duplicates: dict[str, str] = {}
-        failed: dict[str, str] = {}
-        stopped: list[str] = []
-
-        def readable() -> Iterator[FileRows]:
-            for path in ready:
-                name = src.name(path)
-                try:
-                    content_hash = src.hashes.of(path)
-                except FileNotFoundError:
-                    continue  # removed since it was listed
-                if content_hash in seen:
-                    if seen[content_hash] == name:
-                        already.append(name)
-                    else:
-                        duplicates[name] = seen[content_hash]
-                    continue
-                try:
-                    rows = _read(src, path, content_hash)
-                except SchemaChangeError as exc:
-                    stopped.append(str(exc))
-                    return
-                except (SourceError, SchemaError, OSError, ValueError) as exc:
-                    failed[name] = str(exc)
-                    continue
-                seen[content_hash] = name
-                yield rows
-
-        for files in micro_batches(readable(), cfg.stream.max_files_per_batch, cfg.stream.max_rows_per_batch):
-            batches.append(commit_batch(stream, files))
-        report = IngestReport(
-            batches, len(already), duplicates, failed, waiting, lake.version("bronze"), stopped[0] if stopped else None
+        triage = Triage()
+        files = new_files(
+            [src.name(p) for p in ready], lambda name: src.hashes.of(ws.landing / name),
+            lambda name, content_hash: _read(src, ws.landing / name, content_hash), stream.ingested_hashes(), triage,
         )
-    for name, why in failed.items():
+        for batch in micro_batches(files, cfg.stream.max_files_per_batch, cfg.stream.max_rows_per_batch):
+            batches.append(commit_batch(stream, batch))
+        report = IngestReport(
+            batches, len(triage.already), triage.duplicates, triage.failed, waiting, lake.version("bronze"), triage.stopped
+        )
+    for name, why in report.failed.items():
         logger.error("left %s in the landing folder: %s", name, why)
     if report.stopped:
         logger.error("stopped: %s", report.stopped)
     logger.info(
         "%d file(s) in %d batch(es): %d new good rows, %d quarantined, %d already ingested, %d duplicate(s), "
         "%d failed, %d still being written; bronze v%s", report.files, len(batches), report.good_rows,
-        report.bad_rows, report.already, len(duplicates), len(failed), len(waiting), report.bronze_version,
+        report.bad_rows, report.already, len(report.duplicates), len(report.failed), len(waiting), report.bronze_version,
     )
     return report
 

@@ -114,7 +114,7 @@ def prepare(
     frame of every split together with the fitted state."""
     if bronze.height == 0:
         raise ValueError("the bronze table has no rows: ingest data before preprocessing")
-    rows = bronze.with_columns(assign_splits(bronze, split, schema.target))
+    rows = bronze.with_columns(assign_splits(bronze, split, schema.target, schema.time))
     parts = {name: rows.filter(pl.col("_split") == name) for name in SPLITS}
     categorical = list(preprocessing.one_hot)
     numeric = [c for c in schema.features if c not in categorical]
@@ -140,5 +140,5 @@ def _silver(part: pl.DataFrame, state: FeatureState) -> pl.DataFrame:
 
 def raw_split(bronze: pl.DataFrame, schema: SchemaConfig, split: SplitConfig, which: str) -> pl.DataFrame:
     """The raw bronze rows of one split (the same assignment `prepare` made), declared columns only."""
-    assigned = assign_splits(bronze, split, schema.target)
+    assigned = assign_splits(bronze, split, schema.target, schema.time)
     return bronze.filter(assigned == which).select(list(schema.columns))

@@ -64,14 +64,15 @@ def kfold(n: int, k: int, seed: int, labels: np.ndarray | None = None) -> np.nda
     return folds
 
 
-def assign_splits(df: pl.DataFrame, split: SplitConfig, target: str) -> pl.Series:
+def assign_splits(df: pl.DataFrame, split: SplitConfig, target: str, time_column: str | None = None) -> pl.Series:
     """The split ("train"/"val"/"test") of every row of `df`, as a Series named `_split`.
 
     Rows are put in a canonical order first (by `_source_file`, `_row` and `_content_hash`
     where present), so the same rows get the same splits whatever order they arrive in.
     holdout splits by `split.ratios`; kfold holds out `ratios["test"]` as test and makes
     fold `split.fold` of the remaining rows "val"; classes trains on every label but
-    `split.held_out` and shares the held-out rows between val and test.
+    `split.held_out` and shares the held-out rows between val and test; time trains on
+    the earliest rows (see `by_time`).
     """
     n = df.height
     key = [c for c in _ROW_KEY if c in df.columns]
@@ -82,6 +83,8 @@ def assign_splits(df: pl.DataFrame, split: SplitConfig, target: str) -> pl.Serie
             raise ValueError(f"split.stratify needs the target column {target!r}, the frame has {df.columns}")
         labels = df[target].to_numpy()[order]
 
+    if split.method == "time":
+        return by_time(df, split, time_column)
     if split.method == "classes":
         in_order = by_class(df, split, target, order)
     elif split.method == "holdout":
@@ -98,6 +101,36 @@ def assign_splits(df: pl.DataFrame, split: SplitConfig, target: str) -> pl.Serie
         in_order = outer
         in_order[rest] = np.where(folds == split.fold, "val", "train")
 
+    result = np.empty(n, dtype="<U5")
+    result[order] = in_order
+    return pl.Series("_split", result, dtype=pl.String)
+
+
+def by_time(df: pl.DataFrame, split: SplitConfig, time_column: str | None) -> pl.Series:
+    """Train on the past, judge on the future: rows ordered by `time_column` (ties by row
+    key), the earliest `ratios.train` of them (or those before `split.cut`) train, the rest
+    are val then test as ratios.val : ratios.test, in time order. Missing times are refused."""
+    if time_column is None or time_column not in df.columns:
+        raise ValueError(f"split.method time needs the time column {time_column!r}, the frame has {df.columns}")
+    times = df[time_column]
+    if times.null_count():
+        raise ValueError(f"split.method time: column {time_column!r} has {times.null_count()} missing time(s)")
+    key = [time_column, *(c for c in _ROW_KEY if c in df.columns)]
+    order = df.select(pl.arg_sort_by(key, maintain_order=True)).to_series().to_numpy()
+    n = df.height
+    if split.cut is None:
+        n_train = split_counts(n, split.ratios)["train"]
+    else:
+        cut = pl.Series([split.cut]).cast(times.dtype, strict=False)[0]
+        if cut is None:
+            raise ValueError(f"split.cut {split.cut!r} is not a value of time column {time_column!r} ({times.dtype})")
+        n_train = int((times < cut).sum())
+        if n_train in (0, n):
+            raise ValueError(f"split.cut {split.cut!r} leaves {'no rows to train on' if n_train == 0 else 'nothing after it'}")
+    val, test = split.ratios["val"], split.ratios["test"]
+    later = n - n_train
+    n_val = later if test == 0 else round(later * val / (val + test))
+    in_order = np.array(["train"] * n_train + ["val"] * n_val + ["test"] * (later - n_val), dtype="<U5")
     result = np.empty(n, dtype="<U5")
     result[order] = in_order
     return pl.Series("_split", result, dtype=pl.String)

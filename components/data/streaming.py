@@ -17,13 +17,15 @@ written twice or lost, wherever the process dies.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 import polars as pl
 
 from components.data.lake import BRONZE, LEDGER, QUARANTINE, Lake
+from components.data.schema import SchemaChangeError, SchemaError
+from components.data.sources import SourceError
 
 _LEDGER_SCHEMA = {
     "stream": pl.String,
@@ -156,6 +158,51 @@ class IngestStream:
     def _holds(self, table: str, batch: int) -> bool:
         done = self.lake.transaction_version(table, self.stream_id)
         return done is not None and done >= batch
+
+
+@dataclass
+class Triage:
+    """What a pass over the landing files found besides new files: files ingested before as
+    they are, the same bytes under a new name (-> the file ingested with them), files that
+    cannot be used (-> why), and the schema change that stopped the pass."""
+
+    already: list[str] = field(default_factory=list)
+    duplicates: dict[str, str] = field(default_factory=dict)
+    failed: dict[str, str] = field(default_factory=dict)
+    stopped: str | None = None
+
+
+def new_files(
+    names: Iterable[str],
+    hash_of: Callable[[str], str],
+    read: Callable[[str, str], FileRows],
+    seen: dict[str, str],
+    triage: Triage,
+) -> Iterator[FileRows]:
+    """The files whose bytes no stream has logged (`seen`: hash -> file), read and checked,
+    in order; everything else is recorded in `triage`. A schema change (schema_evolution
+    `fail`) stops the pass at that file."""
+    for name in names:
+        try:
+            content_hash = hash_of(name)
+        except FileNotFoundError:
+            continue  # removed since it was listed
+        if content_hash in seen:
+            if seen[content_hash] == name:
+                triage.already.append(name)
+            else:
+                triage.duplicates[name] = seen[content_hash]
+            continue
+        try:
+            rows = read(name, content_hash)
+        except SchemaChangeError as exc:
+            triage.stopped = str(exc)
+            return
+        except (SourceError, SchemaError, OSError, ValueError) as exc:
+            triage.failed[name] = str(exc)
+            continue
+        seen[content_hash] = name
+        yield rows
 
 
 def micro_batches(files: Iterable[FileRows], max_files: int, max_rows: int) -> Iterator[list[FileRows]]:

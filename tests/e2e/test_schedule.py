@@ -30,8 +30,10 @@ def _free_port() -> int:
 
 
 def _env() -> dict[str, str]:
+    """This folder's own stores: nothing another test pointed this process at (mlflow's
+    set_tracking_uri sets MLFLOW_TRACKING_URI in the environment)."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    for key in ("PREFECT_HOME", "PREFECT_API_URL"):
+    for key in ("PREFECT_HOME", "PREFECT_API_URL", "MLFLOW_TRACKING_URI", "RAY_ADDRESS"):
         env.pop(key, None)
     return env
 

@@ -145,3 +145,41 @@ def test_a_class_split_names_bad_labels(held_out, says) -> None:
 def test_a_class_split_config_is_checked(fields, says) -> None:
     with pytest.raises(ValueError, match=says):
         SplitConfig(**fields)
+
+
+def test_time_split_trains_on_the_past_and_judges_on_the_future() -> None:
+    # Ten rows arriving out of order, ISO times; two share a time (ties broken by row key).
+    times = ["2026-01-05", "2026-01-01", "2026-01-09", "2026-01-03", "2026-01-02",
+             "2026-01-07", "2026-01-10", "2026-01-04", "2026-01-08", "2026-01-08"]
+    df = pl.DataFrame({"ts": times, "y": [0, 1] * 5, "_source_file": ["a.csv"] * 10, "_row": list(range(10))})
+    split = SplitConfig(method="time", ratios={"train": 0.6, "val": 0.2, "test": 0.2})
+    out = df.with_columns(assign_splits(df, split, "y", "ts")).sort("ts", "_row")
+    assert out["_split"].to_list() == ["train"] * 6 + ["val"] * 2 + ["test"] * 2
+    latest_train = out.filter(pl.col("_split") == "train")["ts"].max()
+    assert latest_train < out.filter(pl.col("_split") != "train")["ts"].min()
+    # The order rows arrive in does not matter.
+    shuffled = df.sample(fraction=1.0, shuffle=True, seed=3)
+    again = shuffled.with_columns(assign_splits(shuffled, split, "y", "ts")).sort("ts", "_row")
+    assert again["_split"].to_list() == out["_split"].to_list()
+
+    by_cut = df.with_columns(assign_splits(df, SplitConfig(method="time", cut="2026-01-04"), "y", "ts")).sort("ts", "_row")
+    assert by_cut["_split"].to_list()[:3] == ["train"] * 3 and "train" not in by_cut["_split"].to_list()[3:]
+    with pytest.raises(ValueError, match="split.cut '2025-01-01' leaves no rows to train on"):
+        assign_splits(df, SplitConfig(method="time", cut="2025-01-01"), "y", "ts")
+    with pytest.raises(ValueError, match="column 'ts' has 1 missing time"):
+        assign_splits(df.with_columns(pl.when(pl.col("_row") == 0).then(None).otherwise(pl.col("ts")).alias("ts")), split, "y", "ts")
+
+
+def test_time_split_config_needs_a_time_column_that_is_not_a_feature() -> None:
+    from components.config import PipelineConfig
+    from tests.conftest import iris_config
+
+    config = iris_config(split={"method": "time"})
+    config["schema"]["columns"]["day"] = "int"
+    with pytest.raises(ValueError, match="split.method time needs schema.time"):
+        PipelineConfig.model_validate(config)
+    config["schema"]["time"] = "day"
+    parsed = PipelineConfig.model_validate(config)
+    assert "day" not in parsed.schema_.features and "day" in parsed.schema_.columns
+    with pytest.raises(ValueError, match="method time keeps rows in time order: it cannot stratify"):
+        PipelineConfig.model_validate({**config, "split": {"method": "time", "stratify": True}})

@@ -139,3 +139,31 @@ def test_new_columns_widen_bronze_in_a_new_version_under_add_new_columns(tmp_pat
     assert "site" not in lake.read("bronze", version=0).columns
     widened = lake.read("bronze").sort("a")
     assert widened["site"].to_list() == [None, "north"] and lake.version("bronze") == 1
+
+
+def test_new_files_reads_only_unseen_bytes_and_triages_the_rest() -> None:
+    from components.data.schema import SchemaChangeError
+    from components.data.sources import SourceError
+    from components.data.streaming import Triage, new_files
+
+    hashes = {"old.csv": "h-old", "copy.csv": "h-old", "a.csv": "h-a", "broken.csv": "h-b", "wide.csv": "h-w", "z.csv": "h-z"}
+
+    def read(name: str, content_hash: str) -> FileRows:
+        if name == "broken.csv":
+            raise SourceError("broken.csv: cannot read as csv")
+        if name == "wide.csv":
+            raise SchemaChangeError("wide.csv: undeclared column(s) ['c']")
+        return FileRows(name, content_hash, _file(name, 1).good, _file(name, 1).bad)
+
+    def hash_of(name: str) -> str:
+        if name == "gone.csv":
+            raise FileNotFoundError(name)
+        return hashes[name]
+
+    triage, seen = Triage(), {"h-old": "old.csv"}
+    names = ["old.csv", "copy.csv", "gone.csv", "a.csv", "broken.csv", "wide.csv", "z.csv"]
+    read_files = [f.source_file for f in new_files(names, hash_of, read, seen, triage)]
+    assert read_files == ["a.csv"]  # the schema change stops the pass before z.csv
+    assert triage.already == ["old.csv"] and triage.duplicates == {"copy.csv": "old.csv"}
+    assert triage.failed == {"broken.csv": "broken.csv: cannot read as csv"}
+    assert triage.stopped == "wide.csv: undeclared column(s) ['c']" and seen["h-a"] == "a.csv"
