@@ -5,7 +5,9 @@ table with the model's name and version and the input's version. No HTTP in the 
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
+from itertools import chain
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -113,39 +115,29 @@ def score_table(
     rejected: list[pa.Table] = []
     counts = {"rows": 0}
 
-    def accepted() -> pa.RecordBatchReader:
+    def accepted() -> Iterator[pa.RecordBatch]:
         # The scored rows stream into one commit; the rejected ones are few and wait in memory.
-        batches = iter(scored.iter_batches(batch_format="pyarrow", batch_size=None))
-        for batch in batches:
+        for batch in scored.iter_batches(batch_format="pyarrow", batch_size=None):
             good, bad = split_scored(batch)
             rejected.append(bad)
             counts["rows"] += good.num_rows
-            if good.num_rows:
-                yield from good.to_batches()
+            yield from good.to_batches()
 
     stream = accepted()
     first = next(stream, None)
     output_version = None
     if first is not None:
-        reader = pa.RecordBatchReader.from_batches(first.schema, _chain(first, stream))
-        output_version = lake.append_batches(output, reader)
-    bad = pa.concat_tables(rejected) if rejected else None
-    n_rejected = bad.num_rows if bad is not None else 0
+        output_version = lake.append_batches(output, pa.RecordBatchReader.from_batches(first.schema, chain([first], stream)))
+    n_rejected = sum(t.num_rows for t in rejected)
     if n_rejected:
-        n = bad.num_rows
-        bad = bad.append_column("input", pa.array([data.description] * n)).append_column(
-            "model_version", pa.array([version] * n)
-        )
+        bad = pa.concat_tables(rejected)
+        bad = bad.append_column("input", pa.array([data.description] * n_rejected))
+        bad = bad.append_column("model_version", pa.array([version] * n_rejected))
         lake.append_batches(f"{output}_rejected", bad.to_reader())
     return ScoreReport(
         name, version, data.description, data.version, counts["rows"], n_rejected, lake.uri(output), output_version,
         time.perf_counter() - started,
     )
-
-
-def _chain(first: pa.RecordBatch, rest):
-    yield first
-    yield from rest
 
 
 @flow(name="score", log_prints=True, validate_parameters=False)

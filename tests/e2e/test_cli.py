@@ -50,7 +50,7 @@ def _wait_for_endpoint(proc: subprocess.Popen, timeout_s: float = 420) -> None:
     raise AssertionError("endpoint never came up")
 
 
-def test_run_then_predict_over_http(tmp_path: Path):
+def test_run_then_predict_over_http(tmp_path: Path, cli_env: dict[str, str]):
     config = iris_config(
         "tiny",
         source={"format": "csv", "pattern": "*.csv"},
@@ -60,8 +60,7 @@ def test_run_then_predict_over_http(tmp_path: Path):
     )
     path = write_config(tmp_path, config)
     _landing_file(tmp_path / ".rayline" / "landing" / "tiny")
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    env.pop("PREFECT_HOME", None)
+    env = cli_env
     proc = subprocess.Popen(
         [RAYLINE, "run", str(path)], cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     )
@@ -108,7 +107,7 @@ def test_run_then_predict_over_http(tmp_path: Path):
     assert lake.version("bronze") == version and lake.read("bronze").height == 148
 
 
-def test_run_an_ensemble_over_a_family_search(tmp_path: Path):
+def test_run_an_ensemble_over_a_family_search(tmp_path: Path, cli_env: dict[str, str]):
     """`kind: ensemble` + `tuning.families`: the search, the stacking ensemble of each
     family's best trial, one registered version holding every member, the leaderboard."""
     families = {"knn": {"model.params.k": {"choice": [3, 5]}}, "naive_bayes": {}, "logistic_regression": {}}
@@ -119,8 +118,7 @@ def test_run_an_ensemble_over_a_family_search(tmp_path: Path):
         serving={"name": "tiny-ensemble", "port": PORT},
     )
     path = write_config(tmp_path, config)
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    env.pop("PREFECT_HOME", None)
+    env = cli_env
     run = subprocess.run(
         [RAYLINE, "run", str(path), "--no-serve"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600
     )

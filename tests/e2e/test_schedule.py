@@ -1,14 +1,12 @@
-"""`rayline server up` then `rayline schedule`: a real Prefect server started here runs the
-pipeline on a short interval; the second run finds no new data and trains nothing; after a
-file lands, the next run trains and registers a new version. Then `rayline server down`."""
+"""`rayline schedule` against the real Prefect server `rayline server up` started (the
+session's, see conftest.py): the pipeline runs on a short interval; a later run finds no
+new data and trains nothing; after a file lands, the next run trains a new version."""
 
 from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -16,26 +14,11 @@ import pytest
 
 from components.data.bundled import bundled_frame, bundled_schema
 from tests.conftest import write_config
+from tests.e2e.conftest import RAYLINE, clean_env
 
 pytestmark = pytest.mark.e2e
 
-RAYLINE = str(Path(sys.executable).with_name("rayline"))
 NAME = "scheduled"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _env() -> dict[str, str]:
-    """This folder's own stores: nothing another test pointed this process at (mlflow's
-    set_tracking_uri sets MLFLOW_TRACKING_URI in the environment)."""
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    for key in ("PREFECT_HOME", "PREFECT_API_URL", "MLFLOW_TRACKING_URI", "RAY_ADDRESS"):
-        env.pop(key, None)
-    return env
 
 
 def _versions(tmp_path: Path) -> list[str]:
@@ -57,7 +40,7 @@ def _wait_for(check, timeout_s: float, what: str, log: Path) -> None:
     raise AssertionError(f"timed out waiting for {what}; the runner said:\n{log.read_text()}")
 
 
-def test_a_scheduled_pipeline_retrains_only_when_data_arrived(tmp_path: Path):
+def test_a_scheduled_pipeline_retrains_only_when_data_arrived(tmp_path: Path, services: Path, cli_env: dict[str, str]):
     config = {
         "name": NAME,
         "source": {"format": "csv", "pattern": "*.csv"},
@@ -73,19 +56,17 @@ def test_a_scheduled_pipeline_retrains_only_when_data_arrived(tmp_path: Path):
     bundled_frame("iris").head(100).write_csv(landing / "first.csv")
 
     # Without a server, scheduling says what is missing in one line.
-    refused = subprocess.run([RAYLINE, "schedule", str(path)], cwd=tmp_path, env=_env(), capture_output=True, text=True)
+    refused = subprocess.run([RAYLINE, "schedule", str(path)], cwd=tmp_path, env=clean_env(), capture_output=True, text=True)
     assert refused.returncode == 1 and "schedules need a Prefect server: run `rayline server up`" in refused.stderr
+    status = subprocess.run([RAYLINE, "server", "status"], cwd=services, env=clean_env(), capture_output=True, text=True)
+    assert status.returncode == 0 and status.stdout.count("(up, pid") == 2, status.stdout
 
-    ports = ["--prefect-port", str(_free_port()), "--mlflow-port", str(_free_port())]
-    up = subprocess.run([RAYLINE, "server", "up", *ports], cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=300)
-    assert up.returncode == 0, up.stdout + up.stderr
     runner_out = tmp_path / "runner.out"
     runner = None
     try:
-        assert "prefect " in up.stdout and "(up, pid" in up.stdout and "mlflow " in up.stdout
         with open(runner_out, "w") as out:
             runner = subprocess.Popen(
-                [RAYLINE, "schedule", str(path)], cwd=tmp_path, env=_env(), stdout=out, stderr=subprocess.STDOUT,
+                [RAYLINE, "schedule", str(path)], cwd=tmp_path, env=cli_env, stdout=out, stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
         _wait_for(lambda: "no new data since scheduled v1" in runner_out.read_text(), 300, "a run that skips", runner_out)
@@ -102,7 +83,3 @@ def test_a_scheduled_pipeline_retrains_only_when_data_arrived(tmp_path: Path):
                 runner.wait(timeout=60)
             except subprocess.TimeoutExpired:
                 os.killpg(runner.pid, signal.SIGKILL)
-        down = subprocess.run([RAYLINE, "server", "down"], cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=120)
-    assert down.returncode == 0 and "stopped" in down.stdout, down.stdout + down.stderr
-    status = subprocess.run([RAYLINE, "server", "status"], cwd=tmp_path, env=_env(), capture_output=True, text=True)
-    assert "no services" in status.stdout

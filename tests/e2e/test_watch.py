@@ -57,9 +57,7 @@ def _land(landing: Path, i: int) -> None:
         path.write_bytes(data)
 
 
-def _start(path: Path, cwd: Path) -> subprocess.Popen:
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    env.pop("PREFECT_HOME", None)
+def _start(path: Path, cwd: Path, env: dict[str, str]) -> subprocess.Popen:
     # Its own process group: a kill takes the watcher's helpers (Prefect's API server) with it.
     return subprocess.Popen(
         [RAYLINE, "ingest", str(path), "--watch"], cwd=cwd, env=env, start_new_session=True,
@@ -85,13 +83,13 @@ def _bronze_rows(lake: Lake) -> int:
         return 0
 
 
-def test_watch_ingests_arriving_files_exactly_once_across_a_kill(tmp_path: Path):
+def test_watch_ingests_arriving_files_exactly_once_across_a_kill(tmp_path: Path, cli_env: dict[str, str]):
     path = write_config(tmp_path, _config())
     landing = tmp_path / ".rayline" / "landing" / NAME
     landing.mkdir(parents=True)
     lake = Lake(str(tmp_path / ".rayline" / "lake" / NAME))
 
-    first = _start(path, tmp_path)
+    first = _start(path, tmp_path, cli_env)
     try:
         _land(landing, 0)
         _wait_for(lambda: _bronze_rows(lake) >= 2, 120, "the first file", first)
@@ -111,7 +109,7 @@ def test_watch_ingests_arriving_files_exactly_once_across_a_kill(tmp_path: Path)
     (landing / "copy-of-part-003.csv").write_bytes(_rows(3))  # the same bytes under a new name
     (landing / "empty.csv").write_bytes(b"")
 
-    second = _start(path, tmp_path)
+    second = _start(path, tmp_path, cli_env)
     try:
         _wait_for(lambda: _bronze_rows(lake) >= 2 * FILES, 120, "every file", second)
         time.sleep(1.5)  # a few more ticks: nothing else may arrive
