@@ -18,6 +18,7 @@ ensemble's members are read the same way: nothing is unpickled.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 from dataclasses import dataclass
@@ -69,8 +70,17 @@ def save_bundle(
     _write_json(directory / "spec.json", read_state(checkpoint_dir)["spec"])
     _write_json(directory / "preprocess.json", features.to_dict())
     _write_json(directory / "metrics.json", metrics)
-    _write_json(directory / "lineage.json", lineage)
+    # The preprocessing the model was trained with, by content: a bundle whose
+    # preprocess.json no longer matches is refused at load (train/serve skew).
+    _write_json(directory / "lineage.json", {**lineage, PREPROCESS_HASH: _sha256(directory / "preprocess.json")})
     return directory
+
+
+PREPROCESS_HASH = "preprocess_sha256"
+
+
+class BundleSkewError(ValueError):
+    """A bundle's preprocessing differs from the one recorded when it was trained."""
 
 
 @dataclass
@@ -135,6 +145,13 @@ def load_bundle(directory: str | Path) -> Bundle:
     missing = [f for f in (model_file, "spec.json", "preprocess.json") if not (directory / f).is_file()]
     if missing:
         raise FileNotFoundError(f"{directory} is not a model bundle: missing {missing}")
+    lineage = _read_json(directory / "lineage.json")
+    recorded = lineage.get(PREPROCESS_HASH) if isinstance(lineage, dict) else None
+    if recorded is not None and recorded != _sha256(directory / "preprocess.json"):
+        raise BundleSkewError(
+            f"{directory}: preprocess.json is not the preprocessing this model was trained with (its sha256 differs "
+            f"from lineage.json's {PREPROCESS_HASH} {recorded[:12]}...); refusing to serve it"
+        )
     features = state_from_dict(_read_json(directory / "preprocess.json"))
     model = read_ensemble(directory) if model_family == "ensemble" else read_model(directory, spec)
     return Bundle(
@@ -142,8 +159,12 @@ def load_bundle(directory: str | Path) -> Bundle:
         spec=spec,
         features=features,
         metrics=_read_json(directory / "metrics.json"),
-        lineage=_read_json(directory / "lineage.json"),
+        lineage=lineage,
     )
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def _write_json(path: Path, data: Any) -> None:

@@ -69,7 +69,19 @@ def test_bundle_round_trip_and_predictions(prepared, tmp_path):
     expected = torch.softmax(model.eval()(x), dim=1).argmax(dim=1).tolist()
     assert [a["label"] for a in answers] == expected
     assert all(set(a["probabilities"]) == {"0", "1", "2"} for a in answers)
-    assert bundle.lineage == {"bronze_version": 3} and bundle.metrics == {"val_loss": 0.5}
+    assert bundle.lineage["bronze_version"] == 3 and bundle.metrics == {"val_loss": 0.5}
+
+    # Train/serve skew: preprocessing that is not the one the model was trained with is refused.
+    import hashlib
+
+    from components.artifacts.bundle import BundleSkewError
+
+    assert bundle.lineage["preprocess_sha256"] == hashlib.sha256((bundle_dir / "preprocess.json").read_bytes()).hexdigest()
+    state = json.loads((bundle_dir / "preprocess.json").read_text())
+    state["preprocessor"]["stats"]["petal_length_cm"]["center"] += 1.0  # another training set's mean
+    (bundle_dir / "preprocess.json").write_text(json.dumps(state))
+    with pytest.raises(BundleSkewError, match="preprocess.json is not the preprocessing this model was trained with"):
+        load_bundle(bundle_dir)
 
 
 def test_loading_something_that_is_not_a_bundle_says_what_is_missing(tmp_path):
