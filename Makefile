@@ -30,9 +30,10 @@ test: setup
 test-unit: setup
 	$(BIN)/python -m pytest tests/unit
 
-## test-examples: every conf/pipelines example with --smoke 4, held at its stated quality (~10 min)
+## test-examples: every conf/pipelines example with --smoke 4, held at its stated quality, and the
+## slower CLI checks (~11 min)
 test-examples: setup
-	$(BIN)/python -m pytest tests/e2e/test_examples.py -m examples
+	$(BIN)/python -m pytest tests/e2e -m examples
 
 bench: setup
 	$(BIN)/python benchmarks/train_overhead.py

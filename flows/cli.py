@@ -462,6 +462,29 @@ def schedule(
     prefect_serve(deployment(ws, config, plan, force), print_starting_message=False, query_seconds=2)
 
 
+runs_app = typer.Typer(no_args_is_help=True, help="Pipeline runs across Prefect, MLflow, Ray Tune and the registry.")
+app.add_typer(runs_app, name="runs")
+
+
+@runs_app.command("show")
+def runs_show(
+    run_id: Annotated[str, typer.Argument(help="the MLflow run id a pipeline run printed (or its first characters)")],
+    profile: Annotated[str, typer.Option(help="conf/profiles/NAME.yaml")] = "local",
+) -> None:
+    """One pipeline run joined up: its Prefect flow run, MLflow run, Tune experiment, the
+    model version it registered with that bundle's data versions, and what serves now."""
+    from components.artifacts.run_lineage import run_lineage
+    from flows.summary import run_lineage_table, show
+
+    prof = _profile(profile)
+    try:
+        lineage = run_lineage(prof.mlflow_tracking_uri, run_id)
+    except LookupError as exc:
+        console.error(str(exc))
+        raise typer.Exit(1) from None
+    show(run_lineage_table(lineage))
+
+
 lake_app = typer.Typer(no_args_is_help=True, help="The pipeline's Delta tables: versions and housekeeping.")
 app.add_typer(lake_app, name="lake")
 

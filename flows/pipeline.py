@@ -21,7 +21,7 @@ from flows.ingest import IngestReport, ingest
 from flows.preprocess import preprocess
 from flows.register import (
     build_bundle, close_run, config_hash, log_report, log_text, log_trials, open_parent_run, plan_evaluation,
-    register, selection,
+    register, selection, tag_run,
 )
 from flows.retries import BACKOFF, transient_only
 from flows.train import load_snapshot, model_summary, train, tune
@@ -59,12 +59,13 @@ def fit(ws: Workspace, search: bool) -> FitResult:
     if layers is not None:
         log_text(parent, "model_summary.txt", layers)
     run_name = f"{ws.name}-{parent[:8]}"
+    tag_run(parent, {"rayline.tune_experiment": f"{ws.runs}/{run_name}"})
     outcomes = tune(ws, run_name) if search else train(ws, run_name)
     runs = log_trials(experiment_id, parent, outcomes)
     metric, mode = selection(ws)
     best = chosen(ws, outcomes, metric, mode)
     board = leaderboard(outcomes, metric, mode)
-    bundle_dir, metrics, images = build_bundle(ws, best, snapshot, runs[best.trial_id])
+    bundle_dir, metrics, images = build_bundle(ws, best, snapshot, runs[best.trial_id], parent)
     log_report(runs[best.trial_id], images, board, parent)
     registration = register(ws, bundle_dir, runs[best.trial_id], metrics)
     close_run(parent, metrics)

@@ -10,10 +10,13 @@ from typing import Any
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
+from prefect.runtime import flow_run as prefect_flow_run
 
 from components.artifacts.bundle import load_bundle, save_bundle
 from components.artifacts.registry import Registration, check_gates, register_bundle
-from components.artifacts.tracking import end_run, log_files, log_metrics, log_trial, start_run, use_tracking
+from components.artifacts.tracking import (
+    end_run, log_files, log_metrics, log_trial, set_tags, start_run, use_tracking,
+)
 from components.data.silver import SilverSnapshot, split_arrays
 from components.evaluation.outcome import TrialOutcome
 from components.evaluation.report import check_evaluation, evaluation_report, holdout_report, verification_report
@@ -28,8 +31,20 @@ def open_parent_run(ws: Workspace, stage: str) -> tuple[str, str]:
     experiment_id = use_tracking(ws.profile.mlflow_tracking_uri, ws.name, ws.profile.mlflow_artifacts)
     # unset (None) settings left out: MLflow takes at most 100 params in one batch
     params = ws.config.model_dump(by_alias=True, exclude={"schema_", "schema"}, exclude_none=True)
-    run_id = start_run(experiment_id, f"{ws.name}-{stage}", {**params, "config_hash": config_hash(ws)})
+    # The Prefect flow run this pipeline run is: `rayline runs show` joins them by these tags.
+    tags = {
+        "rayline.pipeline": ws.name,
+        "rayline.prefect_flow_run_id": str(prefect_flow_run.root_flow_run_id or prefect_flow_run.id or ""),
+        "rayline.prefect_flow_run_name": str(prefect_flow_run.name or ""),
+        "rayline.tune_experiment": "",  # set once the search is named (fit)
+    }
+    run_id = start_run(experiment_id, f"{ws.name}-{stage}", {**params, "config_hash": config_hash(ws)}, tags=tags)
     return experiment_id, run_id
+
+
+@task(retries=2, retry_delay_seconds=1, cache_policy=NO_CACHE)
+def tag_run(run_id: str, tags: dict[str, str]) -> None:
+    set_tags(run_id, tags)
 
 
 @task(retries=2, retry_delay_seconds=1, cache_policy=NO_CACHE)
@@ -40,11 +55,14 @@ def log_trials(experiment_id: str, parent_id: str, outcomes: list[TrialOutcome])
 
 @task(cache_policy=NO_CACHE)
 def build_bundle(
-    ws: Workspace, best: TrialOutcome, snapshot: SilverSnapshot, run_id: str
+    ws: Workspace, best: TrialOutcome, snapshot: SilverSnapshot, run_id: str, parent_id: str
 ) -> tuple[Path, dict[str, float], dict[str, bytes]]:
     """Assemble the bundle from the best checkpoint, score it on the test split, and
     record the scores in its metrics.json. Returns (bundle dir, metrics, report images)."""
-    lineage = {**snapshot.lineage, "config_hash": config_hash(ws), "code_version": _code_version(), "run_id": run_id}
+    lineage = {
+        **snapshot.lineage, "config_hash": config_hash(ws), "code_version": _code_version(), "run_id": run_id,
+        "parent_run_id": parent_id,
+    }
     val = {k: float(v) for k, v in best.metrics.items() if k.startswith("val_")}
     directory = save_bundle(
         ws.bundles / run_id, checkpoint_dir=best.checkpoint, features=snapshot.features, metrics=val, lineage=lineage

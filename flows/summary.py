@@ -147,6 +147,32 @@ def history_table(history: pl.DataFrame, title: str) -> Table:
     return table
 
 
+def run_lineage_table(run: Any) -> Table:
+    """`rayline runs show`: one row per system that saw the run."""
+    from datetime import datetime, timezone
+
+    table = Table(title=f"run {run.run_id}", show_header=False, title_justify="left")
+    table.add_column("what", style="bold")
+    table.add_column("value")
+    started = datetime.fromtimestamp(run.started_ms / 1000, timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+    table.add_row("pipeline", f"{run.pipeline}: {run.run_name}, {run.status.lower()}, started {started}")
+    table.add_row("prefect flow run", run.prefect_flow_run or "-")
+    table.add_row("mlflow run", f"{run.run_id} ({run.trials} trial run(s))")
+    table.add_row("ray tune experiment", run.tune_experiment or "-")
+    if run.model:
+        data = run.data
+        silver = ", ".join(f"{s} v{t['version']}" for s, t in data.get("silver", {}).items())
+        table.add_row("model version", f"{run.model} v{run.version} (trial run {run.chosen_trial_run})")
+        table.add_row("data versions", f"bronze v{data.get('bronze_version')}; silver {silver}")
+        table.add_row("config / code", f"config {data.get('config_hash')}, code {data.get('code_version')}")
+        serving = run.serving_version
+        table.add_row("served", "no champion" if serving is None else (
+            "this version is champion" if serving == run.version else f"champion is v{serving}"))
+    else:
+        table.add_row("model version", "none registered by this run")
+    return table
+
+
 def show(renderable: Any) -> None:
     console.stop()  # the tables come after the live status line, not inside it
     Console().print(renderable)

@@ -32,8 +32,11 @@ def use_tracking(tracking_uri: str, experiment: str, artifact_location: str) -> 
     return client.create_experiment(experiment, artifact_location=f"{artifact_location}/{experiment}")
 
 
-def start_run(experiment_id: str, name: str, params: dict[str, Any], parent_id: str | None = None) -> str:
-    tags = {"mlflow.parentRunId": parent_id} if parent_id else {}
+def start_run(
+    experiment_id: str, name: str, params: dict[str, Any], parent_id: str | None = None,
+    tags: dict[str, str] | None = None,
+) -> str:
+    tags = {**(tags or {}), **({"mlflow.parentRunId": parent_id} if parent_id else {})}
     client = MlflowClient()
     run_id = client.create_run(experiment_id, run_name=name, tags=tags).info.run_id
     if params:
@@ -99,3 +102,9 @@ def flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 def _is_metric(key: str, value: Any) -> bool:
     numeric = isinstance(value, (int, float)) and not isinstance(value, bool)
     return numeric and key != "epoch" and math.isfinite(value) and "/" not in key
+
+
+def set_tags(run_id: str, tags: dict[str, str]) -> None:
+    client = MlflowClient()
+    for key, value in tags.items():
+        client.set_tag(run_id, key, value)

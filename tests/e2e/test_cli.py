@@ -100,6 +100,17 @@ def test_run_then_predict_over_http(tmp_path: Path, cli_env: dict[str, str]):
     assert "test_precision.0" in client.get_run(version.run_id).data.metrics
     assert "leaderboard (validation)" in output
 
+    # One run id joins Prefect, MLflow, Tune, the bundle's lineage and what serves.
+    wide = {**env, "COLUMNS": "250"}  # long paths and ids on one line each
+    shown = subprocess.run([RAYLINE, "runs", "show", parent[:10]], cwd=tmp_path, env=wide, capture_output=True, text=True)
+    assert shown.returncode == 0, shown.stdout + shown.stderr
+    table = " ".join(shown.stdout.split())
+    flow_run = client.get_run(parent).data.tags["rayline.prefect_flow_run_id"]
+    assert parent in table and flow_run[:8] in table and "tiny v1" in table and "this version is champion" in table
+    assert f"bronze v{lake.version('bronze')}" in table and "ray_results/tiny-" in table
+    unknown = subprocess.run([RAYLINE, "runs", "show", "ffffffff"], cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert unknown.returncode == 1 and "no pipeline run with id 'ffffffff'" in unknown.stderr
+
     # The same landing file again adds nothing.
     version = lake.version("bronze")
     again = subprocess.run([RAYLINE, "ingest", str(path)], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=180)
@@ -107,6 +118,7 @@ def test_run_then_predict_over_http(tmp_path: Path, cli_env: dict[str, str]):
     assert lake.version("bronze") == version and lake.read("bronze").height == 148
 
 
+@pytest.mark.examples  # ~40 s; make test-examples runs it (make test's budget went to schedules and the watcher)
 def test_run_an_ensemble_over_a_family_search(tmp_path: Path, cli_env: dict[str, str]):
     """`kind: ensemble` + `tuning.families`: the search, the stacking ensemble of each
     family's best trial, one registered version holding every member, the leaderboard."""
