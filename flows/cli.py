@@ -435,6 +435,9 @@ def schedule(
 
     from components.config import RunScheduleConfig
 
+    if "PREFECT_API_URL" not in os.environ:
+        console.error("schedules need a Prefect server: run `rayline server up` (or set PREFECT_API_URL)")
+        raise typer.Exit(1)
     ws = _workspace(config, "schedule", verbose)
     base = ws.config.schedule.model_dump() if ws.config.schedule else {}
     flags = {"cron": cron, "interval_seconds": interval, "on_new_data": on_new_data, "overlap": overlap}
@@ -446,9 +449,6 @@ def schedule(
     if plan.cron is None and plan.interval_seconds is None and not plan.on_new_data:
         console.error(f"{config}: nothing to schedule on: give --cron, --interval or --on-new-data (or a `schedule:` section)")
         raise typer.Exit(2)
-    if "PREFECT_API_URL" not in os.environ:
-        console.error("schedules need a Prefect server: run `rayline server up` (or set PREFECT_API_URL)")
-        raise typer.Exit(1)
     from prefect import serve as prefect_serve
 
     from flows.schedule import deployment

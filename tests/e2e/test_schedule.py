@@ -58,6 +58,7 @@ def test_a_scheduled_pipeline_retrains_only_when_data_arrived(tmp_path: Path, se
     # Without a server, scheduling says what is missing in one line.
     refused = subprocess.run([RAYLINE, "schedule", str(path)], cwd=tmp_path, env=clean_env(), capture_output=True, text=True)
     assert refused.returncode == 1 and "schedules need a Prefect server: run `rayline server up`" in refused.stderr
+    assert not (tmp_path / ".rayline" / "logs").exists()  # refused before anything ran
     status = subprocess.run([RAYLINE, "server", "status"], cwd=services, env=clean_env(), capture_output=True, text=True)
     assert status.returncode == 0 and status.stdout.count("(up, pid") == 2, status.stdout
 
