@@ -45,6 +45,7 @@ bench: setup
 	$(BIN)/python benchmarks/image_serving.py
 	$(BIN)/python benchmarks/cnn_quality.py
 	$(BIN)/python benchmarks/ingest_throughput.py
+	$(BIN)/python benchmarks/score_throughput.py
 
 clean:
 	rm -rf .rayline
