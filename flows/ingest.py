@@ -136,12 +136,14 @@ def ingest(ws: Workspace, hashes: HashCache | None = None, wait_to_settle: bool 
             batches.append(complete_batch(stream, src, pending))
         staged = set(stage_bundled(cfg.source, ws.landing)) if cfg.source.format in ("sklearn", "bundled_images") else set()
         listed = src.list()
-        ready, wait = settled([p for p in listed if p not in staged], cfg.stream.settle_seconds)
+        candidates = [p for p in listed if p not in staged]
+        ready, wait = settled(candidates, cfg.stream.settle_seconds)
         if wait and wait_to_settle:
             time.sleep(wait)
-            ready, _ = settled([p for p in listed if p not in staged], cfg.stream.settle_seconds)
+            ready, _ = settled(candidates, cfg.stream.settle_seconds)
         ready = sorted(set(ready) | staged)
-        waiting = [src.name(p) for p in listed if p not in set(ready)]
+        taken = set(ready)
+        waiting = [src.name(p) for p in listed if p not in taken]
 
         triage = Triage()
         files = new_files(

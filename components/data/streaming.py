@@ -95,9 +95,9 @@ class IngestStream:
     def pending(self) -> PendingBatch | None:
         """The logged batch whose writes a crash interrupted, if any (only the last can be)."""
         batch = self.last_batch()
-        if batch is None or all(self._holds(table, batch) for table in (BRONZE, QUARANTINE)):
+        if batch is None or self._complete(batch):
             return None
-        return PendingBatch(batch, self._logged(batch))
+        return PendingBatch(batch, self._files_of(self.lake.read(LEDGER), batch))
 
     def commit(self, files: Sequence[FileRows]) -> BatchResult:
         """Write `files` as the next batch. Idempotent: the same files as the last batch
@@ -107,14 +107,16 @@ class IngestStream:
         given = {f.source_file: f.content_hash for f in files}
         last = self.last_batch()
         if last is not None:
-            pending = self.pending()
-            if self._logged(last) == given:
-                return self._write(last, files, recovered=pending is not None)
-            if pending is not None:
+            ledger = self.lake.read(LEDGER)  # read once: the last batch's files and every hash
+            complete = self._complete(last)
+            if self._files_of(ledger, last) == given:
+                return self._write(last, files, recovered=not complete)
+            if not complete:
                 raise RuntimeError(f"batch {last} of stream {self.stream_id!r} is incomplete: complete it first")
-        again = sorted(name for name, h in given.items() if h in self.ingested_hashes())
-        if again:
-            raise ValueError(f"stream {self.stream_id!r} already ingested the bytes of {again}")
+            logged = set(ledger["content_hash"])
+            again = sorted(name for name, h in given.items() if h in logged)
+            if again:
+                raise ValueError(f"stream {self.stream_id!r} already ingested the bytes of {again}")
         return self._write(0 if last is None else last + 1, files, recovered=False)
 
     def complete(self, pending: PendingBatch, files: Sequence[FileRows]) -> BatchResult:
@@ -128,8 +130,8 @@ class IngestStream:
             )
         return self._write(pending.batch, files, recovered=True)
 
-    def _logged(self, batch: int) -> dict[str, str]:
-        ledger = self.lake.read(LEDGER)
+    def _files_of(self, ledger: pl.DataFrame, batch: int) -> dict[str, str]:
+        """File -> content hash of this stream's `batch` in the ledger."""
         logged = ledger.filter((pl.col("stream") == self.stream_id) & (pl.col("batch") == batch))
         return dict(zip(logged["source_file"], logged["content_hash"]))
 
@@ -155,9 +157,13 @@ class IngestStream:
             batch, tuple(f.source_file for f in files), good.height, bad.height, self.lake.version(BRONZE), recovered
         )
 
-    def _holds(self, table: str, batch: int) -> bool:
-        done = self.lake.transaction_version(table, self.stream_id)
-        return done is not None and done >= batch
+    def _complete(self, batch: int) -> bool:
+        """Whether bronze and quarantine both hold `batch` (the ledger does: it is written first)."""
+        for table in (BRONZE, QUARANTINE):
+            done = self.lake.transaction_version(table, self.stream_id)
+            if done is None or done < batch:
+                return False
+        return True
 
 
 @dataclass
