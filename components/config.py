@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import os
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -138,11 +139,18 @@ class StreamConfig(_Strict):
 
 class RunScheduleConfig(_Strict):
     """When `rayline schedule` runs the pipeline: a cron line or an interval, and/or when the
-    watcher commits new data. A run with nothing new trains nothing."""
+    watcher commits new data, and/or when the served data drifts. A run with nothing new
+    trains nothing, except one asked for by drift."""
 
     cron: str | None = Field(None, description='e.g. "0 * * * *": every hour')
     interval_seconds: float | None = Field(None, gt=0)
     on_new_data: bool = Field(False, description="also run when `rayline ingest --watch` commits a batch")
+    on_drift: bool = Field(
+        False, description="also retrain (new data or not) when `rayline monitor` finds the served data drifted",
+    )
+    monitor_interval_seconds: float | None = Field(
+        None, gt=0, description="run `rayline monitor` on the served model this often (what --on-drift listens to)",
+    )
     overlap: Literal["wait", "skip"] = Field(
         "wait", description="a run due while one is running: waits its turn, or is skipped (one at a time either way)"
     )
@@ -498,6 +506,18 @@ class RegistryConfig(_Strict):
 # ---------------------------------------------------------------------------- serving
 
 
+class RecorderConfig(_Strict):
+    """What the endpoint writes to its inference log (the `inference_log` table of the
+    model's lake), for `rayline monitor`. Off the request path: a bounded queue, written by
+    a background thread; when it is full, rows are dropped and counted, never waited for."""
+
+    enabled: bool = True
+    sample_rate: float = Field(1.0, gt=0, le=1, description="share of answered instances recorded")
+    max_queued_rows: int = Field(100_000, ge=1, description="rows held in memory while the writer is behind")
+    flush_rows: int = Field(10_000, ge=1, description="write as soon as this many rows wait")
+    flush_seconds: float = Field(5.0, gt=0, description="else write what waits this often (one Delta commit)")
+
+
 class ServingConfig(_Strict):
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")
     host: str = "127.0.0.1"
@@ -512,6 +532,44 @@ class ServingConfig(_Strict):
     member_replicas: int = Field(1, ge=1, description="replicas of each member's deployment")
     member_timeout_s: float = Field(10.0, gt=0, description="how long the combiner waits for a member")
     allow_degraded: bool = Field(False, description="combine the members that answered when others fail")
+    recorder: RecorderConfig = RecorderConfig()
+
+
+# ---------------------------------------------------------------------------- monitoring
+
+
+class MonitoringConfig(_Strict):
+    """How `rayline monitor` judges drift of the inference log against the training reference.
+
+    Numbers are judged by psi (> threshold), ks (p-value < threshold) or wasserstein (in
+    reference standard deviations, > threshold); categories by chi2 (p-value < threshold) or
+    js (Jensen-Shannon distance, > threshold). The model's answers are judged the same way.
+    """
+
+    window: str = Field("24h", description="recorded rows answered in the last 30m, 1h, 7d ..., or all")
+    min_rows: int = Field(100, ge=1, description="fewer recorded rows in the window: no verdict")
+    numeric_test: Literal["psi", "ks", "wasserstein"] = "psi"
+    numeric_threshold: float | None = Field(None, gt=0, description="default: psi 0.2, ks 0.01, wasserstein 0.1")
+    categorical_test: Literal["chi2", "js"] = "chi2"
+    categorical_threshold: float | None = Field(None, gt=0, description="default: chi2 0.01, js 0.1")
+    prediction: bool = Field(True, description="judge the model's answers too")
+    drift_share: float = Field(0.5, gt=0, le=1, description="the data set drifted when this share of features did")
+    reference_rows: int = Field(5000, ge=10, description="training rows kept in the bundle as the reference")
+
+    @field_validator("window")
+    @classmethod
+    def _window(cls, window: str) -> str:
+        parse_window(window)
+        return window
+
+    @property
+    def thresholds(self) -> tuple[float, float]:
+        """(numeric, categorical) thresholds, the tests' defaults where none is set."""
+        defaults = {"psi": 0.2, "ks": 0.01, "wasserstein": 0.1, "chi2": 0.01, "js": 0.1}
+        return (
+            self.numeric_threshold or defaults[self.numeric_test],
+            self.categorical_threshold or defaults[self.categorical_test],
+        )
 
 
 # ---------------------------------------------------------------------------- profile and pipeline
@@ -562,6 +620,7 @@ class PipelineConfig(_Strict):
     evaluation: EvaluationConfig = EvaluationConfig()
     registry: RegistryConfig = RegistryConfig()
     serving: ServingConfig
+    monitoring: MonitoringConfig = MonitoringConfig()
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
@@ -641,6 +700,21 @@ class PipelineConfig(_Strict):
             if self.tuning and not families:
                 raise ValueError("an ensemble is tuned through tuning.families, not tuning.space alone")
         return self
+
+
+def parse_window(text: str) -> timedelta | None:
+    """'90s', '30m', '1h', '7d' -> a duration; 'all' -> None (the whole log)."""
+    if text == "all":
+        return None
+    units = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
+    number, unit = text[:-1], text[-1:]
+    try:
+        amount = float(number)
+    except ValueError:
+        amount = -1.0
+    if unit not in units or amount <= 0:
+        raise ValueError(f"window must be a positive number with s, m, h or d (e.g. 1h), or 'all', got {text!r}")
+    return timedelta(**{units[unit]: amount})
 
 
 # ---------------------------------------------------------------------------- loading

@@ -339,6 +339,59 @@ def score(
     )
 
 
+@app.command()
+def monitor(
+    name: Annotated[str, typer.Argument(help="registered (and served) model name")],
+    config: Annotated[Optional[Path], typer.Option(help="the model's pipeline YAML: its `monitoring:` settings and profile")] = None,
+    window: Annotated[Optional[str], typer.Option(help="logged rows of the last 30m, 1h, 7d ..., or all (default: monitoring.window)")] = None,
+    version: Annotated[Optional[str], typer.Option(help="model version whose reference to compare with (default: the alias)")] = None,
+    alias: str = "champion",
+    profile: Annotated[str, typer.Option(help="conf/profiles/NAME.yaml (without --config)")] = "local",
+    fail_on_drift: Annotated[bool, typer.Option(help="exit 3 when the data drifted")] = False,
+    verbose: Verbose = False,
+) -> None:
+    """Compare what the endpoint answered (its inference log) with the training reference
+    of the served version: drift per feature and of the answers, a table here and a report
+    (metrics, JSON, plots) in MLflow; under `rayline schedule --on-drift`, drift retrains."""
+    from components.config import MonitoringConfig, parse_window
+
+    if config is not None:
+        ws = _workspace(config, "monitor", verbose)
+        prof, settings = ws.profile, ws.config.monitoring
+    else:
+        prof, settings = _profile(profile), MonitoringConfig()
+        ensure_prefect_home()
+        console.start("monitor", verbose)
+    if window is not None:
+        try:
+            parse_window(window)
+        except ValueError as exc:
+            console.error(f"--window: {exc}")
+            raise typer.Exit(2) from None
+    from flows.monitor import monitor as monitor_flow
+    from flows.summary import drift_table, show
+
+    try:
+        result = monitor_flow(prof, name, settings, version, alias, window)
+    except (LookupError, ValueError) as exc:
+        console.error(_first_line(exc))
+        raise typer.Exit(1) from None
+    if result.report is None:
+        console.say(f"{name} v{result.version}: {result.rows} rows logged in the window ({result.window}), "
+                    f"fewer than monitoring.min_rows {settings.min_rows}: no verdict yet")
+        return
+    show(drift_table(result))
+    report = result.report
+    answers = "" if report.prediction is None else f"; answers {'drifted' if report.prediction.drifted else 'stable'}"
+    console.say(
+        f"{result.verdict}: {len(report.drifted_features)} of {len(report.features)} features drifted "
+        f"(share {report.share:.0%}, threshold {report.drift_share:.0%}){answers}. "
+        f"Report: drift/ in MLflow run {result.run_id}" + ("; retraining asked for" if result.announced else "")
+    )
+    if fail_on_drift and report.drifted:
+        raise typer.Exit(3)
+
+
 def _first_line(exc: BaseException) -> str:
     """The message of an expected failure, without what Ray wraps around it."""
     cause = exc
@@ -425,6 +478,8 @@ def schedule(
     cron: Annotated[Optional[str], typer.Option(help='run on this cron line, e.g. "0 * * * *"')] = None,
     interval: Annotated[Optional[float], typer.Option(help="run every N seconds")] = None,
     on_new_data: Annotated[Optional[bool], typer.Option("--on-new-data/--no-on-new-data", help="also run when the watcher commits data")] = None,
+    on_drift: Annotated[Optional[bool], typer.Option("--on-drift/--no-on-drift", help="also retrain when monitoring finds drift")] = None,
+    monitor_every: Annotated[Optional[float], typer.Option(help="monitor the served model every N seconds")] = None,
     overlap: Annotated[Optional[str], typer.Option(help="a run due while one runs: wait or skip")] = None,
     force: Annotated[bool, typer.Option(help="retrain on every run, new data or not")] = False,
     verbose: Verbose = False,
@@ -440,26 +495,33 @@ def schedule(
         raise typer.Exit(1)
     ws = _workspace(config, "schedule", verbose)
     base = ws.config.schedule.model_dump() if ws.config.schedule else {}
-    flags = {"cron": cron, "interval_seconds": interval, "on_new_data": on_new_data, "overlap": overlap}
+    flags = {
+        "cron": cron, "interval_seconds": interval, "on_new_data": on_new_data, "overlap": overlap,
+        "on_drift": on_drift, "monitor_interval_seconds": monitor_every,
+    }
     try:
         plan = RunScheduleConfig.model_validate({**base, **{k: v for k, v in flags.items() if v is not None}})
     except ValueError as exc:
         console.error(f"schedule: {exc}")
         raise typer.Exit(2) from None
-    if plan.cron is None and plan.interval_seconds is None and not plan.on_new_data:
-        console.error(f"{config}: nothing to schedule on: give --cron, --interval or --on-new-data (or a `schedule:` section)")
+    if plan.cron is None and plan.interval_seconds is None and not plan.on_new_data and not plan.on_drift:
+        console.error(f"{config}: nothing to schedule on: give --cron, --interval, --on-new-data or --on-drift "
+                      "(or a `schedule:` section)")
         raise typer.Exit(2)
     from prefect import serve as prefect_serve
 
-    from flows.schedule import deployment
+    from flows.schedule import deployments
 
     clock = plan.cron or (f"every {plan.interval_seconds:g}s" if plan.interval_seconds else None)
-    when = " and ".join(w for w in (clock, "on new data" if plan.on_new_data else None) if w)
-    console.say(f"scheduled {ws.name}: {when}, one run at a time ({plan.overlap} on overlap); "
+    triggers = ("on new data" if plan.on_new_data else None, "on drift" if plan.on_drift else None)
+    when = " and ".join(w for w in (clock, *triggers) if w)
+    monitored = (f"; monitoring {ws.config.serving.name} every {plan.monitor_interval_seconds:g}s"
+                 if plan.monitor_interval_seconds else "")
+    console.say(f"scheduled {ws.name}: {when}, one run at a time ({plan.overlap} on overlap){monitored}; "
                 f"runs at {os.environ['PREFECT_API_URL'].removesuffix('/api')}; Ctrl-C to stop")
     console.update(f"[bold]schedule[/bold] · serving deployment scheduled-pipeline/{ws.name}")
     # The runner asks the server for due runs every 2 s (Prefect's default is 10).
-    prefect_serve(deployment(ws, config, plan, force), print_starting_message=False, query_seconds=2)
+    prefect_serve(*deployments(ws, config, plan, force), print_starting_message=False, query_seconds=2)
 
 
 runs_app = typer.Typer(no_args_is_help=True, help="Pipeline runs across Prefect, MLflow, Ray Tune and the registry.")

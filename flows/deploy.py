@@ -17,7 +17,7 @@ from serving.app import ServedModel, start
 @task(retries=1, retry_delay_seconds=2, cache_policy=NO_CACHE)
 def start_endpoint(profile: ProfileConfig, models: list[ServedModel], host: str, port: int) -> str:
     connect_ray(profile)
-    return start(models, profile.mlflow_tracking_uri, host, port)
+    return start(models, profile.mlflow_tracking_uri, host, port, lake=profile.lake)
 
 
 @task(cache_policy=NO_CACHE)
@@ -48,6 +48,7 @@ def served_model(serving: ServingConfig) -> ServedModel:
         member_replicas=serving.member_replicas,
         allow_degraded=serving.allow_degraded,
         member_timeout_s=serving.member_timeout_s,
+        recorder=serving.recorder,
     )
 
 

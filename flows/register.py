@@ -13,10 +13,13 @@ from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run as prefect_flow_run
 
 from components.artifacts.bundle import load_bundle, save_bundle
+from components.artifacts.reference import reference_frame, write_reference
 from components.artifacts.registry import Registration, check_gates, register_bundle
 from components.artifacts.tracking import (
     end_run, log_files, log_metrics, log_trial, set_tags, start_run, use_tracking,
 )
+from components.data.lake import Lake
+from components.data.preparation import raw_split
 from components.data.silver import SilverSnapshot, split_arrays
 from components.evaluation.outcome import TrialOutcome
 from components.evaluation.report import check_evaluation, evaluation_report, holdout_report, verification_report
@@ -81,7 +84,18 @@ def build_bundle(
     ) if bundle.task == "classification" else None
     metrics = {**val, **report.metrics, **(extra.metrics if extra else {})}
     (directory / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True))
+    if features.modality == "tabular":
+        _add_reference(ws, directory, bundle, snapshot)
     return directory, metrics, {**report.images, **(extra.images if extra else {})}
+
+
+def _add_reference(ws: Workspace, directory: Path, bundle: Any, snapshot: SilverSnapshot) -> None:
+    """The training rows as they arrived (bronze at the snapshot's version, this config's
+    split), sampled, with the model's answers: what `rayline monitor` compares against."""
+    config = ws.config
+    bronze = Lake(ws.lake).read("bronze", snapshot.bronze_version)
+    train = raw_split(bronze, config.schema_, config.split, "train")
+    write_reference(directory, reference_frame(bundle, train, config.monitoring.reference_rows, config.split.seed))
 
 
 @task(cache_policy=NO_CACHE)

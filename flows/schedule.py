@@ -1,7 +1,8 @@
 """`rayline schedule`: the pipeline as a Prefect deployment, run on a cron line or an
-interval and when the watcher commits new data, served by this process (a Prefect runner)
-against a Prefect server. One run of a pipeline at a time; a run with nothing new trains
-nothing (see `pipeline`)."""
+interval, when the watcher commits new data and when monitoring finds drift, served by this
+process (a Prefect runner) against a Prefect server; beside it, optionally, the monitor of
+the served model on an interval. One run of a pipeline at a time; a run with nothing new
+trains nothing (see `pipeline`), a run asked for by drift retrains."""
 
 from __future__ import annotations
 
@@ -11,19 +12,15 @@ from pathlib import Path
 from prefect import flow
 from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLimitStrategy
 from prefect.deployments.runner import RunnerDeployment
-from prefect.events import DeploymentEventTrigger, emit_event
+from prefect.events import DeploymentEventTrigger
 
 from components.config import RunScheduleConfig
 from components.config_check import load_checked
 from flows import console
+from flows.events import DRIFT, NEW_DATA, model_resource, pipeline_resource
+from flows.monitor import monitor
 from flows.pipeline import pipeline
 from flows.workspace import Workspace, conf_dir_of
-
-NEW_DATA = "rayline.bronze.committed"
-
-
-def pipeline_resource(name: str) -> dict[str, str]:
-    return {"prefect.resource.id": f"rayline.pipeline.{name}", "prefect.resource.name": name}
 
 
 @flow(name="scheduled-pipeline", log_prints=True)
@@ -44,27 +41,51 @@ def scheduled_pipeline(config: str, force: bool = False) -> str:
     return outcome
 
 
-def deployment(ws: Workspace, config_path: Path, schedule: RunScheduleConfig, force: bool = False) -> RunnerDeployment:
-    """The deployment `rayline schedule` serves: its clock, its new-data trigger, one run at a time."""
+@flow(name="scheduled-monitor", log_prints=True)
+def scheduled_monitor(config: str) -> str:
+    """One look at the served model's inference log; drift sends the event `on_drift` runs on."""
+    path = Path(config)
+    ws = Workspace.of(load_checked(path), conf_dir_of(path))
+    result = monitor(ws.profile, ws.config.serving.name, ws.config.monitoring)
+    drifted = result.report.drifted_features if result.report else []
+    outcome = f"{ws.config.serving.name} v{result.version}: {result.verdict} over {result.rows} logged rows" + (
+        f" ({', '.join(drifted)})" if drifted else "") + ("; retrain asked for" if result.announced else "")
+    console.say(f"{time.strftime('%H:%M:%S')} {outcome}")
+    return outcome
+
+
+def deployments(ws: Workspace, config_path: Path, schedule: RunScheduleConfig, force: bool = False) -> list[RunnerDeployment]:
+    """What `rayline schedule` serves: the pipeline (its clock, its triggers, one run at a
+    time) and, with `monitor_interval_seconds`, the monitor of its served model."""
+    config = str(Path(config_path).resolve())
     strategy = ConcurrencyLimitStrategy.ENQUEUE if schedule.overlap == "wait" else ConcurrencyLimitStrategy.CANCEL_NEW
-    triggers = [
-        DeploymentEventTrigger(
+    triggers = []
+    if schedule.on_new_data:
+        triggers.append(DeploymentEventTrigger(
             name=f"{ws.name}: new data", expect={NEW_DATA},
             match={"prefect.resource.id": pipeline_resource(ws.name)["prefect.resource.id"]},
-        )
-    ] if schedule.on_new_data else []
-    return scheduled_pipeline.to_deployment(
+        ))
+    if schedule.on_drift:
+        # Drift with no new rows still retrains: the model is refitted (on whatever has
+        # arrived since) and must win the champion rule and pass the gates to serve.
+        triggers.append(DeploymentEventTrigger(
+            name=f"{ws.name}: drift", expect={DRIFT},
+            match={"prefect.resource.id": model_resource(ws.config.serving.name)["prefect.resource.id"]},
+            parameters={"config": config, "force": True},
+        ))
+    served = [scheduled_pipeline.to_deployment(
         name=ws.name,
         cron=schedule.cron,
         interval=schedule.interval_seconds,
-        parameters={"config": str(Path(config_path).resolve()), "force": force},
+        parameters={"config": config, "force": force},
         concurrency_limit=ConcurrencyLimitConfig(limit=1, collision_strategy=strategy),
         triggers=triggers,
         description=f"rayline pipeline {ws.name}",
-    )
-
-
-def announce_new_data(name: str, bronze_version: int | None, rows: int) -> None:
-    """Tell the Prefect server that the watcher committed rows: a deployment scheduled with
-    `on_new_data` runs. Without a server the event goes nowhere."""
-    emit_event(NEW_DATA, resource=pipeline_resource(name), payload={"bronze_version": bronze_version, "rows": rows})
+    )]
+    if schedule.monitor_interval_seconds:
+        served.append(scheduled_monitor.to_deployment(
+            name=ws.name, interval=schedule.monitor_interval_seconds, parameters={"config": config},
+            concurrency_limit=ConcurrencyLimitConfig(limit=1, collision_strategy=ConcurrencyLimitStrategy.CANCEL_NEW),
+            description=f"rayline drift monitor of {ws.config.serving.name}",
+        ))
+    return served

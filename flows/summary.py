@@ -173,6 +173,24 @@ def run_lineage_table(run: Any) -> Table:
     return table
 
 
+def drift_table(result: Any) -> Table:
+    """`rayline monitor`: one row per feature and one for the answers, drifted ones in red."""
+    report = result.report
+    table = Table(
+        title=f"{result.name} v{result.version}: {result.rows} logged rows ({result.window}) against the training reference",
+        title_justify="left",
+    )
+    for column in ("feature", "kind", "test", "value", "threshold", "psi", "ks", "wasserstein", "js", "drift"):
+        table.add_column(column, justify="left" if column in ("feature", "kind", "test", "drift") else "right")
+    for f in [*report.features, *([report.prediction] if report.prediction else [])]:
+        stats = f.statistics
+        row = [f.feature, f.kind, f.test, _fmt(f.value), _fmt(f.threshold)]
+        row += [_fmt(stats[k]) if k in stats else "" for k in ("psi", "ks", "wasserstein", "js")]
+        row.append("[bold red]drifted[/bold red]" if f.drifted else "stable")
+        table.add_row(*row, style="red" if f.drifted else None)
+    return table
+
+
 def show(renderable: Any) -> None:
     console.stop()  # the tables come after the live status line, not inside it
     Console().print(renderable)

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 from components.config import StreamConfig
 from components.data.sources import HashCache
 from flows.ingest import IngestReport, ingest
-from flows.schedule import announce_new_data
+from flows.events import announce_new_data
 from flows.workspace import Workspace
 
 log = logging.getLogger(__name__)

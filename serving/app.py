@@ -19,6 +19,7 @@ from ray.serve.handle import DeploymentHandle
 
 from components.artifacts.ensemble_io import ENSEMBLE_FILE
 from components.artifacts.registry import read_bundle_json, resolve_version
+from components.config import RecorderConfig
 from components.models import family
 from serving.ensemble import EnsembleServer, MemberServer
 from serving.model import ModelServer
@@ -116,21 +117,24 @@ class ServedModel:
     member_replicas: int = 1
     allow_degraded: bool = False
     member_timeout_s: float = 10.0
+    # the inference log, written beside the model's tables when `start` is given a lake
+    recorder: RecorderConfig = RecorderConfig()
 
 
-def build_app(models: list[ServedModel], tracking_uri: str) -> serve.Application:
+def build_app(models: list[ServedModel], tracking_uri: str, lake: str | None = None) -> serve.Application:
     """The application graph: each model its own deployment (an ensemble: its combiner,
-    bound to one deployment per member), bound into the gateway."""
-    handles = {m.name: _model_app(m, tracking_uri) for m in models}
+    bound to one deployment per member), bound into the gateway. With `lake`, each model
+    records what it answers in `{lake}/{name}` (see `ServedModel.recorder`)."""
+    handles = {m.name: _model_app(m, tracking_uri, lake) for m in models}
     gateway_limit = sum(m.max_ongoing_requests * m.replicas for m in models)
     return Gateway.options(max_ongoing_requests=gateway_limit).bind(**handles)
 
 
-def _model_app(m: ServedModel, tracking_uri: str) -> serve.Application:
+def _model_app(m: ServedModel, tracking_uri: str, lake: str | None) -> serve.Application:
     options = {"name": f"model-{m.name}", "num_replicas": m.replicas, "max_ongoing_requests": m.max_ongoing_requests}
     if not m.members:
         return ModelServer.options(**options).bind(
-            m.name, m.alias, tracking_uri, m.max_instances, m.max_batch_size, m.batch_wait_s, m.version
+            m.name, m.alias, tracking_uri, m.max_instances, m.max_batch_size, m.batch_wait_s, m.version, lake, m.recorder
         )
     if m.version is None:
         raise ValueError(f"ensemble {m.name!r}: members and combiner must load one pinned version, got none")
@@ -144,7 +148,7 @@ def _model_app(m: ServedModel, tracking_uri: str) -> serve.Application:
     }
     return EnsembleServer.options(**options).bind(
         m.name, m.version, tracking_uri, m.max_instances, m.max_batch_size, m.allow_degraded, m.member_timeout_s,
-        **members,
+        lake, m.recorder, **members,
     )
 
 
@@ -161,9 +165,10 @@ def pin(model: ServedModel, tracking_uri: str) -> ServedModel:
     return replace(model, version=version, members=members)
 
 
-def start(models: list[ServedModel], tracking_uri: str, host: str, port: int) -> str:
-    """Deploy (or update) the application on the connected Ray cluster; return its base URL."""
+def start(models: list[ServedModel], tracking_uri: str, host: str, port: int, lake: str | None = None) -> str:
+    """Deploy (or update) the application on the connected Ray cluster; return its base URL.
+    With `lake`, the models record their inference logs there."""
     pinned = [pin(m, tracking_uri) for m in models]
     serve.start(http_options={"host": host, "port": port})
-    serve.run(build_app(pinned, tracking_uri), name="rayline", route_prefix="/", blocking=False)
+    serve.run(build_app(pinned, tracking_uri, lake), name="rayline", route_prefix="/", blocking=False)
     return f"http://{host}:{port}"

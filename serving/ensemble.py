@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import json
 import tempfile
+import time
 from typing import Any
 
 import numpy as np
@@ -26,9 +27,11 @@ from ray.serve.handle import DeploymentHandle
 
 from components.artifacts.ensemble_io import read_combiner, read_description, read_member
 from components.artifacts.registry import download_bundle
+from components.config import RecorderConfig
 from components.data.fitted_state import state_from_dict
 from components.data.schema import InvalidInput, frame_from_records
 from components.models.ensemble import member_output
+from serving.recording import open_recorder
 
 
 @serve.deployment(ray_actor_options={"num_cpus": 0.25})
@@ -69,6 +72,8 @@ class EnsembleServer:
         max_batch_size: int,
         allow_degraded: bool,
         member_timeout_s: float,
+        lake_root: str | None = None,
+        recorder: RecorderConfig | None = None,
         **members: DeploymentHandle,
     ) -> None:
         with tempfile.TemporaryDirectory(prefix=f"rayline-{name}-") as tmp:
@@ -87,6 +92,7 @@ class EnsembleServer:
         self.allow_degraded = allow_degraded
         self.member_timeout_s = member_timeout_s
         self._queue = _WhileBusy(self._fan_out_batch, max_batch_size)
+        self.recorder = open_recorder(name, version, lake_root, recorder)
 
     def status(self) -> dict[str, Any]:
         schema = self.features.schema
@@ -97,6 +103,7 @@ class EnsembleServer:
             "task": schema.task,
             "inputs": {c: schema.columns[c].type for c in schema.features},
             "members": self.names,
+            "recorder": self.recorder.stats() if self.recorder else None,
         }
 
     async def explain(self, instances: list[Any]) -> dict[str, Any]:
@@ -104,6 +111,7 @@ class EnsembleServer:
 
     async def predict(self, instances: list[Any], explain: bool = False) -> dict[str, Any]:
         """Validate one request's rows, then join the batch; bad input never reaches a member."""
+        started = time.perf_counter()
         try:
             rows = frame_from_records(instances, self.features.schema, self.max_instances)
         except InvalidInput as exc:
@@ -123,7 +131,14 @@ class EnsembleServer:
             answer["members"] = {name: self.features.answers(outputs[name]) for name in answered}
         if failed:
             answer["degraded"] = {"failed": failed, "combined": answered}
+        if self.recorder is not None:
+            self.recorder.record(rows, answer["predictions"], (time.perf_counter() - started) * 1000)
         return answer
+
+    def __del__(self) -> None:
+        # Serve calls this when the replica shuts down: what is queued gets written.
+        if getattr(self, "recorder", None) is not None:
+            self.recorder.close(timeout_s=10)
 
     async def _fan_out(self, rows: pl.DataFrame) -> tuple[dict[str, np.ndarray], dict[str, str]]:
         return await self._queue.submit(rows)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import tempfile
+import time
 from typing import Any
 
 import numpy as np
@@ -13,9 +14,11 @@ from ray import serve
 
 from components.artifacts.bundle import load_bundle
 from components.artifacts.registry import download_bundle
+from components.config import RecorderConfig
 from components.data.image_requests import images_from_instances, pairs_from_instances
 from components.data.schema import InvalidInput, frame_from_records
 from components.evaluation.visualize import explain_images, heatmap_png
+from serving.recording import open_recorder
 
 
 @serve.deployment(ray_actor_options={"num_cpus": 0.5})
@@ -31,10 +34,13 @@ class ModelServer:
         max_batch_size: int,
         batch_wait_s: float,
         version: str | None = None,
+        lake_root: str | None = None,
+        recorder: RecorderConfig | None = None,
     ) -> None:
         with tempfile.TemporaryDirectory(prefix=f"rayline-{name}-") as tmp:
             path, self.version = download_bundle(tracking_uri, name, alias, dst=tmp, version=version)
             self.bundle = load_bundle(path)  # reads everything into memory
+        self.recorder = open_recorder(name, self.version, lake_root, recorder)
         self.name = name
         self.max_instances = max_instances
         self._infer.set_max_batch_size(max_batch_size)
@@ -49,16 +55,22 @@ class ModelServer:
                 inputs = {"a": "an image, as below", "b": "the image to compare it with", **inputs}
         else:
             inputs = {c: features.schema.columns[c].type for c in features.schema.features}
-        return {"name": self.name, "ready": True, "version": self.version, "task": self.bundle.task, "inputs": inputs}
+        recorded = self.recorder.stats() if self.recorder else None
+        return {"name": self.name, "ready": True, "version": self.version, "task": self.bundle.task, "inputs": inputs,
+                "recorder": recorded}
 
     async def predict(self, instances: list[Any], explain: bool = False) -> dict[str, Any]:
         """Validate one request's rows, then join the batch; bad input never reaches the batch.
         `explain` adds nothing for a single model: it is the ensembles' member breakdown."""
+        started = time.perf_counter()
         try:
             rows = self._validated(instances)
         except InvalidInput as exc:
             return {"error": exc.message, "field": exc.field}
         predictions = await self._infer(rows)
+        if self.recorder is not None:
+            inputs = rows if isinstance(rows, pl.DataFrame) else None  # images: the answers only
+            self.recorder.record(inputs, predictions, (time.perf_counter() - started) * 1000)
         return {"predictions": predictions, "model_name": self.name, "model_version": self.version}
 
     async def explain(self, instances: list[Any]) -> dict[str, Any]:
@@ -82,6 +94,11 @@ class ModelServer:
             "predictions": self.bundle.predict(images), "explanations": explanations,
             "model_name": self.name, "model_version": self.version,
         }
+
+    def __del__(self) -> None:
+        # Serve calls this when the replica shuts down: what is queued gets written.
+        if getattr(self, "recorder", None) is not None:
+            self.recorder.close(timeout_s=10)
 
     def _validated(self, instances: list[Any]) -> pl.DataFrame | list[Any]:
         """A typed frame of table rows, or checked (H, W, C) pixel arrays (pairs of them for

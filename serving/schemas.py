@@ -73,6 +73,9 @@ class ModelStatus(BaseModel):
     task: str
     inputs: dict[str, str] = Field(description="tables: feature column -> type; images: the accepted forms")
     members: list[str] | None = Field(None, description="ensembles: the member names")
+    recorder: dict[str, Any] | None = Field(
+        None, description="this replica's inference recorder: rows seen, queued, dropped, written, failed, pending",
+    )
 
 
 class ModelList(BaseModel):

@@ -173,10 +173,19 @@ def download_bundle(
 
 def read_bundle_json(tracking_uri: str, name: str, version: str, filename: str) -> Any:
     """One JSON file of a registered bundle (spec.json, ensemble.json, ...), fetched alone."""
-    mlflow.set_tracking_uri(tracking_uri)
     with tempfile.TemporaryDirectory(prefix=f"rayline-{name}-") as tmp:
-        path = mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{name}/{version}/{filename}", dst_path=tmp)
-        return json.loads(Path(path).read_text())
+        return json.loads(fetch_bundle_file(tracking_uri, name, version, filename, tmp).read_text())
+
+
+def fetch_bundle_file(tracking_uri: str, name: str, version: str, filename: str, dst: str) -> Path:
+    """One file of a registered bundle, downloaded alone into `dst`; FileNotFoundError when
+    the bundle has no such file."""
+    mlflow.set_tracking_uri(tracking_uri)
+    try:
+        path = mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{name}/{version}/{filename}", dst_path=dst)
+    except (MlflowException, OSError) as exc:
+        raise FileNotFoundError(f"model {name!r} version {version} has no {filename} in its bundle") from exc
+    return Path(path)
 
 
 def latest_lineage(tracking_uri: str, name: str) -> tuple[str, dict[str, Any]] | None:

@@ -108,3 +108,9 @@ def set_tags(run_id: str, tags: dict[str, str]) -> None:
     client = MlflowClient()
     for key, value in tags.items():
         client.set_tag(run_id, key, value)
+
+
+def has_run_tagged(experiment_id: str, tags: dict[str, str]) -> bool:
+    """Whether a run of the experiment carries every one of `tags`."""
+    where = " and ".join(f"tags.`{key}` = '{value}'" for key, value in tags.items())
+    return bool(MlflowClient().search_runs([experiment_id], where, max_results=1))

@@ -54,9 +54,10 @@ def test_run_then_predict_over_http(tmp_path: Path, cli_env: dict[str, str]):
     config = iris_config(
         "tiny",
         source={"format": "csv", "pattern": "*.csv"},
-        serving={"name": "tiny", "port": PORT},
+        serving={"name": "tiny", "port": PORT, "recorder": {"flush_seconds": 0.5}},
         training={"epochs": 3, "batch_size": 16, "optimizer": {"name": "adam", "lr": 0.02}},
         tuning={"num_samples": 2, "grace_period": 1, "space": {"training.optimizer.lr": {"choice": [0.01, 0.03]}}},
+        monitoring={"window": "all", "min_rows": 50, "numeric_test": "ks"},
     )
     path = write_config(tmp_path, config)
     _landing_file(tmp_path / ".rayline" / "landing" / "tiny")
@@ -78,6 +79,9 @@ def test_run_then_predict_over_http(tmp_path: Path, cli_env: dict[str, str]):
         )
         assert scored.returncode == 0, scored.stderr
         assert "tiny v1" in scored.stdout and scored.stdout.count("│ ") >= 4
+
+        # Served traffic whose petals grew: the endpoint logs it, monitor finds that drift.
+        _drift_is_found(path, tmp_path, env)
     finally:
         proc.send_signal(signal.SIGINT)
         output, _ = proc.communicate(timeout=120)
@@ -116,6 +120,41 @@ def test_run_then_predict_over_http(tmp_path: Path, cli_env: dict[str, str]):
     again = subprocess.run([RAYLINE, "ingest", str(path)], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=180)
     assert again.returncode == 0, again.stdout + again.stderr
     assert lake.version("bronze") == version and lake.read("bronze").height == 148
+
+
+def _drift_is_found(config: Path, tmp_path: Path, env: dict[str, str]) -> None:
+    grown = bundled_frame("iris").drop("target").with_columns(pl.col("petal_length_cm") + 3.0)
+    for start in range(0, grown.height, 30):
+        response = httpx.post(f"{URL}/v1/models/tiny:predict", json={"instances": grown.slice(start, 30).to_dicts()}, timeout=30)
+        assert response.status_code == 200
+    log = Lake(str(tmp_path / ".rayline" / "lake" / "tiny"))
+    deadline = time.monotonic() + 30
+    while not log.exists("inference_log") or log.read("inference_log").height < 3 + 4 + 150:
+        assert time.monotonic() < deadline, "the endpoint did not log what it answered"
+        time.sleep(0.5)
+
+    wide = {**env, "COLUMNS": "250"}
+    first = subprocess.run([RAYLINE, "monitor", "tiny", "--config", str(config)], cwd=tmp_path, env=wide,
+                           capture_output=True, text=True, timeout=180)
+    assert first.returncode == 0, first.stdout + first.stderr
+    rows = {line.split("│")[1].strip(): line for line in first.stdout.splitlines() if line.count("│") > 5}
+    assert "drifted" in rows["petal_length_cm"] and "stable" in rows["sepal_width_cm"], first.stdout
+    assert "ks" in rows["petal_length_cm"] and "chi2" in rows["prediction"]
+    assert "retraining asked for" in first.stdout  # a Prefect server listens (the session's)
+
+    from mlflow import MlflowClient
+
+    client = MlflowClient(f"sqlite:///{tmp_path}/.rayline/mlflow.db")
+    experiment = client.get_experiment_by_name("tiny-monitoring")
+    run = client.search_runs([experiment.experiment_id])[0]
+    assert run.data.metrics["petal_length_cm.ks"] < 0.01 and run.data.tags["rayline.drifted"] == "true"
+    drawn = {a.path for a in client.list_artifacts(run.info.run_id, "drift")}
+    assert {"drift/drift.json", "drift/summary.png", "drift/petal_length_cm.png", "drift/prediction.png"} <= drawn
+
+    # Looking again: still drifted (exit 3 when asked), but retraining is asked for once per version.
+    again = subprocess.run([RAYLINE, "monitor", "tiny", "--config", str(config), "--fail-on-drift"], cwd=tmp_path,
+                           env=wide, capture_output=True, text=True, timeout=180)
+    assert again.returncode == 3 and "retraining asked for" not in again.stdout, again.stdout + again.stderr
 
 
 @pytest.mark.examples  # ~40 s; make test-examples runs it (make test's budget went to schedules and the watcher)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import httpx
@@ -12,6 +13,9 @@ from ray import serve
 
 from components.artifacts.bundle import load_bundle, save_bundle
 from components.artifacts.registry import register_bundle
+from components.config import RecorderConfig
+from components.data.inference_log import TABLE as LOG_TABLE
+from components.data.lake import Lake
 from components.artifacts.tracking import log_trial, start_run
 from components.data.bundled import bundled_frame
 from components.evaluation.outcome import best_of
@@ -31,7 +35,8 @@ def endpoint(search, silver, tracking, profile, workdir: Path):
         metrics={"val_loss": best.value("val_loss")}, lineage=snapshot.lineage,
     )
     registration = register_bundle(NAME, bundle_dir, run_id=run_id, metric="val_loss", value=0.0, mode="min")
-    url = start([ServedModel(name=NAME, max_instances=8)], profile.mlflow_tracking_uri, "127.0.0.1", 8321)
+    served = ServedModel(name=NAME, max_instances=8, recorder=RecorderConfig(flush_seconds=0.2))
+    url = start([served], profile.mlflow_tracking_uri, "127.0.0.1", 8321, lake=profile.lake)
     yield url, registration.version, load_bundle(bundle_dir)
     serve.shutdown()  # give the replicas' CPUs back to the tests that train
 
@@ -51,6 +56,7 @@ def test_status_routes(endpoint):
     assert httpx.get(f"{url}/healthz").json() == {"status": "ok"}
     assert httpx.get(f"{url}/v1/models").json() == {"models": [NAME]}
     status = httpx.get(f"{url}/v1/models/{NAME}").json()
+    assert status.pop("recorder")["sample_rate"] == 1.0
     assert status == {"name": NAME, "ready": True, "version": version, "task": "classification",
                       "inputs": {f: "float" for f in FEATURES}}
     assert httpx.get(f"{url}/v1/models/nope").status_code == 404
@@ -109,6 +115,31 @@ def test_nan_malformed_and_unknown_model(endpoint):
 
     # The server is still up and answering after all of that.
     assert _predict(url, {"instances": _rows(2)}).status_code == 200
+
+
+def test_the_endpoint_logs_what_it_answered_and_nothing_it_refused(endpoint, profile):
+    url, version, _ = endpoint
+
+    def recorder() -> dict:
+        return httpx.get(f"{url}/v1/models/{NAME}").json()["recorder"]
+
+    seen = recorder()["seen"]
+    rows = [{**row, "sepal_length_cm": 7.125} for row in _rows(4)]  # a value no other test sends
+    answers = [_predict(url, {"instances": rows}).json()["predictions"] for _ in range(3)]
+    assert _predict(url, {"instances": [{**rows[0], "sepal_width_cm": "wide"}]}).status_code == 422
+    deadline = time.monotonic() + 30
+    while (state := recorder())["pending"] or state["written"] < state["queued"]:
+        assert time.monotonic() < deadline, state
+        time.sleep(0.2)
+    assert state["seen"] - seen == 12 and state["dropped"] == state["failed"] == 0
+
+    log = Lake(f"{profile.lake}/{NAME}").read(LOG_TABLE)
+    assert log.height == state["written"]  # everything this replica answered, once
+    ours = log.filter(pl.col("sepal_length_cm") == 7.125)
+    assert ours.height == 12 and ours["request_id"].n_unique() == 3
+    assert ours.select(FEATURES[1:]).to_dicts() == [{k: r[k] for k in FEATURES[1:]} for r in rows] * 3
+    assert ours["prediction"].to_list() == [str(p["label"]) for batch in answers for p in batch]
+    assert set(ours["model_version"]) == {version} and (ours["latency_ms"] > 0).all()
 
 
 def test_batch_score_answers_like_the_endpoint_without_http(endpoint, profile, workdir: Path):
