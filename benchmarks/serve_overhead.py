@@ -53,7 +53,9 @@ from _load import (  # noqa: E402
 from components.artifacts.bundle import Bundle, load_bundle, save_bundle  # noqa: E402
 from components.artifacts.registry import register_bundle  # noqa: E402
 from components.artifacts.tracking import end_run, start_run, use_tracking  # noqa: E402
-from components.config import PreprocessConfig, ProfileConfig, SchemaConfig, SplitConfig, TrainingConfig  # noqa: E402
+from components.config import (  # noqa: E402
+    PreprocessConfig, ProfileConfig, RecorderConfig, SchemaConfig, SplitConfig, TrainingConfig,
+)
 from components.data.bundled import bundled_frame, bundled_schema  # noqa: E402
 from components.data.preparation import LABEL, FeatureState, prepare  # noqa: E402
 from components.data.schema import frame_from_records  # noqa: E402
@@ -319,9 +321,25 @@ def _variant(text: str) -> Variant:
     return Variant(text, fields, env)
 
 
+def served_model_json(model: ServedModel) -> dict[str, Any]:
+    """`model`'s fields as JSON for a child's spec (`recorder` as its dict)."""
+    fields = asdict(model)  # copies the nested RecorderConfig as is, which JSON cannot take
+    fields["recorder"] = model.recorder.model_dump()
+    return fields
+
+
+def served_model_from_json(fields: dict[str, Any]) -> ServedModel:
+    """The `ServedModel` that `served_model_json` wrote (a spec without `recorder` gets the default)."""
+    recorder = fields.get("recorder")
+    if isinstance(recorder, dict):
+        fields = {**fields, "recorder": RecorderConfig(**recorder)}
+    return ServedModel(**fields)
+
+
 def serve_child(spec_path: str) -> int:
     """One variant on its own local Ray, started the production way; deployed with
-    `serving.app.start`. Writes where it listens once the model answers, then serves until
+    `serving.app.start` (with the spec's `lake`, when it has one, the model records its
+    inference log there). Writes where it listens once the model answers, then serves until
     its stdin closes, then shuts Serve and Ray down."""
     import ray
     from ray import serve
@@ -330,13 +348,13 @@ def serve_child(spec_path: str) -> int:
     from serving.app import start
 
     spec = json.loads(Path(spec_path).read_text())
-    model = ServedModel(**spec["model"])
+    model = served_model_from_json(spec["model"])
     t0 = time.perf_counter()
     connect_ray(ProfileConfig())
     init_s = time.perf_counter() - t0
     try:
         t0 = time.perf_counter()
-        base = start([model], spec["tracking_uri"], "127.0.0.1", spec["port"])
+        base = start([model], spec["tracking_uri"], "127.0.0.1", spec["port"], lake=spec.get("lake"))
         wait_ready(f"{base}/v1/models/{MODEL}", _CHILD_START_S)
         deploy_s = time.perf_counter() - t0
         ready = {
@@ -358,7 +376,8 @@ def run_serve(
     workdir = Path(tempfile.mkdtemp(prefix=f"serve-{tag}-", dir=workdir))  # a variant may be listed twice
     spec_path, ready_path, log_path = (workdir / name for name in ("spec.json", "ready.json", "child.log"))
     spec_path.write_text(json.dumps({
-        "model": asdict(variant.model), "tracking_uri": tracking_uri, "port": free_port(), "ready": str(ready_path),
+        "model": served_model_json(variant.model), "tracking_uri": tracking_uri, "port": free_port(),
+        "ready": str(ready_path),
     }))
     env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS" and k != THROUGHPUT_ENV}  # always a local Ray
     env.update(variant.env)

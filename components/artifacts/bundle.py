@@ -9,6 +9,8 @@
     preprocess.json     the fitted feature state (schema, transforms, class labels)
     metrics.json        validation and test metrics
     lineage.json        Delta table versions read, config hash, code version
+    reference.parquet   table models: training rows and the model's answers, for drift
+                        monitoring (`components.artifacts.reference`); loading ignores it
 
 Loading builds a torch model from spec.json and reads its weights with safetensors, reads
 an estimator with skops against a type allowlist, or reads an XGBoost model with XGBoost's

@@ -1,12 +1,14 @@
 """`rayline schedule` against the real Prefect server `rayline server up` started (the
 session's, see conftest.py): the pipeline runs on a short interval; a later run finds no
-new data and trains nothing; after a file lands, the next run trains a new version."""
+new data and trains nothing; after a file lands, the next run trains a new version; a drift
+event retrains with no new data, and the new version meets the champion rule."""
 
 from __future__ import annotations
 
 import os
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -48,7 +50,9 @@ def test_a_scheduled_pipeline_retrains_only_when_data_arrived(tmp_path: Path, se
         "split": {"stratify": True, "seed": 1},
         "model": {"kind": "knn", "params": {"k": 3}},
         "serving": {"name": NAME},
-        "schedule": {"interval_seconds": 3, "overlap": "skip"},
+        # overlap wait: a run the drift event asks for queues behind a scheduled one, never dropped;
+        # 10 s: longer than a run that skips, so scheduled runs do not pile up ahead of it
+        "schedule": {"interval_seconds": 10, "overlap": "wait", "on_drift": True},
     }
     path = write_config(tmp_path, config)
     landing = tmp_path / ".rayline" / "landing" / NAME
@@ -77,6 +81,14 @@ def test_a_scheduled_pipeline_retrains_only_when_data_arrived(tmp_path: Path, se
         bundled_frame("iris").slice(100).write_csv(landing / "second.csv")
         _wait_for(lambda: _versions(tmp_path) == ["1", "2"], 180, "a retrain on the new file", runner_out)
         _wait_for(lambda: "scheduled v2 registered" in runner_out.read_text(), 60, "the run's line", runner_out)
+
+        # What `rayline monitor` sends when the served data drifted: a retrain, no new data
+        # needed; the same data makes an equal model, which the champion rule does not promote.
+        drift = "from flows.events import announce_drift; announce_drift('scheduled', '2', {'share': 1.0})"
+        sent = subprocess.run([sys.executable, "-c", drift], cwd=tmp_path, env=cli_env, capture_output=True, text=True)
+        assert sent.returncode == 0, sent.stderr
+        _wait_for(lambda: _versions(tmp_path) == ["1", "2", "3"], 180, "a retrain on drift", runner_out)
+        _wait_for(lambda: "scheduled v3 registered, not champion" in runner_out.read_text(), 60, "its line", runner_out)
     finally:
         if runner is not None:
             os.killpg(runner.pid, signal.SIGINT)
