@@ -103,3 +103,30 @@ def test_regression_bundle_predicts_numbers(tmp_path):
     bundle = load_bundle(save_bundle(tmp_path / "b", checkpoint_dir=ckpt, features=features, metrics={}, lineage={}))
     values = bundle.predict(frame.drop("target").head(3))
     assert len(values) == 3 and all(isinstance(v, float) for v in values)
+
+
+def test_the_drift_reference_is_raw_training_rows_with_the_models_answers(prepared, tmp_path):
+    from components.artifacts.reference import REFERENCE_FILE, reference_frame, write_reference
+
+    config, bronze, _, features = prepared
+    spec = {"kind": "mlp", "params": {"hidden": [8], "in_features": 4, "out_features": 3}}
+    model = build(spec)
+    ckpt = tmp_path / "ckpt"
+    ckpt.mkdir()
+    save_checkpoint(ckpt, model=model, optimizers={"model": make_optimizer(model.parameters(), config.training.optimizer)},
+                    schedulers={}, stopper=None, epoch=0, spec=spec, metrics={})
+    bundle = load_bundle(save_bundle(tmp_path / "b", checkpoint_dir=ckpt, features=features, metrics={}, lineage={}))
+    train = raw_split(bronze, config.schema_, config.split, "train")
+    names = bundle.features.schema.features  # the bundle keeps its columns sorted
+    reference = reference_frame(bundle, train, max_rows=50, seed=1)
+    assert reference.columns == [*names, "prediction", "probability"]
+    assert reference.height == 50 and reference.select(names).is_duplicated().sum() <= 2
+    # raw units, not the standardised inputs the model reads; answers as the endpoint gives them
+    raw = train.select(names)
+    assert reference.join(raw.unique(), on=names, how="anti").height == 0
+    answers = bundle.predict(reference.select(names))
+    assert reference["prediction"].to_list() == [a["label"] for a in answers]
+    assert reference_frame(bundle, train, max_rows=500).height == train.height  # fewer rows than the cap: all
+    assert pl.read_parquet(write_reference(tmp_path / "b", reference)).equals(reference)
+    assert (tmp_path / "b" / REFERENCE_FILE).is_file()
+    load_bundle(tmp_path / "b")  # a bundle with a reference still loads

@@ -164,3 +164,16 @@ def test_cli_exits_2_on_a_bad_config_and_writes_nothing(tmp_path, monkeypatch):
 def test_valid_iris_config_round_trips(tmp_path):
     config = load_pipeline(write_config(tmp_path, iris_config()))
     assert PipelineConfig.model_validate(yaml.safe_load(yaml.safe_dump(config.model_dump(by_alias=True)))) == config
+
+
+def test_monitoring_and_recorder_sections_are_checked(tmp_path):
+    config = iris_config(monitoring={"window": "2w", "numeric_test": "chi2", "drift_share": 0})
+    config["serving"]["recorder"] = {"sample_rate": 1.5}
+    message = _error(tmp_path, config)
+    assert "monitoring.window: window must be a positive number with s, m, h or d" in message
+    assert "monitoring.numeric_test" in message and "'psi', 'ks' or 'wasserstein'" in message
+    assert "monitoring.drift_share" in message and "serving.serving" not in message
+    assert "serving.recorder.sample_rate" in message
+    loaded = load_pipeline(write_config(tmp_path, iris_config(monitoring={"numeric_test": "ks", "categorical_threshold": 0.3})))
+    assert loaded.monitoring.thresholds == (0.01, 0.3)  # the test's default, and the one set
+    assert loaded.serving.recorder.enabled and loaded.monitoring.window == "24h"
