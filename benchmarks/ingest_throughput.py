@@ -441,11 +441,11 @@ def _checked_exprs(source_file: str) -> tuple[list[pl.Expr], pl.Expr]:
     """(typed value per declared column, the row's reasons) from the project's own expressions."""
     values, reasons = [], []
     for name, spec in SCHEMA.columns.items():
-        value, is_missing, reason = _parse_column(name, pl.String, spec.type, source_file)
-        values.append(value.alias(name))
-        reasons.append(reason)
+        parsed = _parse_column(name, pl.String, spec.type, source_file)
+        values.append(parsed.value.alias(name))
+        reasons.append(parsed.reason())
         if not spec.nullable or name == SCHEMA.target:
-            reasons.append(pl.when(is_missing).then(pl.lit(f"column {name!r}: missing value")))
+            reasons.append(pl.when(parsed.is_missing).then(pl.lit(f"column {name!r}: missing value")))
     return values, pl.concat_str(reasons, separator="; ", ignore_nulls=True)
 
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import json
 import math
-from typing import Any, Callable
+from dataclasses import dataclass
+from typing import Any
 
 import polars as pl
 
@@ -108,131 +109,143 @@ def check_features(df: pl.DataFrame, schema: SchemaConfig, source_file: str) -> 
 def _split_checked(
     df: pl.DataFrame, columns: dict[str, ColumnSpec], required: set[str], kept: list[pl.Expr], source_file: str
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """(good, quarantined) of `df` checked against `columns`; `kept` rides along in good rows."""
-    values: list[pl.Expr] = []
-    reasons: list[pl.Expr] = []
-    for name, spec in columns.items():
-        value, is_missing, reason = _parse_column(name, df.schema[name], spec.type, source_file)
-        values.append(value.alias(name))
-        reasons.append(reason)
-        if name in required:
-            reasons.append(pl.when(is_missing).then(pl.lit(f"column {name!r}: missing value")))
+    """(good, quarantined) of `df` checked against `columns`; `kept` rides along in good rows.
 
-    checked = df.select(
-        *values,
+    Each row is flagged by cheap boolean checks first; the reason text is built for the
+    flagged rows alone (Polars would otherwise build every message for every row)."""
+    parsed = {name: _parse_column(name, df.schema[name], spec.type, source_file) for name, spec in columns.items()}
+    flags = [cond for p in parsed.values() for cond, _ in p.problems]
+    flags += [parsed[name].is_missing for name in columns if name in required]
+    # Values and flags in one lazy pass: common-subexpression elimination parses each
+    # column's text once for its value and all of its checks (an eager select would not).
+    checked = df.lazy().select(
+        *[p.value.alias(name) for name, p in parsed.items()],
         *kept,
         _row=pl.int_range(pl.len(), dtype=pl.Int64),
-        # With ignore_nulls, a row without problems gets "" rather than null.
-        _reason=pl.concat_str(reasons, separator="; ", ignore_nulls=True),
-    )
-    is_bad = pl.col("_reason") != ""
-    good = checked.filter(~is_bad).select(
+        **{_BAD: pl.any_horizontal([f.fill_null(False) for f in flags]) if flags else pl.lit(False)},
+    ).collect()
+    good = checked.filter(~pl.col(_BAD)).select(
         *columns, *[c.meta.output_name() for c in kept],
         _source_file=pl.lit(source_file, dtype=pl.String), _row=pl.col("_row"),
     )
-    bad = checked.filter(is_bad).select("_row", "_reason")
-    raw = [_to_json(row) for row in df[bad["_row"]].iter_rows(named=True)]
+    bad_rows = checked.filter(pl.col(_BAD))["_row"]
+    bad = df[bad_rows]  # the rows as they came, for their reasons and `_raw`
+    reasons = [p.reason() for p in parsed.values()]
+    reasons += [pl.when(parsed[name].is_missing).then(pl.lit(f"column {name!r}: missing value"))
+                for name in columns if name in required]
     quarantined = bad.select(
         _source_file=pl.lit(source_file, dtype=pl.String),
-        _row=pl.col("_row"),
-        _reason=pl.col("_reason"),
-        _raw=pl.Series(raw, dtype=pl.String),
+        _row=bad_rows,
+        _reason=pl.concat_str(reasons, separator="; ", ignore_nulls=True),
+        _raw=pl.Series([_to_json(row) for row in bad.iter_rows(named=True)], dtype=pl.String),
     )
     return good, quarantined
 
 
-def _parse_column(
-    name: str, source: pl.DataType, target: ColumnType, source_file: str
-) -> tuple[pl.Expr, pl.Expr, pl.Expr]:
-    """(typed value, is-missing, reason-or-null) expressions for one declared column."""
+# The working column of _split_checked, named so that no file's column is taken for it.
+_BAD = "__rayline_bad__"
+
+
+@dataclass(frozen=True)
+class _Parsed:
+    """One declared column read from the file: its typed value, whether it is missing, and
+    the problems a present value can have as (condition, detail), the first that holds
+    being the row's reason."""
+
+    name: str
+    target: ColumnType
+    value: pl.Expr
+    is_missing: pl.Expr
+    problems: tuple[tuple[pl.Expr, str], ...] = ()
+
+    def reason(self) -> pl.Expr:
+        """"column 'x': cannot parse '<value>' as float (detail)", or null when it parsed."""
+        shown = pl.col(self.name).cast(pl.String)
+        shown = pl.when(shown.str.len_chars() > _SHOWN_CHARS).then(
+            shown.str.slice(0, _SHOWN_CHARS) + pl.lit("...")
+        ).otherwise(shown)
+        chain: Any = pl
+        for cond, detail in self.problems:
+            message = pl.lit(f"column {self.name!r}: cannot parse '") + shown + pl.lit(f"' as {self.target}{detail}")
+            chain = chain.when(cond).then(message)
+        return pl.lit(None, dtype=pl.String) if chain is pl else chain
+
+
+def _parse_column(name: str, source: pl.DataType, target: ColumnType, source_file: str) -> _Parsed:
+    """How to read one declared column of a file whose column has type `source`."""
     raw = pl.col(name)
-    shown = raw.cast(pl.String)
-    shown = pl.when(shown.str.len_chars() > _SHOWN_CHARS).then(
-        shown.str.slice(0, _SHOWN_CHARS) + pl.lit("...")
-    ).otherwise(shown)
     dtype = DTYPES[target]
 
-    def message(detail: str = "") -> pl.Expr:
-        return pl.lit(f"column {name!r}: cannot parse '") + shown + pl.lit(f"' as {target}{detail}")
-
-    def reason(cond: pl.Expr) -> pl.Expr:
-        return pl.when(cond).then(message())
+    def parsed(value: pl.Expr, is_missing: pl.Expr, *problems: tuple[pl.Expr, str]) -> _Parsed:
+        return _Parsed(name, target, value, is_missing, problems)
 
     if source == pl.Null:
-        return pl.lit(None, dtype=dtype), pl.lit(True), pl.lit(None, dtype=pl.String)
+        return parsed(pl.lit(None, dtype=dtype), pl.lit(True))
 
     if source == pl.String:
         text = raw.str.strip_chars()
         if target == "str":
             # Empty text is how CSV and most writers spell "no value".
             is_missing = raw.is_null() | (raw == "")
-            return pl.when(is_missing).then(None).otherwise(raw), is_missing, pl.lit(None, dtype=pl.String)
+            return parsed(pl.when(is_missing).then(None).otherwise(raw), is_missing)
         if target == "bool":
             lower = text.str.to_lowercase()
             is_missing = text.is_null() | (text == "")
             value = pl.when(lower.is_in(_TRUE_TEXT)).then(True).when(lower.is_in(_FALSE_TEXT)).then(False)
-            return value, is_missing, reason(~is_missing & value.is_null())
+            return parsed(value, is_missing, (~is_missing & value.is_null(), ""))
         is_missing = text.is_null() | text.str.to_lowercase().is_in(_MISSING_NUMBER_TEXT)
         number = text.cast(pl.Float64, strict=False)
         if target == "float":
             value = pl.when(is_missing).then(None).otherwise(number)
-            return value, is_missing, _number_reasons(message, is_missing, number, integral=False)
+            return parsed(value, is_missing, *_number_problems(is_missing, number, integral=False))
         # Parse integers as integers first: going through Float64 would lose digits past 2**53.
         exact = text.cast(pl.Int64, strict=False)
         value = exact.fill_null(number.cast(pl.Int64, strict=False))
         value = pl.when(is_missing).then(None).otherwise(value)
-        return value, is_missing, _number_reasons(message, is_missing, number, integral=True, exact=exact)
+        return parsed(value, is_missing, *_number_problems(is_missing, number, integral=True, exact=exact))
 
     if source.is_numeric():
         if target == "str":
-            return raw.cast(pl.String), raw.is_null(), pl.lit(None, dtype=pl.String)
+            return parsed(raw.cast(pl.String), raw.is_null())
         if source.is_integer():
             is_missing = raw.is_null()
             if target == "bool":
-                return raw.cast(pl.Boolean), is_missing, reason(~is_missing & ~raw.is_in([0, 1]))
+                return parsed(raw.cast(pl.Boolean), is_missing, (~is_missing & ~raw.is_in([0, 1]), ""))
             value = raw.cast(dtype, strict=False)
             # Only an unsigned integer past Int64's range fails this cast.
-            return value, is_missing, reason(~is_missing & value.is_null())
+            return parsed(value, is_missing, (~is_missing & value.is_null(), ""))
         number = raw.cast(pl.Float64)
         is_missing = number.is_null() | number.is_nan()
         if target == "bool":
             value = pl.when(number == 1).then(True).when(number == 0).then(False)
-            return value, is_missing, reason(~is_missing & value.is_null())
+            return parsed(value, is_missing, (~is_missing & value.is_null(), ""))
         value = pl.when(is_missing).then(None).otherwise(number.cast(dtype, strict=False))
-        return value, is_missing, _number_reasons(message, is_missing, number, integral=target == "int")
+        return parsed(value, is_missing, *_number_problems(is_missing, number, integral=target == "int"))
 
     if source == pl.Boolean:
         if target in ("bool", "str"):
-            return raw.cast(dtype), raw.is_null(), pl.lit(None, dtype=pl.String)
+            return parsed(raw.cast(dtype), raw.is_null())
         # true/false in a numeric column is almost always a shifted or mislabelled field.
-        return pl.lit(None, dtype=dtype), raw.is_null(), reason(raw.is_not_null())
+        return parsed(pl.lit(None, dtype=dtype), raw.is_null(), (raw.is_not_null(), ""))
 
     if target == "str" and source.is_temporal():
-        return raw.cast(pl.String), raw.is_null(), pl.lit(None, dtype=pl.String)
+        return parsed(raw.cast(pl.String), raw.is_null())
     raise SchemaError(f"{source_file}: column {name!r} must hold {target} values, got column type {source}")
 
 
-def _number_reasons(
-    message: Callable[[str], pl.Expr],
-    is_missing: pl.Expr,
-    number: pl.Expr,
-    *,
-    integral: bool,
-    exact: pl.Expr | None = None,
-) -> pl.Expr:
-    """The reason a present numeric value is rejected: unparseable, infinite, fractional or too large."""
+def _number_problems(
+    is_missing: pl.Expr, number: pl.Expr, *, integral: bool, exact: pl.Expr | None = None
+) -> list[tuple[pl.Expr, str]]:
+    """Why a present numeric value is rejected: unparseable, infinite, fractional or too large."""
     # `exact` is the direct Int64 parse of the text, which succeeds where Float64 would round.
     is_exact = pl.lit(False) if exact is None else exact.is_not_null()
-    checks = pl.when(is_missing).then(None)
-    checks = checks.when(number.is_null() & ~is_exact).then(message(""))
-    checks = checks.when(number.is_infinite()).then(message(" (not a finite number)"))
+    present = ~is_missing
+    problems = [(present & number.is_null() & ~is_exact, ""), (present & number.is_infinite(), " (not a finite number)")]
     if integral:
-        checks = checks.when(~is_exact & (number != number.floor())).then(message(" (has a fractional part)"))
+        problems.append((present & ~is_exact & (number != number.floor()), " (has a fractional part)"))
         # Whole floats beyond Int64's range pass every other check but fail the cast.
-        checks = checks.when(~is_exact & number.cast(pl.Int64, strict=False).is_null()).then(
-            message(" (out of range)")
-        )
-    return checks
+        problems.append((present & ~is_exact & number.cast(pl.Int64, strict=False).is_null(), " (out of range)"))
+    return problems
 
 
 def _to_json(row: dict[str, Any]) -> str:
