@@ -125,6 +125,10 @@ class StreamConfig(_Strict):
 
     max_files_per_batch: int = Field(1000, ge=1)
     max_rows_per_batch: int = Field(1_000_000, ge=1, description="a larger file is a batch of its own")
+    large_file_mb: float = Field(
+        256, gt=0, description="a larger table file is checked and committed as a stream, never held in memory "
+        "whole (a micro-batch of its own)",
+    )
     schema_evolution: SchemaEvolution = Field(
         "fail",
         description="undeclared columns in a file: fail (stop, naming them), add_new_columns (bronze widens), "

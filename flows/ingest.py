@@ -17,10 +17,9 @@ from components.data.images import (
     ImageSpec, bundled_classes, bundled_format, list_image_sources, read_landed_image_source, write_bundled_images,
 )
 from components.data.lake import Lake
-from components.data.schema import check_rows
-from components.data.sources import HashCache, list_landing, read_file, settled
+from components.data.sources import HashCache, list_landing, settled
 from components.data.streaming import (
-    BatchResult, FileRows, IngestStream, PendingBatch, Triage, micro_batches, new_files,
+    BatchResult, FileRows, IngestStream, PendingBatch, Triage, checked_file, micro_batches, new_files,
 )
 from flows.retries import BACKOFF, transient_only
 from flows.workspace import Workspace
@@ -92,10 +91,10 @@ def _read(src: _Source, path: Path, content_hash: str) -> FileRows:
         classes = bundled_classes(cfg.source.dataset) if cfg.source.format == "bundled_images" else None
         spec = ImageSpec(max_bytes=images.max_bytes, max_size=images.max_size)
         good, bad = read_landed_image_source(path, src.landing, src._image_format, spec, classes)
-    else:
-        fmt = "csv" if cfg.source.format == "sklearn" else cfg.source.format
-        good, bad = check_rows(read_file(path, fmt), cfg.schema_, name, cfg.stream.schema_evolution)
-    return FileRows(name, content_hash, good, bad)
+        return FileRows(name, content_hash, good, bad)
+    fmt = "csv" if cfg.source.format == "sklearn" else cfg.source.format
+    large = int(cfg.stream.large_file_mb * 2**20)
+    return checked_file(path, fmt, cfg.schema_, name, content_hash, cfg.stream.schema_evolution, large)
 
 
 @task(

@@ -140,13 +140,16 @@ class Lake:
             return None
         return self._table(table).transaction_version(app_id)
 
-    def append_once(self, table: str, df: pl.DataFrame, app_id: str, batch: int, merge_schema: bool = False) -> bool:
+    def append_once(
+        self, table: str, df: pl.DataFrame | pl.LazyFrame, app_id: str, batch: int, merge_schema: bool = False
+    ) -> bool:
         """Append `df` to `table` in one commit that records batch `batch` of stream `app_id`,
         unless the table already holds that batch (or a later one); True when written.
 
         The batch number travels in the commit itself (a Delta app transaction), so a retry
         after a crash can tell whether this write happened. An empty frame still commits, to
-        record the batch. `merge_schema` lets new columns widen the table.
+        record the batch. `merge_schema` lets new columns widen the table. A lazy query is
+        streamed into the commit by Polars' streaming engine, a batch of rows at a time.
         """
         done = self.transaction_version(table, app_id)
         if done is not None and done >= batch:
@@ -186,18 +189,21 @@ class Lake:
         return DeltaTable(self.uri(table), storage_options=self.storage_options)
 
     def _append(
-        self, table: str, df: pl.DataFrame, commit: CommitProperties | None = None, merge_schema: bool = False
+        self, table: str, df: pl.DataFrame | pl.LazyFrame, commit: CommitProperties | None = None,
+        merge_schema: bool = False,
     ) -> None:
         # Polars exports strings as large_string; Delta maps both string widths to its one
         # `string` type, so appends with the same polars schema never need schema evolution.
+        data = df.collect_batches(engine="streaming") if isinstance(df, pl.LazyFrame) else df.to_arrow()
         try:
             write_deltalake(
-                self.uri(table), df.to_arrow(), mode="append", storage_options=self.storage_options,
+                self.uri(table), data, mode="append", storage_options=self.storage_options,
                 commit_properties=commit, schema_mode="merge" if merge_schema else None,
             )
         except SchemaMismatchError as exc:
             have = [f.name for f in self._table(table).schema().fields]
             raise TableSchemaError(
-                f"table {table!r} at {self.uri(table)} has columns {have}, the rows to append have {df.columns}; "
+                f"table {table!r} at {self.uri(table)} has columns {have}, the rows to append have "
+                f"{df.collect_schema().names()}; "
                 f"the declared schema changed since the table was written ({exc})"
             ) from exc

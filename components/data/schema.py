@@ -67,15 +67,44 @@ def check_rows(
     read, after the declared ones; `rescue` keeps them as one JSON object per row in
     `_rescued`; `ignore` drops them.
     """
+    if df.width == 0:  # an empty file: no rows to check, and no header to check them against
+        df = pl.DataFrame(schema={name: pl.String for name in schema.columns})
+    required, kept = _plan(df.columns, schema, source_file, new_columns)
+    return _split_checked(df, schema.columns, required, kept, source_file)
+
+
+def check_rows_lazy(
+    lf: pl.LazyFrame, schema: SchemaConfig, source_file: str, new_columns: SchemaEvolution = "fail"
+) -> tuple[pl.LazyFrame, pl.DataFrame]:
+    """`check_rows` for a file too large to hold: (good rows as a lazy query, quarantined
+    rows). Finding the bad rows reads the file once with Polars' streaming engine; the good
+    rows are read again by whoever collects or sinks the query, a batch at a time."""
+    columns_in = lf.collect_schema()
+    required, kept = _plan(list(columns_in), schema, source_file, new_columns)
+    parsed = _parsed(columns_in, schema.columns, source_file)
+    flagged = lf.with_row_index(_BAD + "row").with_columns(
+        pl.col(_BAD + "row").cast(pl.Int64), _flag(parsed, required).alias(_BAD)
+    )
+    good = flagged.filter(~pl.col(_BAD)).select(
+        *[p.value.alias(name) for name, p in parsed.items()], *kept,
+        _source_file=pl.lit(source_file, dtype=pl.String), _row=pl.col(_BAD + "row"),
+    )
+    bad = flagged.filter(pl.col(_BAD)).drop(_BAD).collect(engine="streaming")
+    return good, _quarantined(bad.drop(_BAD + "row"), bad[_BAD + "row"], parsed, required, source_file)
+
+
+def _plan(
+    columns_in: list[str], schema: SchemaConfig, source_file: str, new_columns: SchemaEvolution
+) -> tuple[set[str], list[pl.Expr]]:
+    """(the columns a row must have a value in, the expressions of the undeclared columns
+    kept in good rows) for a file with `columns_in`; raises when the file cannot be used."""
     reserved = sorted(RESERVED_COLUMNS.intersection(schema.columns))
     if reserved:
         raise ValueError(f"schema.columns must not use the reserved names {reserved}")
-    if df.width == 0:  # an empty file: no rows to check, and no header to check them against
-        df = pl.DataFrame(schema={name: pl.String for name in schema.columns})
-    missing = [c for c in schema.columns if c not in df.columns]
+    missing = [c for c in schema.columns if c not in columns_in]
     if missing:
-        raise SchemaError(f"{source_file}: missing declared column(s) {missing}; the file has {df.columns}")
-    extra = [c for c in df.columns if c not in schema.columns]
+        raise SchemaError(f"{source_file}: missing declared column(s) {missing}; the file has {list(columns_in)}")
+    extra = [c for c in columns_in if c not in schema.columns]
     if extra and new_columns == "fail":
         raise SchemaChangeError(
             f"{source_file}: undeclared column(s) {extra}; declare them in schema.columns, or set "
@@ -90,9 +119,8 @@ def check_rows(
     elif new_columns == "rescue":
         rescued = pl.struct(extra).struct.json_encode() if extra else pl.lit(None, dtype=pl.String)
         kept = [rescued.alias("_rescued")]
-
     required = {name for name, spec in schema.columns.items() if not spec.nullable or name == schema.target}
-    return _split_checked(df, schema.columns, required, kept, source_file)
+    return required, kept
 
 
 def check_features(df: pl.DataFrame, schema: SchemaConfig, source_file: str) -> tuple[pl.DataFrame, pl.DataFrame]:
@@ -111,38 +139,52 @@ def _split_checked(
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """(good, quarantined) of `df` checked against `columns`; `kept` rides along in good rows.
 
-    Each row is flagged by cheap boolean checks first; the reason text is built for the
-    flagged rows alone (Polars would otherwise build every message for every row)."""
-    parsed = {name: _parse_column(name, df.schema[name], spec.type, source_file) for name, spec in columns.items()}
-    flags = [cond for p in parsed.values() for cond, _ in p.problems]
-    flags += [parsed[name].is_missing for name in columns if name in required]
+    Each row is flagged by boolean checks first; the reason text is built for the flagged
+    rows alone (Polars would otherwise build every message for every row)."""
+    parsed = _parsed(df.schema, columns, source_file)
     # Values and flags in one lazy pass: common-subexpression elimination parses each
     # column's text once for its value and all of its checks (an eager select would not).
     checked = df.lazy().select(
         *[p.value.alias(name) for name, p in parsed.items()],
         *kept,
         _row=pl.int_range(pl.len(), dtype=pl.Int64),
-        **{_BAD: pl.any_horizontal([f.fill_null(False) for f in flags]) if flags else pl.lit(False)},
+        **{_BAD: _flag(parsed, required)},
     ).collect()
     good = checked.filter(~pl.col(_BAD)).select(
         *columns, *[c.meta.output_name() for c in kept],
         _source_file=pl.lit(source_file, dtype=pl.String), _row=pl.col("_row"),
     )
     bad_rows = checked.filter(pl.col(_BAD))["_row"]
-    bad = df[bad_rows]  # the rows as they came, for their reasons and `_raw`
+    return good, _quarantined(df[bad_rows], bad_rows, parsed, required, source_file)
+
+
+def _parsed(columns_in: Any, columns: dict[str, ColumnSpec], source_file: str) -> dict[str, "_Parsed"]:
+    return {name: _parse_column(name, columns_in[name], spec.type, source_file) for name, spec in columns.items()}
+
+
+def _flag(parsed: dict[str, "_Parsed"], required: set[str]) -> pl.Expr:
+    """True for a row with any problem: a value that does not parse, a required one missing."""
+    flags = [cond for p in parsed.values() for cond, _ in p.problems]
+    flags += [p.is_missing for name, p in parsed.items() if name in required]
+    return pl.any_horizontal([f.fill_null(False) for f in flags]) if flags else pl.lit(False)
+
+
+def _quarantined(
+    bad: pl.DataFrame, rows: pl.Series, parsed: dict[str, "_Parsed"], required: set[str], source_file: str
+) -> pl.DataFrame:
+    """The flagged rows (as they came) with their reasons and themselves as JSON."""
     reasons = [p.reason() for p in parsed.values()]
-    reasons += [pl.when(parsed[name].is_missing).then(pl.lit(f"column {name!r}: missing value"))
-                for name in columns if name in required]
-    quarantined = bad.select(
+    reasons += [pl.when(p.is_missing).then(pl.lit(f"column {name!r}: missing value"))
+                for name, p in parsed.items() if name in required]
+    return bad.select(
         _source_file=pl.lit(source_file, dtype=pl.String),
-        _row=bad_rows,
+        _row=rows.alias("_row"),
         _reason=pl.concat_str(reasons, separator="; ", ignore_nulls=True),
         _raw=pl.Series([_to_json(row) for row in bad.iter_rows(named=True)], dtype=pl.String),
     )
-    return good, quarantined
 
 
-# The working column of _split_checked, named so that no file's column is taken for it.
+# Working columns of the checks, named so that no file's column is taken for them.
 _BAD = "__rayline_bad__"
 
 

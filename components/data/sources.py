@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Literal
 
@@ -18,29 +20,43 @@ class SourceError(ValueError):
 
 
 def read_file(path: Path, fmt: SourceFormat) -> pl.DataFrame:
-    """Read one landing file with a lazy scan collected by the streaming engine.
+    """Read one landing file whole, by a lazy scan collected with the streaming engine.
 
     CSV columns all arrive as strings, so the schema check sees the raw text and can
-    quote a bad value. An empty CSV or NDJSON file is a frame without rows or columns. NDJSON struct columns are flattened into `parent_child` columns.
+    quote a bad value. An empty CSV or NDJSON file is a frame without rows or columns.
+    NDJSON struct columns are flattened into `parent_child` columns.
     """
     path = Path(path)
     if fmt in ("csv", "ndjson") and path.stat().st_size == 0:
         return pl.DataFrame()  # an empty text file holds no rows (and no header)
-    if fmt == "csv":
-        lf = pl.scan_csv(path, infer_schema=False)
-    elif fmt == "parquet":
-        lf = pl.scan_parquet(path)
-    elif fmt == "ndjson":
-        # Inferring from every line means a type that changes late in the file widens the
-        # column (to string) instead of failing the whole file; the schema check then
-        # quarantines only the offending rows.
-        lf = pl.scan_ndjson(path, infer_schema_length=None)
-    else:
-        raise ValueError(f"fmt must be one of csv, parquet, ndjson, got {fmt!r}")
-    try:
-        if fmt == "ndjson":
-            lf = lf.select(_flatten_structs(lf.collect_schema(), path))
+    lf = scan_file(path, fmt)
+    with source_errors(path, fmt):
         return lf.collect(engine="streaming")
+
+
+def scan_file(path: Path, fmt: SourceFormat) -> pl.LazyFrame:
+    """One landing file as a lazy query (read as `read_file` reads it); nothing is read but
+    the schema until it is collected, a file larger than memory a batch at a time."""
+    path = Path(path)
+    if fmt == "csv":
+        return pl.scan_csv(path, infer_schema=False)
+    if fmt == "parquet":
+        return pl.scan_parquet(path)
+    if fmt != "ndjson":
+        raise ValueError(f"fmt must be one of csv, parquet, ndjson, got {fmt!r}")
+    # Inferring from every line means a type that changes late in the file widens the
+    # column (to string) instead of failing the whole file; the schema check then
+    # quarantines only the offending rows.
+    lf = pl.scan_ndjson(path, infer_schema_length=None)
+    with source_errors(path, fmt):
+        return lf.select(_flatten_structs(lf.collect_schema(), path))
+
+
+@contextmanager
+def source_errors(path: Path, fmt: str) -> Iterator[None]:
+    """Polars' and the OS's read errors as one SourceError naming the file (a missing file stays FileNotFoundError)."""
+    try:
+        yield
     except FileNotFoundError:
         raise
     except (pl.exceptions.PolarsError, OSError) as exc:

@@ -20,12 +20,14 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from pathlib import Path
 
 import polars as pl
 
+from components.config import SchemaConfig, SchemaEvolution
 from components.data.lake import BRONZE, LEDGER, QUARANTINE, Lake
-from components.data.schema import SchemaChangeError, SchemaError
-from components.data.sources import SourceError
+from components.data.schema import SchemaChangeError, SchemaError, check_rows, check_rows_lazy
+from components.data.sources import SourceError, SourceFormat, read_file, scan_file, source_errors
 
 _LEDGER_SCHEMA = {
     "stream": pl.String,
@@ -40,16 +42,50 @@ _LEDGER_SCHEMA = {
 
 @dataclass(frozen=True)
 class FileRows:
-    """One landing file read and checked: what a micro-batch commits for it."""
+    """One landing file read and checked: what a micro-batch commits for it.
+
+    `good` is a frame, or for a file too large to hold (`checked_file`) a lazy query whose
+    row count is `good_count`; such a file is a micro-batch of its own, streamed into
+    bronze a batch of rows at a time."""
 
     source_file: str
     content_hash: str
-    good: pl.DataFrame
+    good: pl.DataFrame | pl.LazyFrame
     bad: pl.DataFrame
+    good_count: int | None = None  # a lazy `good`'s rows (a frame knows its own)
+
+    @property
+    def streamed(self) -> bool:
+        return isinstance(self.good, pl.LazyFrame)
+
+    @property
+    def good_rows(self) -> int:
+        if isinstance(self.good, pl.DataFrame):
+            return self.good.height
+        assert self.good_count is not None, "a lazy FileRows needs good_count"
+        return self.good_count
 
     @property
     def rows(self) -> int:
-        return self.good.height + self.bad.height
+        return self.good_rows + self.bad.height
+
+
+def checked_file(
+    path: Path, fmt: SourceFormat, schema: SchemaConfig, source_file: str, content_hash: str,
+    new_columns: SchemaEvolution = "fail", stream_over_bytes: int | None = None,
+) -> FileRows:
+    """A landing file of table rows read and checked: in memory, or, when it is larger than
+    `stream_over_bytes`, as a lazy query the commit streams (memory then holds a batch of
+    rows and the bad ones, never the file). Raises SourceError / SchemaError when unusable."""
+    if stream_over_bytes is None or Path(path).stat().st_size <= stream_over_bytes:
+        good, bad = check_rows(read_file(path, fmt), schema, source_file, new_columns)
+        return FileRows(source_file, content_hash, good, bad)
+    with source_errors(Path(path), fmt):
+        # Both passes read the whole file before anything is logged, so a file that breaks
+        # half-way fails here, not in the middle of its commit.
+        good, bad = check_rows_lazy(scan_file(path, fmt), schema, source_file, new_columns)
+        total = scan_file(path, fmt).select(pl.len()).collect(engine="streaming").item()
+    return FileRows(source_file, content_hash, good, bad, good_count=total - bad.height)
 
 
 @dataclass(frozen=True)
@@ -143,7 +179,7 @@ class IngestStream:
                 "source_file": [f.source_file for f in files],
                 "content_hash": [f.content_hash for f in files],
                 "batch": [batch] * len(files),
-                "good_rows": [f.good.height for f in files],
+                "good_rows": [f.good_rows for f in files],
                 "bad_rows": [f.bad.height for f in files],
                 "ingested_at": [now] * len(files),
             },
@@ -154,7 +190,8 @@ class IngestStream:
         self.lake.append_once(BRONZE, good, self.stream_id, batch, merge_schema=self.merge_schema)
         self.lake.append_once(QUARANTINE, bad, self.stream_id, batch)
         return BatchResult(
-            batch, tuple(f.source_file for f in files), good.height, bad.height, self.lake.version(BRONZE), recovered
+            batch, tuple(f.source_file for f in files), sum(f.good_rows for f in files), bad.height,
+            self.lake.version(BRONZE), recovered,
         )
 
     def _complete(self, batch: int) -> bool:
@@ -219,6 +256,12 @@ def micro_batches(files: Iterable[FileRows], max_files: int, max_rows: int) -> I
     batch: list[FileRows] = []
     rows = 0
     for f in files:
+        if f.streamed:  # too large to hold: alone, and streamed
+            if batch:
+                yield batch
+                batch, rows = [], 0
+            yield [f]
+            continue
         if batch and (len(batch) == max_files or rows + f.rows > max_rows):
             yield batch
             batch, rows = [], 0
@@ -228,10 +271,13 @@ def micro_batches(files: Iterable[FileRows], max_files: int, max_rows: int) -> I
         yield batch
 
 
-def _tagged(files: Sequence[FileRows], which: str) -> pl.DataFrame:
-    """The batch's good or bad rows, each tagged with its file's content hash. Files whose
-    columns differ (new columns under add_new_columns) line up by name, nulls elsewhere."""
+def _tagged(files: Sequence[FileRows], which: str) -> pl.DataFrame | pl.LazyFrame:
+    """The batch's good or bad rows, each tagged with its file's content hash (a streamed
+    file's good rows stay a lazy query). Files whose columns differ (new columns under
+    add_new_columns) line up by name, nulls elsewhere."""
     frames = [
         getattr(f, which).with_columns(_content_hash=pl.lit(f.content_hash, dtype=pl.String)) for f in files
     ]
+    if len(frames) == 1:
+        return frames[0]
     return pl.concat(frames, how="diagonal_relaxed")

@@ -167,3 +167,87 @@ def test_new_files_reads_only_unseen_bytes_and_triages_the_rest() -> None:
     assert triage.already == ["old.csv"] and triage.duplicates == {"copy.csv": "old.csv"}
     assert triage.failed == {"broken.csv": "broken.csv: cannot read as csv"}
     assert triage.stopped == "wide.csv: undeclared column(s) ['c']" and seen["h-a"] == "a.csv"
+
+
+def _landing_csv(path, rows: int) -> None:
+    """Rows of a, y with a bad value every 7th row and a missing target every 11th."""
+    a = ["oops" if i % 7 == 3 else str(i / 2) for i in range(rows)]
+    y = ["" if i % 11 == 5 else str(i % 2) for i in range(rows)]
+    pl.DataFrame({"a": a, "y": y}).write_csv(path)
+
+
+def test_a_file_over_the_size_limit_streams_into_the_same_rows(tmp_path, monkeypatch) -> None:
+    from components.config import SchemaConfig
+    from components.data.streaming import checked_file
+
+    schema = SchemaConfig(columns={"a": "float", "y": "int"}, target="y", task="classification")
+    path = tmp_path / "big.csv"
+    _landing_csv(path, 500)
+    in_memory = checked_file(path, "csv", schema, "big.csv", "h1", stream_over_bytes=path.stat().st_size)
+    streamed = checked_file(path, "csv", schema, "big.csv", "h1", stream_over_bytes=path.stat().st_size - 1)
+    assert not in_memory.streamed and streamed.streamed
+    assert (streamed.good_rows, streamed.bad.height) == (in_memory.good_rows, in_memory.bad.height) == (390, 110)
+    assert streamed.bad.sort("_row").equals(in_memory.bad)
+    assert streamed.bad["_reason"][0] == "column 'a': cannot parse 'oops' as float"
+
+    # A streamed file is a batch of its own and reaches bronze through the streaming engine.
+    small = _file("small.csv", 2)
+    assert [[f.source_file for f in b] for b in micro_batches([small, streamed, small], 10, 10**6)] == [
+        ["small.csv"], ["big.csv"], ["small.csv"],
+    ]
+    lakes = {}
+    for label, rows in (("memory", in_memory), ("streamed", streamed)):
+        stream = IngestStream(Lake(str(tmp_path / label)), STREAM)
+        result = stream.commit([rows])
+        assert (result.good_rows, result.bad_rows) == (390, 110)
+        lakes[label] = stream.lake
+    bronze = {k: lake.read("bronze").sort("_row") for k, lake in lakes.items()}
+    assert bronze["streamed"].equals(bronze["memory"])
+    assert lakes["streamed"].read("ingested_files").select("good_rows", "bad_rows").rows() == [(390, 110)]
+    # The whole file is never collected: only the bad rows and a row count are.
+    collected = []
+    real = pl.LazyFrame.collect
+    monkeypatch.setattr(pl.LazyFrame, "collect", lambda self, *a, **k: collected.append(1) or real(self, *a, **k))
+    checked_file(path, "csv", schema, "big.csv", "h1", stream_over_bytes=0)
+    assert len(collected) == 2
+
+
+def test_a_streamed_file_that_cannot_be_used_fails_before_anything_is_logged(tmp_path) -> None:
+    from components.config import SchemaConfig
+    from components.data.schema import SchemaError
+    from components.data.sources import SourceError
+    from components.data.streaming import checked_file
+
+    schema = SchemaConfig(columns={"a": "float", "y": "int"}, target="y", task="classification")
+    (tmp_path / "no_y.csv").write_text("a\n1.0\n")
+    with pytest.raises(SchemaError, match=r"missing declared column\(s\) \['y'\]"):
+        checked_file(tmp_path / "no_y.csv", "csv", schema, "no_y.csv", "h", stream_over_bytes=0)
+    (tmp_path / "junk.parquet").write_bytes(b"not parquet at all" * 10)
+    with pytest.raises(SourceError, match="junk.parquet: cannot read as parquet"):
+        checked_file(tmp_path / "junk.parquet", "parquet", schema, "junk.parquet", "h", stream_over_bytes=0)
+
+
+def test_a_crash_in_a_streamed_commit_is_completed_from_the_file(tmp_path, monkeypatch) -> None:
+    from components.config import SchemaConfig
+    from components.data.streaming import checked_file
+
+    schema = SchemaConfig(columns={"a": "float", "y": "int"}, target="y", task="classification")
+    path = tmp_path / "big.csv"
+    _landing_csv(path, 200)
+    stream = IngestStream(Lake(str(tmp_path / "lake")), STREAM)
+    real_append = Lake._append
+
+    def dying_append(self, table, *args, **kwargs):
+        if table == "bronze":
+            raise KeyboardInterrupt("killed mid-stream")
+        return real_append(self, table, *args, **kwargs)
+
+    monkeypatch.setattr(Lake, "_append", dying_append)
+    with pytest.raises(KeyboardInterrupt):
+        stream.commit([checked_file(path, "csv", schema, "big.csv", "h", stream_over_bytes=0)])
+    monkeypatch.setattr(Lake, "_append", real_append)
+    pending = stream.pending()
+    assert pending is not None and pending.files == {"big.csv": "h"}
+    stream.complete(pending, [checked_file(path, "csv", schema, "big.csv", "h", stream_over_bytes=0)])
+    assert stream.lake.read("bronze").height == stream.lake.read("ingested_files")["good_rows"].sum() == 156
+    assert stream.lake.read("quarantine").height == 44 and stream.pending() is None
