@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import time
 from pathlib import Path
 
 import httpx
@@ -19,7 +20,10 @@ from components.artifacts.estimator_io import save_estimator
 from components.artifacts.ensemble_io import MEMBERS_DIR
 from components.artifacts.registry import register_bundle
 from components.artifacts.tracking import start_run
+from components.config import RecorderConfig
 from components.data.bundled import bundled_frame
+from components.data.inference_log import TABLE as LOG_TABLE
+from components.data.lake import Lake
 from components.models.ensemble import soft_vote
 from components.training.ensemble_fit import fit_ensemble
 from components.data.modalities import tabular_info
@@ -64,11 +68,11 @@ def ensemble_endpoint(ray_session, silver, tracking, profile, workdir: Path):
     }
     # versions and member names are read from the registry, as `rayline serve` does
     served = [
-        ServedModel(name="iris-ensemble"),
+        ServedModel(name="iris-ensemble", recorder=RecorderConfig(flush_seconds=0.2)),
         ServedModel(name="iris-strict"),
         ServedModel(name="iris-degraded", allow_degraded=True),
     ]
-    url = start(served, profile.mlflow_tracking_uri, "127.0.0.1", PORT)
+    url = start(served, profile.mlflow_tracking_uri, "127.0.0.1", PORT, lake=profile.lake)
     yield url, versions, load_bundle(good)
     serve.shutdown()
 
@@ -92,7 +96,7 @@ def test_every_member_is_its_own_deployment(ensemble_endpoint):
     assert status["version"] == versions["iris-ensemble"]
 
 
-def test_answers_like_the_bundle_in_process_and_explains(ensemble_endpoint):
+def test_answers_like_the_bundle_in_process_and_explains(ensemble_endpoint, profile):
     url, versions, bundle = ensemble_endpoint
     rows = _rows(12)
     response = _predict(url, "iris-ensemble", {"instances": rows, "explain": True})
@@ -113,11 +117,20 @@ def test_answers_like_the_bundle_in_process_and_explains(ensemble_endpoint):
     assert combined == pytest.approx(np.array([[p["probabilities"][c] for c in classes] for p in body["predictions"]]), abs=1e-5)
     assert "members" not in _predict(url, "iris-ensemble", {"instances": rows}).json()
 
+    # The combiner logs what the ensemble answered (both requests), as a single model does.
+    deadline = time.monotonic() + 30
+    while (recorder := httpx.get(f"{url}/v1/models/iris-ensemble").json()["recorder"])["written"] < 24:
+        assert time.monotonic() < deadline, recorder
+        time.sleep(0.2)
+    log = Lake(f"{profile.lake}/iris-ensemble").read(LOG_TABLE)
+    assert log.height == 24 and log["prediction"].to_list() == [str(e["label"]) for e in expected] * 2
+
 
 def test_a_failing_member_without_degraded_answers_is_a_503_naming_it(ensemble_endpoint):
     url, _, _ = ensemble_endpoint
     response = _predict(url, "iris-strict", {"instances": _rows(3)})
     assert response.status_code == 503
+    assert httpx.get(f"{url}/v1/models/iris-strict").json()["recorder"]["seen"] == 0  # no answer, nothing logged
     error = response.json()["error"]
     assert "naive_bayes" in error and "3 features" in error
     assert "random_forest" not in error
