@@ -61,20 +61,26 @@ def answer_columns(answers: list[Any]) -> dict[str, list[Any]]:
 
 
 def log_frame(requests: list[_Request], model_version: str) -> pl.DataFrame:
-    """The rows of queued requests: one per instance, inputs first, then the log columns."""
-    parts = []
-    for r in requests:
-        n = len(r.answers)
-        columns = {
-            "request_id": [r.request_id] * n,
-            "answered_at": [r.answered_at] * n,
-            "model_version": [model_version] * n,
-            "latency_ms": [r.latency_ms] * n,
-            **answer_columns(r.answers),
-        }
-        frame = pl.DataFrame(columns, schema_overrides={"answered_at": pl.Datetime("us", "UTC"), "probability": pl.Float64})
-        parts.append(r.inputs.hstack(frame) if r.inputs is not None else frame)
-    return pl.concat(parts, how="vertical_relaxed")
+    """The rows of queued requests: one per instance, inputs first, then the log columns.
+    Built column-wise over all requests at once, in one chunk: a frame per request (and a
+    record batch per request in the Delta write) costs tens of times more per row."""
+    def each(value: Callable[[_Request], Any]) -> list[Any]:
+        return [value(r) for r in requests for _ in r.answers]
+
+    frame = pl.DataFrame(
+        {
+            "request_id": each(lambda r: r.request_id),
+            "answered_at": each(lambda r: r.answered_at),
+            "model_version": [model_version] * sum(len(r.answers) for r in requests),
+            "latency_ms": each(lambda r: r.latency_ms),
+            **answer_columns([a for r in requests for a in r.answers]),
+        },
+        schema_overrides={"answered_at": pl.Datetime("us", "UTC"), "probability": pl.Float64},
+    )
+    inputs = [r.inputs for r in requests if r.inputs is not None]
+    if not inputs:
+        return frame
+    return pl.concat(inputs, how="vertical_relaxed", rechunk=True).hstack(frame)
 
 
 class InferenceRecorder:
