@@ -38,7 +38,10 @@ class _Request:
     request_id: str
     answered_at: datetime
     latency_ms: float
-    inputs: pl.DataFrame | None
+    # The inputs as plain rows and their schema (shared by every request of a model): a
+    # queued one-row frame holds ~15 KiB, its row as a tuple a few hundred bytes.
+    rows: list[tuple[Any, ...]] | None
+    schema: pl.Schema | None
     answers: list[Any]
 
 
@@ -77,10 +80,16 @@ def log_frame(requests: list[_Request], model_version: str) -> pl.DataFrame:
         },
         schema_overrides={"answered_at": pl.Datetime("us", "UTC"), "probability": pl.Float64},
     )
-    inputs = [r.inputs for r in requests if r.inputs is not None]
-    if not inputs:
+    if requests[0].schema is None:
         return frame
-    return pl.concat(inputs, how="vertical_relaxed", rechunk=True).hstack(frame)
+    parts, start = [], 0  # requests in a row with the same schema become one part
+    for i in range(1, len(requests) + 1):
+        if i == len(requests) or requests[i].schema != requests[start].schema:
+            rows = [row for r in requests[start:i] for row in r.rows]
+            parts.append(pl.DataFrame(rows, schema=requests[start].schema, orient="row"))
+            start = i
+    inputs = parts[0] if len(parts) == 1 else pl.concat(parts, how="vertical_relaxed")
+    return inputs.hstack(frame)
 
 
 class InferenceRecorder:
@@ -116,6 +125,10 @@ class InferenceRecorder:
         self._wake = threading.Event()
         self._stopping = False
         self._writing = False  # a taken batch is being written (flush waits for it)
+        self._backoff = 0.0  # seconds the writer waits after a failed write
+        self._schema: pl.Schema | None = None  # of the last recorded inputs (see _schema_of)
+        self._columns: list[str] = []
+        self._retry_at = 0.0  # monotonic time before which queued rows are dropped as failed
         self.counts = {"seen": 0, "queued": 0, "dropped": 0, "written": 0, "failed": 0}
         self.last_error: str | None = None
         self._thread = threading.Thread(target=self._run, name="inference-recorder", daemon=True)
@@ -136,13 +149,21 @@ class InferenceRecorder:
             if len(keep) < n:
                 inputs = inputs[keep] if inputs is not None else None
                 answers = [answers[i] for i in keep]
-            self._queue.append(_Request(uuid.uuid4().hex, datetime.now(timezone.utc), latency_ms, inputs, answers))
+            rows, schema = (inputs.rows(), self._schema_of(inputs)) if inputs is not None else (None, None)
+            self._queue.append(_Request(uuid.uuid4().hex, datetime.now(timezone.utc), latency_ms, rows, schema, answers))
             self._queued_rows += len(keep)
             self.counts["queued"] += len(keep)
             full = self._queued_rows >= self.flush_rows
         if full:
             self._wake.set()
         return len(keep)
+
+    def _schema_of(self, inputs: pl.DataFrame) -> pl.Schema:
+        # Building a frame's Schema costs more than the rest of `record`; a model's requests
+        # all have its columns, so the schema is taken again only when the columns change.
+        if self._schema is None or inputs.columns != self._columns:
+            self._schema, self._columns = inputs.schema, inputs.columns
+        return self._schema
 
     def stats(self) -> dict[str, Any]:
         with self._lock:
@@ -178,7 +199,9 @@ class InferenceRecorder:
                 rows, self._queued_rows = self._queued_rows, 0
                 self._writing = bool(taken)
                 stopping = self._stopping
-            if taken:
+            if taken and time.monotonic() < self._retry_at and not stopping:
+                self._settle(failed=rows)  # the store failed lately: not even the frame is built
+            elif taken:
                 self._write_out(taken, rows)
             if stopping:
                 return
@@ -187,16 +210,23 @@ class InferenceRecorder:
         try:
             self._write(log_frame(taken, self.model_version))
         except Exception as exc:  # noqa: BLE001 - whatever the store says, the endpoint keeps answering
-            with self._lock:
-                self.counts["failed"] += rows
-                self._writing = False
-                first = self.last_error is None
-                self.last_error = f"{type(exc).__name__}: {exc}"
+            # Back off (flush interval doubling up to 5 min): a failing store costs the
+            # replica the frame and the attempt, every flush, for nothing.
+            self._backoff = min(max(2 * self._backoff, self.flush_seconds), 300.0)
+            self._retry_at = time.monotonic() + self._backoff
+            first = self.last_error is None
+            self.last_error = f"{type(exc).__name__}: {exc}"
             if first:
                 _log.warning("inference log: %d rows could not be written (%s); dropping them", rows, self.last_error)
+            self._settle(failed=rows)
             return
+        self._backoff = 0.0
+        self._settle(written=rows)
+
+    def _settle(self, written: int = 0, failed: int = 0) -> None:
         with self._lock:
-            self.counts["written"] += rows
+            self.counts["written"] += written
+            self.counts["failed"] += failed
             self._writing = False
 
 

@@ -122,3 +122,34 @@ def test_windows(text, expected):
 def test_bad_windows_are_named(text):
     with pytest.raises(ValueError, match="window must be"):
         parse_window(text)
+
+
+def test_after_a_failed_write_the_recorder_backs_off_instead_of_retrying_every_flush():
+    calls: list[int] = []
+
+    def failing_once(frame: pl.DataFrame) -> None:
+        calls.append(frame.height)
+        if len(calls) == 1:
+            raise OSError("store unreachable")
+
+    recorder = InferenceRecorder(failing_once, "1", flush_seconds=0.3)
+    recorder.record(pl.DataFrame({"x": [1.0]}), [1.0], latency_ms=1.0)
+    assert recorder.flush(timeout_s=10) and calls == [1]
+    recorder.record(pl.DataFrame({"x": [2.0]}), [1.0], latency_ms=1.0)
+    assert recorder.flush(timeout_s=10)
+    assert calls == [1] and recorder.counts["failed"] == 2  # dropped unbuilt while backing off
+    time.sleep(0.35)
+    recorder.record(pl.DataFrame({"x": [3.0]}), [1.0], latency_ms=1.0)
+    assert recorder.flush(timeout_s=10)
+    recorder.close()
+    assert calls == [1, 1] and recorder.counts["written"] == 1
+
+
+def test_queued_requests_hold_rows_not_frames():
+    import sys
+
+    recorder = InferenceRecorder(lambda frame: None, "1", flush_seconds=60)
+    recorder.record(pl.DataFrame({f"f{i}": [float(i)] for i in range(30)}), [1.0], latency_ms=1.0)
+    queued = recorder._queue[0]
+    assert queued.rows == [tuple(float(i) for i in range(30))] and sys.getsizeof(queued.rows[0]) < 1024
+    recorder.close()
