@@ -27,6 +27,7 @@ and what one flush costs the recorder's thread (`log_frame` + the Delta append).
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import statistics
@@ -35,6 +36,7 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -61,6 +63,7 @@ from serving.app import ServedModel  # noqa: E402
 TARGET_P50_DIFF_MS = 1.0
 TARGET_THROUGHPUT_RATIO = 0.9
 BEHIND_QUEUE = 25  # rows; full after the first request and the c=1 warm-up
+FLUSH_EVERY = 1000  # rows, for the in-process `record` timing while the thread flushes
 HERE = Path(__file__).resolve().parent
 _CHILD_START_S = 240.0
 
@@ -164,12 +167,38 @@ def run_variant(variant: Variant, tracking_uri: str, body: bytes, load: Load, wo
 
 
 def _per_call_us(recorder: InferenceRecorder, rows: Any, answers: list[Any], calls: int) -> list[float]:
+    gc.collect()  # not the garbage the load phase left behind
     times = []
     for _ in range(calls):
         t0 = time.perf_counter_ns()
         recorder.record(rows, answers, 1.0)
         times.append((time.perf_counter_ns() - t0) / 1e3)
     return times
+
+
+def _gil_waits(work: Callable[[], Any], tick_s: float = 0.0005) -> dict[str, float]:
+    """Run `work` while another thread sleeps `tick_s` in a loop: the longest and the 99th
+    percentile of that thread's wake-up delays (ms), and how long `work` took."""
+    delays: list[float] = []
+    stop = threading.Event()
+
+    def ticker() -> None:
+        while not stop.is_set():
+            t0 = time.perf_counter()
+            time.sleep(tick_s)
+            delays.append(time.perf_counter() - t0 - tick_s)
+
+    thread = threading.Thread(target=ticker)
+    thread.start()
+    time.sleep(0.05)
+    delays.clear()
+    t0 = time.perf_counter()
+    work()
+    took = time.perf_counter() - t0
+    stop.set()
+    thread.join()
+    return {"took_ms": took * 1e3, "max_ms": max(delays) * 1e3, "p99_ms": _pct(delays, 99) * 1e3,
+            "switch_ms": sys.getswitchinterval() * 1e3}
 
 
 def _pct(values: list[float], q: float) -> float:
@@ -186,29 +215,38 @@ def record_costs(bundle_dir: Path, instance: dict[str, Any], flush_requests: int
     answers = bundle.predict(rows)
     out: dict[str, Any] = {"calls": calls}
 
-    # fast writer, default flush every 5 s: the loop ends before it writes, so this is record alone
+    # fast writer that is not called during the loop (no flush by rows or time): `record` alone
     written: list[Any] = []
-    recorder = InferenceRecorder(written.append, "1")
+    recorder = InferenceRecorder(written.append, "1", max_queued_rows=10 * calls, flush_rows=10 * calls,
+                                 flush_seconds=3600)
     out["fast"] = _per_call_us(recorder, rows, answers, calls)
+    out["fast_writes"] = len(written)
     recorder.close()
-    out["fast_stats"] = recorder.stats()
 
-    # fast writer flushing every 0.1 s: its thread builds the frames while the loop records
+    # fast writer flushing every FLUSH_EVERY rows: its thread builds a frame (`log_frame`, Python)
+    # during most of the calls and the two take turns at the GIL
     written = []
-    recorder = InferenceRecorder(written.append, "1", flush_seconds=0.1)
+    recorder = InferenceRecorder(written.append, "1", flush_rows=FLUSH_EVERY)
     out["fast_flushing"] = _per_call_us(recorder, rows, answers, calls)
     recorder.close()
-    out["fast_flushing_stats"] = {**recorder.stats(), "writes": len(written)}
+    out["fast_flushing_writes"] = len(written)
 
-    # stalled writer: the first row wakes the thread, whose write blocks; the queue then fills
-    release = threading.Event()
-    recorder = InferenceRecorder(lambda frame: release.wait(), "1", max_queued_rows=1000, flush_rows=1)
-    for _ in range(1001 + 100):
+    # stalled writer: the first row wakes the thread, whose write blocks until released; once
+    # it blocks, the queue fills and every timed call takes the drop path
+    entered, release = threading.Event(), threading.Event()
+
+    def stalled(frame: Any) -> None:
+        entered.set()
+        release.wait()
+
+    recorder = InferenceRecorder(stalled, "1", max_queued_rows=1000, flush_rows=1)
+    recorder.record(rows, answers, 1.0)
+    entered.wait(10)
+    for _ in range(1000):
         recorder.record(rows, answers, 1.0)
     before = recorder.stats()
     out["stalled"] = _per_call_us(recorder, rows, answers, calls)
-    after = recorder.stats()
-    out["stalled_dropped"] = after["dropped"] - before["dropped"]
+    out["stalled_dropped"] = recorder.stats()["dropped"] - before["dropped"]
     release.set()
     recorder.close()
 
@@ -234,6 +272,24 @@ def record_costs(bundle_dir: Path, instance: dict[str, Any], flush_requests: int
         t0 = time.perf_counter()
         write(one_batch)
         rechunked_s.append(time.perf_counter() - t0)
+    # the failing variant's write: a regular file where the model's lake folder should be
+    (workdir / "micro-failing").mkdir()
+    (workdir / "micro-failing" / MODEL).write_text("not a folder\n")
+    failing = lake_writer(Lake(str(workdir / "micro-failing" / MODEL)))
+    failing_s, failing_cpu_s = [], []
+    for _ in range(3):
+        t0, c0 = time.perf_counter(), time.process_time()
+        try:
+            failing(frames)
+        except Exception:  # noqa: BLE001 - expected: the recorder counts these rows as failed
+            pass
+        else:
+            raise AssertionError("the write under a regular file should have failed")
+        failing_s.append(time.perf_counter() - t0)
+        failing_cpu_s.append(time.process_time() - c0)
+    out.update(failing_ms=statistics.median(failing_s) * 1e3, failing_cpu_ms=statistics.median(failing_cpu_s) * 1e3)
+    # how long another thread (a replica's event loop) waits for the GIL during one flush
+    out["flush_gil"] = _gil_waits(lambda: write(log_frame(queued, "1")))
     out.update(
         flush_requests=flush_requests, flush_columns=frames.width, flush_batches=len(frames.to_arrow().to_batches()),
         rechunked_ms=statistics.median(rechunked_s) * 1e3,
@@ -252,7 +308,7 @@ def _stats_row(o: Outcome) -> list[object]:
     if s is None:
         return [o.name, o.expected_seen, "-", "-", "-", "-", "-", "-", "-", "-", "-"]
     after = o.after_load or {}
-    error = (s.get("last_error") or "")[:60]
+    error = (s.get("last_error") or "").split(":")[0]  # the exception's type; the notes give the message
     return [
         o.name, o.expected_seen, s["seen"], s["queued"], s["written"], s["dropped"], s["failed"],
         after.get("pending", "-"), s["pending"],
@@ -335,18 +391,19 @@ def main() -> int:
         ],
     )
     fast, flushing, stalled = micro["fast"], micro["fast_flushing"], micro["stalled"]
-    n = micro["flush_requests"]
+    n, gil = micro["flush_requests"], micro["flush_gil"]
     micro_table = table(
-        ["in process (no Ray)", "p50 µs", "p99 µs", "mean µs"],
+        ["in process (no Ray)", "p50 µs", "p99 µs", "mean µs", "max µs"],
         [
-            [f"`record` (1 row, 1 answer), fast writer (list append), flush every 5 s: none during the "
-             f"{micro['calls']:,} calls", f"{_pct(fast, 50):.2f}", f"{_pct(fast, 99):.2f}", f"{statistics.fmean(fast):.2f}"],
-            [f"`record`, fast writer flushing every 0.1 s ({micro['fast_flushing_stats']['writes']} writes "
-             "during the calls)", f"{_pct(flushing, 50):.2f}", f"{_pct(flushing, 99):.2f}",
-             f"{statistics.fmean(flushing):.2f}"],
+            [f"`record` (1 row, 1 answer), fast writer (list append), no flush during the {micro['calls']:,} calls "
+             f"({micro['fast_writes']} writes)", f"{_pct(fast, 50):.2f}", f"{_pct(fast, 99):.2f}",
+             f"{statistics.fmean(fast):.2f}", f"{max(fast):.0f}"],
+            [f"`record`, fast writer, a flush every {FLUSH_EVERY:,} rows ({micro['fast_flushing_writes']} writes: "
+             "the thread builds frames during most calls)", f"{_pct(flushing, 50):.2f}", f"{_pct(flushing, 99):.2f}",
+             f"{statistics.fmean(flushing):.2f}", f"{max(flushing):.0f}"],
             [f"`record`, stalled writer (blocked on an Event), queue full ({micro['stalled_dropped']:,} of "
              f"{micro['calls']:,} dropped)", f"{_pct(stalled, 50):.2f}", f"{_pct(stalled, 99):.2f}",
-             f"{statistics.fmean(stalled):.2f}"],
+             f"{statistics.fmean(stalled):.2f}", f"{max(stalled):.0f}"],
         ],
     )
     flush_table = table(
@@ -359,9 +416,15 @@ def main() -> int:
             ["`lake_writer` append, CPU of this process (all threads)", f"{micro['write_cpu_ms']:.1f}",
              f"{micro['write_cpu_ms'] / n * 1e3:.0f}"],
             ["first append (creates the table), wall", f"{micro['create_ms']:.1f}", ""],
+            ["failing append (a regular file at the lake folder, as in failing), wall / CPU, median of 3",
+             f"{micro['failing_ms']:.1f} / {micro['failing_cpu_ms']:.1f}",
+             f"{micro['failing_ms'] / n * 1e3:.0f} / {micro['failing_cpu_ms'] / n * 1e3:.0f}"],
             [f"for comparison: the same rows rechunked into 1 record batch (`log_frame` hands over "
              f"{micro['flush_batches']}), append wall, median of 3", f"{micro['rechunked_ms']:.1f}",
              f"{micro['rechunked_ms'] / n * 1e3:.0f}"],
+            [f"`log_frame` + append on one thread while another sleeps 0.5 ms in a loop: its longest wake-up "
+             f"delay (p99 {gil['p99_ms']:.2f} ms; switch interval {gil['switch_ms']:g} ms; the flush took "
+             f"{gil['took_ms']:.0f} ms)", f"{gil['max_ms']:.1f}", ""],
         ],
     )
 
@@ -405,9 +468,41 @@ def main() -> int:
         elif o.variant.key == "behind":
             line += f"; {s['dropped']} dropped, {s['pending']} still queued, {s['written']} written (the writer never ran)"
         elif o.variant.key == "failing":
-            line += f"; {s['failed']} failed, {s['written']} written, error: `{s.get('last_error')}`"
+            error = " ".join(str(s.get("last_error")).split())  # Delta's message spans lines
+            line += f"; {s['failed']} failed, {s['written']} written, last error: `{error}`"
         checks.append(line)
 
+    # What the in-process costs predict for the replica: `record` on the request path, and the
+    # recorder thread's CPU per row (frame + Delta append) spread over the requests at c=16,
+    # where Serve is CPU-bound on the 2 cores.
+    off_serve_cpu = statistics.fmean(_serve_cpu_ms(r) for r in offs)
+    off_replica_cpu = statistics.fmean(r.c16.cpu_ms("model replica") for r in offs)
+    build_row_ms = micro["build_ms"] / n
+    flush_row_ms = build_row_ms + micro["write_cpu_ms"] / n
+    failing_row_ms = build_row_ms + micro["failing_cpu_ms"] / n
+    spread = max(r.c1.pct_ms(50) for r in offs) - min(r.c1.pct_ms(50) for r in offs)
+    predicted = (
+        f"What the in-process costs predict: `record` adds {_pct(fast, 50):.1f} µs to a request (queued; "
+        f"{_pct(stalled, 50):.2f} µs dropped), {_pct(fast, 50) / 1e3 / off_p50 * 100:.2f}% of off's c=1 p50, far "
+        "below what this setup resolves: the c=1 p50 of a fresh deployment moves by milliseconds from one to the "
+        + (f"next (off's own runs here: {spread:.2f} ms apart), " if len(offs) > 1 else "next, ")
+        + "so c=1 p50 differences of that size, either way, are deployment-to-deployment noise and not the "
+        f"recorder. The recorder's thread spends {flush_row_ms:.2f} ms of CPU per recorded "
+        f"row ({build_row_ms:.2f} ms `log_frame`, {micro['write_cpu_ms'] / n:.2f} ms Delta append) in the model "
+        f"replica's process; against off's {off_serve_cpu:.2f} ms of Serve CPU per request at c=16 that predicts "
+        f"on at {off_serve_cpu / (off_serve_cpu + flush_row_ms):.2f}x off's req/s, failing at "
+        f"{off_serve_cpu / (off_serve_cpu + failing_row_ms):.2f}x (it builds the same frame, and its write costs "
+        f"{failing_row_ms - build_row_ms:.2f} ms per row before it fails) and behind at 1.00x."
+    )
+    if "on" in by_key:
+        on_replica = by_key["on"].run.c16.cpu_ms("model replica")
+        predicted += (
+            f" Measured: the model replica used {on_replica:.2f} ms of CPU per request with on against "
+            f"{off_replica_cpu:.2f} ms with off ({on_replica - off_replica_cpu:+.2f} ms). A flush of one 5 s "
+            f"period's rows ({n} at on's c=16 rate) keeps the thread busy {gil['took_ms']:.0f} ms, during which "
+            f"the replica's event loop waits for the GIL up to a switch interval ({gil['switch_ms']:g} ms) at a "
+            f"time, so a c=1 request that meets a flush can be delayed by milliseconds (the p99 more than the p50)."
+        )
     summary = (
         f"Model: MLP [64, 64] on breast_cancer ({len(instance)} features, val accuracy {accuracy:.3f}), registered "
         f"as `{MODEL}`@champion v{version} in a throwaway MLflow sqlite store; every variant on its own fresh "
@@ -417,7 +512,7 @@ def main() -> int:
         f"keep-alive; c=1: {load.warmup} warm-up + {load.requests_c1} requests; c=16: {load.warmup} warm-up + up "
         f"to {load.requests_c16} requests or {load.seconds_c16:g} s. Total runtime {total_s / 60:.1f} min.\n\n"
         "Recorder against off (the mean of its runs; targets: adds <= 1 ms at c=1 p50 and keeps >= 0.9x of c=16 req/s; behind and "
-        "failing the same: requests never wait on the writer):\n\n" + "\n".join(headline) + "\n"
+        "failing the same: requests never wait on the writer):\n\n" + "\n".join(headline) + f"\n\n{predicted}\n"
     )
     notes = [
         "Variants: " + "; ".join(f"{v.key}: `{v.recorder!r}`" if v.recorder else f"{v.key}: no lake"
@@ -432,6 +527,10 @@ def main() -> int:
         "The counts are `stats()` of the model replica's recorder from `GET /v1/models/{name}` after the load, "
         "once queued = written + failed (pending after load: rows waiting for the next flush when the c=16 block "
         "ended). `answered`: instances answered 200 (the first request, both warm-ups, the timed ones).",
+        "In process, `record`'s mean and max include whatever paused this process during a call (a garbage "
+        "collection, the scheduler on the 2 cores and, with a flush under way, the wait for the GIL the "
+        "recorder's thread holds); its p50 is the call itself. One flush is timed on this process's own thread, "
+        "at the size `on` queued per 5 s at c=16.",
         "CPU per request is user + system time from /proc over the timed c=16 requests (the recorder's thread "
         "runs in the model replica process); ModelServer.predict is the model replica's own duration from "
         "Serve's access log (the recorder's `record` call runs inside it). On these 2 cores shared by the client, "
