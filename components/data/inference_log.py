@@ -28,7 +28,6 @@ import polars as pl
 from components.data.lake import Lake
 
 TABLE = "inference_log"
-LOG_COLUMNS = ("request_id", "answered_at", "model_version", "latency_ms", "prediction", "probability")
 
 _log = logging.getLogger(__name__)
 
@@ -126,9 +125,9 @@ class InferenceRecorder:
         self._stopping = False
         self._writing = False  # a taken batch is being written (flush waits for it)
         self._backoff = 0.0  # seconds the writer waits after a failed write
+        self._retry_at = 0.0  # monotonic time before which queued rows are dropped as failed
         self._schema: pl.Schema | None = None  # of the last recorded inputs (see _schema_of)
         self._columns: list[str] = []
-        self._retry_at = 0.0  # monotonic time before which queued rows are dropped as failed
         self.counts = {"seen": 0, "queued": 0, "dropped": 0, "written": 0, "failed": 0}
         self.last_error: str | None = None
         self._thread = threading.Thread(target=self._run, name="inference-recorder", daemon=True)
