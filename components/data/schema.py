@@ -75,10 +75,11 @@ def check_rows(
 
 def check_rows_lazy(
     lf: pl.LazyFrame, schema: SchemaConfig, source_file: str, new_columns: SchemaEvolution = "fail"
-) -> tuple[pl.LazyFrame, pl.DataFrame]:
+) -> tuple[pl.LazyFrame, pl.DataFrame, int]:
     """`check_rows` for a file too large to hold: (good rows as a lazy query, quarantined
-    rows). Finding the bad rows reads the file once with Polars' streaming engine; the good
-    rows are read again by whoever collects or sinks the query, a batch at a time."""
+    rows, rows in the file). Finding the bad rows and counting reads the file once with
+    Polars' streaming engine; the good rows are read again by whoever collects or sinks the
+    query, a batch at a time."""
     columns_in = lf.collect_schema()
     required, kept = _plan(list(columns_in), schema, source_file, new_columns)
     parsed = _parsed(columns_in, schema.columns, source_file)
@@ -89,8 +90,13 @@ def check_rows_lazy(
         *[p.value.alias(name) for name, p in parsed.items()], *kept,
         _source_file=pl.lit(source_file, dtype=pl.String), _row=pl.col(_BAD + "row"),
     )
-    bad = flagged.filter(pl.col(_BAD)).drop(_BAD).collect(engine="streaming")
-    return good, _quarantined(bad.drop(_BAD + "row"), bad[_BAD + "row"], parsed, required, source_file)
+    # Counted in the same query: a bare count of the scan takes Polars' fast path, which
+    # maps the whole file into memory.
+    bad, total = pl.collect_all(
+        [flagged.filter(pl.col(_BAD)).drop(_BAD), flagged.select(pl.len())], engine="streaming"
+    )
+    quarantined = _quarantined(bad.drop(_BAD + "row"), bad[_BAD + "row"], parsed, required, source_file)
+    return good, quarantined, total.item()
 
 
 def _plan(

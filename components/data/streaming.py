@@ -81,10 +81,9 @@ def checked_file(
         good, bad = check_rows(read_file(path, fmt), schema, source_file, new_columns)
         return FileRows(source_file, content_hash, good, bad)
     with source_errors(Path(path), fmt):
-        # Both passes read the whole file before anything is logged, so a file that breaks
+        # The check reads the whole file before anything is logged, so a file that breaks
         # half-way fails here, not in the middle of its commit.
-        good, bad = check_rows_lazy(scan_file(path, fmt), schema, source_file, new_columns)
-        total = scan_file(path, fmt).select(pl.len()).collect(engine="streaming").item()
+        good, bad, total = check_rows_lazy(scan_file(path, fmt), schema, source_file, new_columns)
     return FileRows(source_file, content_hash, good, bad, good_count=total - bad.height)
 
 
