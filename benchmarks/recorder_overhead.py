@@ -19,9 +19,16 @@ the recorder to resolve every queued row (written or failed), and for `on` reads
 `inference_log` table back to check it holds as many rows as the recorder says it wrote.
 In process (no Ray), it times `InferenceRecorder.record` per call for one request (a 1-row
 frame, 1 answer) with a fast writer (a list append) and with a stalled one (queue full),
-and what one flush costs the recorder's thread (`log_frame` + the Delta append).
+and what one flush costs the recorder's thread (`log_frame` + the Delta append, and a
+failing append). In fresh interpreters it measures what a queued request holds in memory:
+`--memory-requests` (20,000) one-instance requests, each with its own `frame_from_records`
+frame and a fresh copy of a `Bundle.predict` answer, recorded while the writer is stalled; VmRSS growth
+and, in a second interpreter, tracemalloc's count of what stays allocated, per request; and
+for comparison the RSS growth of holding the same requests as one-row frames (what the queue
+held before it kept plain rows).
 
     .venv/bin/python benchmarks/recorder_overhead.py [--variants off on behind failing off]
+        [--memory-requests 20000]
 """
 
 from __future__ import annotations
@@ -31,10 +38,12 @@ import gc
 import json
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
 import time
+import tracemalloc
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -205,6 +214,29 @@ def _pct(values: list[float], q: float) -> float:
     return statistics.quantiles(values, n=100)[q - 1] if q < 100 else max(values)
 
 
+def _failing_recorder_flushes(failing: Callable[[Any], None], rows: Any, answers: list[Any],
+                              requests: int) -> dict[str, Any]:
+    """A recorder (default flush_seconds) whose every write fails, as in `failing`: the CPU
+    this process spends on its first flush (the frame is built and the append fails) and on
+    the next one, inside the backoff that failure started (the rows are counted failed
+    without a frame). Each flush holds `requests` queued requests; CPU is process time
+    (every thread) while `flush()` waits, so the main thread's polling is included."""
+    recorder = InferenceRecorder(failing, "1", flush_rows=10 * requests + 1)
+    out: dict[str, Any] = {}
+    for name in ("first", "in_backoff"):
+        for _ in range(requests):
+            recorder.record(rows, answers, 1.0)
+        t0, c0 = time.perf_counter(), time.process_time()
+        done = recorder.flush()
+        out[name + "_cpu_ms"] = (time.process_time() - c0) * 1e3
+        out[name + "_wall_ms"] = (time.perf_counter() - t0) * 1e3
+        out[name + "_done"] = done
+    stats = recorder.stats()
+    recorder.close()
+    out.update(failed=stats["failed"], written=stats["written"], backoff_s=recorder._backoff)
+    return out
+
+
 def record_costs(bundle_dir: Path, instance: dict[str, Any], flush_requests: int, workdir: Path,
                  calls: int = 20_000) -> dict[str, Any]:
     """Microseconds per `record` call for one request as the replica has it (1-row frame from
@@ -250,9 +282,12 @@ def record_costs(bundle_dir: Path, instance: dict[str, Any], flush_requests: int
     release.set()
     recorder.close()
 
-    # one flush: the frame the thread builds from the queued requests, then the Delta append
+    # one flush: the frame the thread builds from the queued requests (plain rows + the shared
+    # schema, as `record` queues them), then the Delta append
+    schema, row_tuples = rows.schema, rows.rows()
     queued = [
-        _Request(uuid.uuid4().hex, datetime.now(timezone.utc), 1.0, rows, answers) for _ in range(flush_requests)
+        _Request(uuid.uuid4().hex, datetime.now(timezone.utc), 1.0, list(row_tuples), schema, answers)
+        for _ in range(flush_requests)
     ]
     frames, build_s = None, []
     for _ in range(3):
@@ -266,12 +301,6 @@ def record_costs(bundle_dir: Path, instance: dict[str, Any], flush_requests: int
         write(frames)
         write_s.append(time.perf_counter() - t0)
         write_cpu_s.append(time.process_time() - c0)
-    # the same rows as one record batch (log_frame's concat keeps one chunk per request)
-    one_batch, rechunked_s = frames.rechunk(), []
-    for _ in range(3):
-        t0 = time.perf_counter()
-        write(one_batch)
-        rechunked_s.append(time.perf_counter() - t0)
     # the failing variant's write: a regular file where the model's lake folder should be
     (workdir / "micro-failing").mkdir()
     (workdir / "micro-failing" / MODEL).write_text("not a folder\n")
@@ -288,15 +317,107 @@ def record_costs(bundle_dir: Path, instance: dict[str, Any], flush_requests: int
         failing_s.append(time.perf_counter() - t0)
         failing_cpu_s.append(time.process_time() - c0)
     out.update(failing_ms=statistics.median(failing_s) * 1e3, failing_cpu_ms=statistics.median(failing_cpu_s) * 1e3)
+    out["backoff"] = _failing_recorder_flushes(failing, rows, answers, flush_requests)
     # how long another thread (a replica's event loop) waits for the GIL during one flush
     out["flush_gil"] = _gil_waits(lambda: write(log_frame(queued, "1")))
     out.update(
         flush_requests=flush_requests, flush_columns=frames.width, flush_batches=len(frames.to_arrow().to_batches()),
-        rechunked_ms=statistics.median(rechunked_s) * 1e3,
         build_ms=statistics.median(build_s) * 1e3,
         write_ms=statistics.median(write_s[1:]) * 1e3, write_cpu_ms=statistics.median(write_cpu_s[1:]) * 1e3,
         create_ms=write_s[0] * 1e3,
     )
+    return out
+
+
+def _rss_bytes() -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise RuntimeError("no VmRSS in /proc/self/status")
+
+
+def memory_child(spec_path: str) -> int:
+    """In a fresh interpreter: build `requests` one-instance requests as the replica has them
+    (a `frame_from_records` frame, a fresh answer each) and queue them into a
+    recorder whose writer is stalled (mode `recorder`; `traced` the same under tracemalloc),
+    or hold each request's one-row frame, answers, id and time in a list, as the queue held
+    them before it kept plain rows (mode `frames`). Prints one JSON line: VmRSS before and
+    after (after a gc.collect each time) and, for `traced`, tracemalloc's current bytes."""
+    spec = json.loads(Path(spec_path).read_text())
+    mode, n = spec["mode"], spec["requests"]
+    torch.set_num_threads(1)
+    bundle = load_bundle(Path(spec["bundle"]))
+    schema, base = bundle.features.schema, spec["instance"]
+
+    def instance(i: int) -> dict[str, Any]:
+        return {k: v * (1 + (i % 1000) * 1e-6) for k, v in base.items()}
+
+    # The answers of 1,000 instances come from one `predict` (~1 ms a call, the frame ~0.4 ms);
+    # each request gets a fresh copy of one (new dict, str and floats, as a replica's batch
+    # hands each request its own), and its own frame.
+    answers_json = [json.dumps(a) for a in bundle.predict(frame_from_records([instance(i) for i in range(1000)],
+                                                                            schema, 1000))]
+
+    def request(i: int) -> tuple[Any, list[Any]]:
+        return frame_from_records([instance(i)], schema, 1024), [json.loads(answers_json[i % 1000])]
+
+    # warm-up: the same calls and a recorder fed and closed, so first-call allocations are not counted
+    warm = InferenceRecorder(lambda frame: None, "1", flush_rows=100)
+    for i in range(500):
+        warm.record(*request(i), 1.0)
+    warm.close()
+    del warm
+
+    entered, release = threading.Event(), threading.Event()
+
+    def stalled(frame: Any) -> None:
+        entered.set()
+        release.wait()
+
+    recorder = InferenceRecorder(stalled, "1", max_queued_rows=10 * n, flush_rows=1, flush_seconds=3600)
+    recorder.record(*request(0), 1.0)  # the thread takes this one and blocks in the write
+    if not entered.wait(10):
+        raise RuntimeError("the stalled writer was never called")
+    held: list[Any] = []
+    gc.collect()
+    if mode == "traced":
+        tracemalloc.start()
+    rss0 = _rss_bytes()
+    t0 = time.perf_counter()
+    for i in range(n):
+        rows, answers = request(i)
+        if mode == "frames":
+            held.append((uuid.uuid4().hex, datetime.now(timezone.utc), 1.0, rows, answers))
+        else:
+            recorder.record(rows, answers, 1.0)
+    took = time.perf_counter() - t0
+    del rows, answers
+    gc.collect()
+    traced = tracemalloc.get_traced_memory()[0] if mode == "traced" else None
+    rss1 = _rss_bytes()
+    pending = recorder.stats()["pending"]
+    print(json.dumps({"mode": mode, "requests": n, "rss_before": rss0, "rss_after": rss1, "traced": traced,
+                      "pending": pending, "held": len(held), "loop_s": took}), flush=True)
+    release.set()
+    recorder.close()
+    return 0
+
+
+def queue_memory(bundle_dir: Path, instance: dict[str, Any], requests: int, workdir: Path) -> dict[str, Any]:
+    """Run `memory_child` in a fresh interpreter per mode; its JSON per mode."""
+    out: dict[str, Any] = {}
+    for mode in ("recorder", "traced", "frames"):
+        spec = workdir / f"memory-{mode}.json"
+        spec.write_text(json.dumps({"mode": mode, "requests": requests, "bundle": str(bundle_dir),
+                                    "instance": instance}))
+        proc = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--memory-child", str(spec)],
+                              capture_output=True, text=True, timeout=600, check=False)
+        if proc.returncode != 0:
+            raise RuntimeError(f"memory child {mode} failed:\n{proc.stderr[-3000:]}")
+        out[mode] = json.loads(proc.stdout.strip().splitlines()[-1])
+    for mode in ("recorder", "traced"):  # the first request is in the stalled write, not pending
+        if out[mode]["pending"] != requests:
+            raise RuntimeError(f"memory child {mode}: {out[mode]['pending']} rows pending, expected {requests}")
     return out
 
 
@@ -330,8 +451,13 @@ def main() -> int:
     parser.add_argument("--requests-c16", type=int, default=1500)
     parser.add_argument("--seconds-c16", type=float, default=20.0)
     parser.add_argument("--warmup", type=int, default=30)
+    parser.add_argument("--memory-requests", type=int, default=20_000,
+                        help="one-instance requests queued behind a stalled writer for the memory measurement")
     parser.add_argument("--no-write", action="store_true", help="print only; leave RESULTS.md alone")
+    parser.add_argument("--memory-child", metavar="SPEC", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.memory_child:
+        return memory_child(args.memory_child)
     if "off" not in args.variants:
         parser.error("--variants needs off, the baseline the others are compared with")
     load = Load(args.requests_c1, args.requests_c16, args.seconds_c16, args.warmup)
@@ -357,6 +483,8 @@ def main() -> int:
         flush_requests = round(by_key["on"].run.c16.rps * flush_s) if "on" in by_key else 700
         print("timing InferenceRecorder.record in process ...", flush=True)
         micro = record_costs(bundle_dir, instance, flush_requests, root)
+        print(f"measuring the memory of {args.memory_requests:,} queued requests in fresh interpreters ...", flush=True)
+        memory = queue_memory(bundle_dir, instance, args.memory_requests, root)
     total_s = time.perf_counter() - started
 
     # The baseline: the mean over off's runs (first and last by default, the others run between them)
@@ -399,15 +527,19 @@ def main() -> int:
              f"({micro['fast_writes']} writes)", f"{_pct(fast, 50):.2f}", f"{_pct(fast, 99):.2f}",
              f"{statistics.fmean(fast):.2f}", f"{max(fast):.0f}"],
             [f"`record`, fast writer, a flush every {FLUSH_EVERY:,} rows ({micro['fast_flushing_writes']} writes: "
-             "the thread builds frames during most calls)", f"{_pct(flushing, 50):.2f}", f"{_pct(flushing, 99):.2f}",
+             "the thread builds frames while the calls run)", f"{_pct(flushing, 50):.2f}", f"{_pct(flushing, 99):.2f}",
              f"{statistics.fmean(flushing):.2f}", f"{max(flushing):.0f}"],
             [f"`record`, stalled writer (blocked on an Event), queue full ({micro['stalled_dropped']:,} of "
              f"{micro['calls']:,} dropped)", f"{_pct(stalled, 50):.2f}", f"{_pct(stalled, 99):.2f}",
              f"{statistics.fmean(stalled):.2f}", f"{max(stalled):.0f}"],
         ],
     )
+    bo = micro["backoff"]
+    if not (bo["first_done"] and bo["in_backoff_done"] and bo["failed"] == 2 * n and bo["written"] == 0):
+        raise RuntimeError(f"the failing recorder did not count both flushes as failed: {bo}")
     flush_table = table(
-        [f"one flush of {n} requests (1 row each, {micro['flush_columns']} columns)", "ms", "µs per row"],
+        [f"one flush of {n} requests (1 row each, {micro['flush_columns']} columns; `log_frame` hands Delta "
+         f"{micro['flush_batches']} record batch{'es' if micro['flush_batches'] != 1 else ''})", "ms", "µs per row"],
         [
             ["`log_frame` (the frame the recorder's thread builds), median of 3", f"{micro['build_ms']:.1f}",
              f"{micro['build_ms'] / n * 1e3:.0f}"],
@@ -419,12 +551,40 @@ def main() -> int:
             ["failing append (a regular file at the lake folder, as in failing), wall / CPU, median of 3",
              f"{micro['failing_ms']:.1f} / {micro['failing_cpu_ms']:.1f}",
              f"{micro['failing_ms'] / n * 1e3:.0f} / {micro['failing_cpu_ms'] / n * 1e3:.0f}"],
-            [f"for comparison: the same rows rechunked into 1 record batch (`log_frame` hands over "
-             f"{micro['flush_batches']}), append wall, median of 3", f"{micro['rechunked_ms']:.1f}",
-             f"{micro['rechunked_ms'] / n * 1e3:.0f}"],
+            [f"failing recorder (every write fails, defaults): its first flush of {n} requests (frame built, "
+             f"append fails), CPU / wall", f"{bo['first_cpu_ms']:.1f} / {bo['first_wall_ms']:.1f}",
+             f"{bo['first_cpu_ms'] / n * 1e3:.0f}"],
+            [f"failing recorder: its next flush of {n} requests, inside the {bo['backoff_s']:g} s backoff the "
+             "failure started (rows counted failed, no frame), CPU / wall (wall includes `flush()`'s 10 ms "
+             "polling)", f"{bo['in_backoff_cpu_ms']:.1f} / {bo['in_backoff_wall_ms']:.1f}",
+             f"{bo['in_backoff_cpu_ms'] / n * 1e3:.0f}"],
             [f"`log_frame` + append on one thread while another sleeps 0.5 ms in a loop: its longest wake-up "
              f"delay (p99 {gil['p99_ms']:.2f} ms; switch interval {gil['switch_ms']:g} ms; the flush took "
              f"{gil['took_ms']:.0f} ms)", f"{gil['max_ms']:.1f}", ""],
+        ],
+    )
+
+    features = len(instance)
+    mem_n = memory["recorder"]["requests"]
+
+    def grown(mode: str) -> int:
+        return memory[mode]["rss_after"] - memory[mode]["rss_before"]
+
+    per_request = grown("recorder") / mem_n
+    traced_per_request = memory["traced"]["traced"] / mem_n
+    frames_per_request = grown("frames") / mem_n
+    full_queue_mib = per_request * RecorderConfig().max_queued_rows / 2**20
+    memory_table = table(
+        [f"{mem_n:,} one-instance requests ({features} float features) held in memory", "growth MiB",
+         "per request KiB"],
+        [
+            ["queued by `record` behind a stalled writer (plain row tuples + the shared schema): VmRSS growth",
+             f"{grown('recorder') / 2**20:.1f}", f"{per_request / 1024:.2f}"],
+            ["the same, fresh interpreter under tracemalloc: Python memory still allocated",
+             f"{memory['traced']['traced'] / 2**20:.1f}", f"{traced_per_request / 1024:.2f}"],
+            ["for comparison: each request's one-row frame, answers, id and time held in a list (what the queue "
+             "held before it kept plain rows): VmRSS growth", f"{grown('frames') / 2**20:.1f}",
+             f"{frames_per_request / 1024:.2f}"],
         ],
     )
 
@@ -487,22 +647,39 @@ def main() -> int:
         "below what this setup resolves: the c=1 p50 of a fresh deployment moves by milliseconds from one to the "
         + (f"next (off's own runs here: {spread:.2f} ms apart), " if len(offs) > 1 else "next, ")
         + "so c=1 p50 differences of that size, either way, are deployment-to-deployment noise and not the "
-        f"recorder. The recorder's thread spends {flush_row_ms:.2f} ms of CPU per recorded "
-        f"row ({build_row_ms:.2f} ms `log_frame`, {micro['write_cpu_ms'] / n:.2f} ms Delta append) in the model "
-        f"replica's process; against off's {off_serve_cpu:.2f} ms of Serve CPU per request at c=16 that predicts "
-        f"on at {off_serve_cpu / (off_serve_cpu + flush_row_ms):.2f}x off's req/s, failing at "
-        f"{off_serve_cpu / (off_serve_cpu + failing_row_ms):.2f}x (it builds the same frame, and its write costs "
-        f"{failing_row_ms - build_row_ms:.2f} ms per row before it fails) and behind at 1.00x."
+        f"recorder. The recorder's thread spends {flush_row_ms * 1e3:.0f} µs of CPU per recorded "
+        f"row ({build_row_ms * 1e3:.0f} µs `log_frame`, {micro['write_cpu_ms'] / n * 1e3:.0f} µs Delta append) in "
+        f"the model replica's process; against off's {off_serve_cpu:.2f} ms of Serve CPU per request at c=16 that "
+        f"predicts on at {off_serve_cpu / (off_serve_cpu + flush_row_ms):.2f}x off's req/s and behind at 1.00x. "
+        f"A failing store costs at most {off_serve_cpu / (off_serve_cpu + failing_row_ms):.2f}x if every flush "
+        f"built its frame and tried ({failing_row_ms * 1e3:.0f} µs per row), but after a failure the recorder backs "
+        f"off (the retry interval doubles from flush_seconds, {RecorderConfig().flush_seconds:g} s, up to 300 s) and "
+        f"a flush inside the backoff counts its rows failed without a frame: {bo['in_backoff_cpu_ms']:.1f} ms of CPU "
+        f"for {n} requests in process against {bo['first_cpu_ms']:.1f} ms for the first, failed, flush. So over "
+        "the run only the first flush and the few the backoff lets through cost anything: failing should sit at "
+        "about 1.00x."
     )
     if "on" in by_key:
         on_replica = by_key["on"].run.c16.cpu_ms("model replica")
         predicted += (
             f" Measured: the model replica used {on_replica:.2f} ms of CPU per request with on against "
-            f"{off_replica_cpu:.2f} ms with off ({on_replica - off_replica_cpu:+.2f} ms). A flush of one 5 s "
-            f"period's rows ({n} at on's c=16 rate) keeps the thread busy {gil['took_ms']:.0f} ms, during which "
-            f"the replica's event loop waits for the GIL up to a switch interval ({gil['switch_ms']:g} ms) at a "
-            f"time, so a c=1 request that meets a flush can be delayed by milliseconds (the p99 more than the p50)."
+            f"{off_replica_cpu:.2f} ms with off ({on_replica - off_replica_cpu:+.2f} ms)"
         )
+        if "failing" in by_key:
+            failing_replica = by_key["failing"].run.c16.cpu_ms("model replica")
+            predicted += f", and {failing_replica:.2f} ms with failing ({failing_replica - off_replica_cpu:+.2f} ms)"
+        predicted += (
+            f". A flush of one 5 s period's rows ({n} at on's c=16 rate) keeps the thread busy "
+            f"{gil['took_ms']:.0f} ms, during which the replica's event loop waits for the GIL up to a switch "
+            f"interval ({gil['switch_ms']:g} ms) at a time (the longest wait measured: {gil['max_ms']:.1f} ms)."
+        )
+    predicted += (
+        f"\n\nMemory while the writer is behind: a queued one-instance request ({features} float features) holds "
+        f"{per_request / 1024:.2f} KiB of RSS ({traced_per_request / 1024:.2f} KiB of Python objects by tracemalloc), "
+        f"against {frames_per_request / 1024:.2f} KiB when the same request is held as a one-row frame "
+        f"({frames_per_request / per_request:.0f}x); a full default queue (max_queued_rows "
+        f"{RecorderConfig().max_queued_rows:,}) of such requests holds about {full_queue_mib:.0f} MiB."
+    )
     summary = (
         f"Model: MLP [64, 64] on breast_cancer ({len(instance)} features, val accuracy {accuracy:.3f}), registered "
         f"as `{MODEL}`@champion v{version} in a throwaway MLflow sqlite store; every variant on its own fresh "
@@ -519,8 +696,10 @@ def main() -> int:
                                  for v in (VARIANTS[k] for k in dict.fromkeys(args.variants))) + ". "
         f"`behind` models a writer that cannot keep up by never writing: its queue of {BEHIND_QUEUE} rows is full "
         f"after the first {BEHIND_QUEUE} answered instances (the first request and the c=1 warm-up), so every timed "
-        "request takes the drop path. `failing` has a regular file at `{lake}/" + MODEL + "`, so each 5 s flush "
-        "raises in `write_deltalake` and its rows count as failed.",
+        "request takes the drop path. `failing` has a regular file at `{lake}/" + MODEL + "`, so every write "
+        "raises in `write_deltalake` and its rows count as failed; after each failure the recorder waits twice as "
+        "long (from flush_seconds, up to 300 s) before it builds a frame and tries again, and the rows of flushes in "
+        "between count as failed without a frame.",
         *checks,
         "All variants answered the same body identically." if not differing
         else f"Answers differed from off for: {', '.join(differing)}.",
@@ -531,6 +710,13 @@ def main() -> int:
         "collection, the scheduler on the 2 cores and, with a flush under way, the wait for the GIL the "
         "recorder's thread holds); its p50 is the call itself. One flush is timed on this process's own thread, "
         "at the size `on` queued per 5 s at c=16.",
+        f"Memory: each row of the memory table is a fresh interpreter that loads the bundle, warms up with 500 "
+        f"requests, then builds {mem_n:,} requests as the replica does (`frame_from_records` of one instance with "
+        "slightly different values, and a fresh copy of a `Bundle.predict` answer) and hands each to `record` of a "
+        "recorder whose writer blocks on an Event (max_queued_rows far above the count, so none is dropped; all "
+        f"{mem_n:,} were pending at the end), or keeps it in a list; VmRSS (and tracemalloc's current size) is "
+        "read after a gc.collect before and after. The request bodies and frames themselves are freed; what "
+        "stays is what the queue holds.",
         "CPU per request is user + system time from /proc over the timed c=16 requests (the recorder's thread "
         "runs in the model replica process); ModelServer.predict is the model replica's own duration from "
         "Serve's access log (the recorder's `record` call runs inside it). On these 2 cores shared by the client, "
@@ -539,7 +725,7 @@ def main() -> int:
     ]
     body_md = (
         f"{summary}\n{results_table}\n\nRecorder counts (status route):\n\n{stats_table}\n\n"
-        f"Where the cost would show:\n\n{cpu_table}\n\n{micro_table}\n\n{flush_table}\n\n"
+        f"Where the cost would show:\n\n{cpu_table}\n\n{micro_table}\n\n{flush_table}\n\n{memory_table}\n\n"
         + "".join(f"- {line}\n" for line in notes)
     )
     print(body_md)
