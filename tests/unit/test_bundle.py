@@ -49,14 +49,20 @@ def test_serving_path_reproduces_silver_exactly(prepared):
     assert np.array_equal(served, frames["test"].select(features.columns).to_numpy())
 
 
-def test_bundle_round_trip_and_predictions(prepared, tmp_path):
-    config, bronze, frames, features = prepared
+def _iris_mlp_checkpoint(tmp_path, config) -> tuple:
+    """(a checkpoint folder, its model): an untrained MLP for iris's 4 features and 3 classes."""
     spec = {"kind": "mlp", "params": {"hidden": [8], "in_features": 4, "out_features": 3}}
     model = build(spec)
     ckpt = tmp_path / "ckpt"
     ckpt.mkdir()
     save_checkpoint(ckpt, model=model, optimizers={"model": make_optimizer(model.parameters(), config.training.optimizer)},
                     schedulers={}, stopper=None, epoch=0, spec=spec, metrics={})
+    return ckpt, model
+
+
+def test_bundle_round_trip_and_predictions(prepared, tmp_path):
+    config, bronze, frames, features = prepared
+    ckpt, model = _iris_mlp_checkpoint(tmp_path, config)
     bundle_dir = save_bundle(tmp_path / "bundle", checkpoint_dir=ckpt, features=features,
                              metrics={"val_loss": 0.5}, lineage={"bronze_version": 3})
     assert sorted(p.name for p in bundle_dir.iterdir()) == [
@@ -109,12 +115,7 @@ def test_the_drift_reference_is_raw_training_rows_with_the_models_answers(prepar
     from components.artifacts.reference import REFERENCE_FILE, reference_frame, write_reference
 
     config, bronze, _, features = prepared
-    spec = {"kind": "mlp", "params": {"hidden": [8], "in_features": 4, "out_features": 3}}
-    model = build(spec)
-    ckpt = tmp_path / "ckpt"
-    ckpt.mkdir()
-    save_checkpoint(ckpt, model=model, optimizers={"model": make_optimizer(model.parameters(), config.training.optimizer)},
-                    schedulers={}, stopper=None, epoch=0, spec=spec, metrics={})
+    ckpt, model = _iris_mlp_checkpoint(tmp_path, config)
     bundle = load_bundle(save_bundle(tmp_path / "b", checkpoint_dir=ckpt, features=features, metrics={}, lineage={}))
     train = raw_split(bronze, config.schema_, config.split, "train")
     names = bundle.features.schema.features  # the bundle keeps its columns sorted
