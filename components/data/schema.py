@@ -83,19 +83,28 @@ def check_rows_lazy(
     columns_in = lf.collect_schema()
     required, kept = _plan(list(columns_in), schema, source_file, new_columns)
     parsed = _parsed(columns_in, schema.columns, source_file)
-    flagged = lf.with_row_index(_BAD + "row").with_columns(
-        pl.col(_BAD + "row").cast(pl.Int64), _flag(parsed, required).alias(_BAD)
-    )
-    good = flagged.filter(~pl.col(_BAD)).select(
-        *[p.value.alias(name) for name, p in parsed.items()], *kept,
-        _source_file=pl.lit(source_file, dtype=pl.String), _row=pl.col(_BAD + "row"),
-    )
+    plain_values, sure = _read_plainly(parsed, required)
+    row = _BAD + "row"
+    read = lf.with_row_index(row).with_columns(pl.col(row).cast(pl.Int64), (~sure).alias(_BAD))
     # Counted in the same query: a bare count of the scan takes Polars' fast path, which
     # maps the whole file into memory.
-    bad, total = pl.collect_all(
-        [flagged.filter(pl.col(_BAD)).drop(_BAD), flagged.select(pl.len())], engine="streaming"
+    doubtful, total = pl.collect_all(
+        [read.filter(pl.col(_BAD)).drop(_BAD), read.select(pl.len())], engine="streaming"
     )
-    quarantined = _quarantined(bad.drop(_BAD + "row"), bad[_BAD + "row"], parsed, required, source_file)
+    kept_names = [c.meta.output_name() for c in kept]
+    checked = doubtful.lazy().with_columns(_flag(parsed, required).alias(_BAD)).collect()
+    rescued = checked.filter(~pl.col(_BAD)).select(
+        *[p.value.alias(name) for name, p in parsed.items()], *kept,
+        _source_file=pl.lit(source_file, dtype=pl.String), _row=pl.col(row),
+    )
+    good = pl.concat([
+        read.filter(~pl.col(_BAD)).select(
+            *plain_values, *kept, _source_file=pl.lit(source_file, dtype=pl.String), _row=pl.col(row)
+        ),
+        rescued.select(*schema.columns, *kept_names, "_source_file", "_row").lazy(),
+    ])
+    bad = checked.filter(pl.col(_BAD))
+    quarantined = _quarantined(bad.drop(_BAD, row), bad[row], parsed, required, source_file)
     return good, quarantined, total.item()
 
 
@@ -145,22 +154,34 @@ def _split_checked(
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """(good, quarantined) of `df` checked against `columns`; `kept` rides along in good rows.
 
-    Each row is flagged by boolean checks first; the reason text is built for the flagged
-    rows alone (Polars would otherwise build every message for every row)."""
+    Almost every row of a real file is well-formed, and reading its text straight into the
+    declared type settles it (`_Parsed.plain`). The full checks, which strip and lower-case
+    the text, run only on the rows that read leaves in doubt; the reason text is built for
+    the rows those checks flag."""
     parsed = _parsed(df.schema, columns, source_file)
-    # Values and flags in one lazy pass: common-subexpression elimination parses each
-    # column's text once for its value and all of its checks (an eager select would not).
-    checked = df.lazy().select(
-        *[p.value.alias(name) for name, p in parsed.items()],
-        *kept,
-        _row=pl.int_range(pl.len(), dtype=pl.Int64),
-        **{_BAD: _flag(parsed, required)},
+    plain_values, sure = _read_plainly(parsed, required)
+    # One lazy pass: common-subexpression elimination reads each column once for its value
+    # and its checks (an eager select would not).
+    read = df.lazy().select(
+        *plain_values, *kept, _row=pl.int_range(pl.len(), dtype=pl.Int64), **{_BAD: ~sure}
     ).collect()
-    good = checked.filter(~pl.col(_BAD)).select(
+    good = read.filter(~pl.col(_BAD))
+    doubtful = read.filter(pl.col(_BAD))["_row"]
+    bad_rows = doubtful.clear()
+    if doubtful.len():
+        checked = df[doubtful].lazy().select(
+            *[p.value.alias(name) for name, p in parsed.items()],
+            *kept,
+            _row=pl.lit(doubtful),
+            **{_BAD: _flag(parsed, required)},
+        ).collect()
+        # Strict concat: the checked values have the plain read's dtypes.
+        good = pl.concat([good, checked.filter(~pl.col(_BAD))]).sort("_row")
+        bad_rows = checked.filter(pl.col(_BAD))["_row"]
+    good = good.select(
         *columns, *[c.meta.output_name() for c in kept],
         _source_file=pl.lit(source_file, dtype=pl.String), _row=pl.col("_row"),
     )
-    bad_rows = checked.filter(pl.col(_BAD))["_row"]
     return good, _quarantined(df[bad_rows], bad_rows, parsed, required, source_file)
 
 
@@ -173,6 +194,23 @@ def _flag(parsed: dict[str, "_Parsed"], required: set[str]) -> pl.Expr:
     flags = [cond for p in parsed.values() for cond, _ in p.problems]
     flags += [p.is_missing for name, p in parsed.items() if name in required]
     return pl.any_horizontal([f.fill_null(False) for f in flags]) if flags else pl.lit(False)
+
+
+def _read_plainly(parsed: dict[str, "_Parsed"], required: set[str]) -> tuple[list[pl.Expr], pl.Expr]:
+    """(each column's value by its plain read, true for a row every plain read settled).
+
+    A column without a plain read uses its full checks, which are cheap for typed sources."""
+    values: list[pl.Expr] = []
+    sure: list[pl.Expr] = []
+    for name, p in parsed.items():
+        if p.plain is not None:
+            values.append(p.plain.alias(name))
+            sure.append(p.plain.is_not_null())
+            continue
+        values.append(p.value.alias(name))
+        flags = [cond for cond, _ in p.problems] + ([p.is_missing] if name in required else [])
+        sure += [~f.fill_null(False) for f in flags]
+    return values, pl.all_horizontal(sure) if sure else pl.lit(True)
 
 
 def _quarantined(
@@ -205,6 +243,10 @@ class _Parsed:
     value: pl.Expr
     is_missing: pl.Expr
     problems: tuple[tuple[pl.Expr, str], ...] = ()
+    # The value read straight from well-formed text without stripping or lower-casing it,
+    # null wherever that read is not enough to decide (a blank, "NaN", stray spaces, a bad
+    # value); equal to `value` wherever it is not null.
+    plain: pl.Expr | None = None
 
     def reason(self) -> pl.Expr:
         """"column 'x': cannot parse '<value>' as float (detail)", or null when it parsed."""
@@ -224,8 +266,10 @@ def _parse_column(name: str, source: pl.DataType, target: ColumnType, source_fil
     raw = pl.col(name)
     dtype = DTYPES[target]
 
-    def parsed(value: pl.Expr, is_missing: pl.Expr, *problems: tuple[pl.Expr, str]) -> _Parsed:
-        return _Parsed(name, target, value, is_missing, problems)
+    def parsed(
+        value: pl.Expr, is_missing: pl.Expr, *problems: tuple[pl.Expr, str], plain: pl.Expr | None = None
+    ) -> _Parsed:
+        return _Parsed(name, target, value, is_missing, problems, plain)
 
     if source == pl.Null:
         return parsed(pl.lit(None, dtype=dtype), pl.lit(True))
@@ -240,17 +284,22 @@ def _parse_column(name: str, source: pl.DataType, target: ColumnType, source_fil
             lower = text.str.to_lowercase()
             is_missing = text.is_null() | (text == "")
             value = pl.when(lower.is_in(_TRUE_TEXT)).then(True).when(lower.is_in(_FALSE_TEXT)).then(False)
-            return parsed(value, is_missing, (~is_missing & value.is_null(), ""))
+            plain = pl.when(raw.is_in(_TRUE_TEXT)).then(True).when(raw.is_in(_FALSE_TEXT)).then(False)
+            return parsed(value, is_missing, (~is_missing & value.is_null(), ""), plain=plain)
         is_missing = text.is_null() | text.str.to_lowercase().is_in(_MISSING_NUMBER_TEXT)
         number = text.cast(pl.Float64, strict=False)
         if target == "float":
             value = pl.when(is_missing).then(None).otherwise(number)
-            return parsed(value, is_missing, *_number_problems(is_missing, number, integral=False))
+            direct = raw.cast(pl.Float64, strict=False)
+            # NaN and infinities parse, but are a missing value and a problem.
+            plain = pl.when(direct.is_finite()).then(direct)
+            return parsed(value, is_missing, *_number_problems(is_missing, number, integral=False), plain=plain)
         # Parse integers as integers first: going through Float64 would lose digits past 2**53.
         exact = text.cast(pl.Int64, strict=False)
         value = exact.fill_null(number.cast(pl.Int64, strict=False))
         value = pl.when(is_missing).then(None).otherwise(value)
-        return parsed(value, is_missing, *_number_problems(is_missing, number, integral=True, exact=exact))
+        plain = raw.cast(pl.Int64, strict=False)
+        return parsed(value, is_missing, *_number_problems(is_missing, number, integral=True, exact=exact), plain=plain)
 
     if source.is_numeric():
         if target == "str":

@@ -170,8 +170,10 @@ def test_new_files_reads_only_unseen_bytes_and_triages_the_rest() -> None:
 
 
 def _landing_csv(path, rows: int) -> None:
-    """Rows of a, y with a bad value every 7th row and a missing target every 11th."""
-    a = ["oops" if i % 7 == 3 else str(i / 2) for i in range(rows)]
+    """Rows of a, y with a bad value every 7th row and a missing target every 11th; some good
+    values need the full check (a blank every 13th row, spaces around every 5th)."""
+    a = ["oops" if i % 7 == 3 else "" if i % 13 == 4 else f" {i / 2} " if i % 5 == 1 else str(i / 2)
+         for i in range(rows)]
     y = ["" if i % 11 == 5 else str(i % 2) for i in range(rows)]
     pl.DataFrame({"a": a, "y": y}).write_csv(path)
 
@@ -203,6 +205,7 @@ def test_a_file_over_the_size_limit_streams_into_the_same_rows(tmp_path) -> None
         lakes[label] = stream.lake
     bronze = {k: lake.read("bronze").sort("_row") for k, lake in lakes.items()}
     assert bronze["streamed"].equals(bronze["memory"])
+    assert bronze["memory"].filter(pl.col("_row").is_in([0, 1, 4]))["a"].to_list() == [0.0, 0.5, None]
     assert lakes["streamed"].read("ingested_files").select("good_rows", "bad_rows").rows() == [(390, 110)]
 
 
