@@ -75,25 +75,31 @@ class SchemaConfig(_Strict):
 
 BundledDataset = Literal["iris", "wine", "breast_cancer", "digits", "diabetes"]
 BundledImages = Literal["digits", "mnist", "fashion_mnist"]
+BundledText = Literal["rotten_tomatoes"]
 # Sources whose rows are images; every other format holds table rows.
 IMAGE_FORMATS = ("image_folder", "manifest", "npz", "idx", "bundled_images")
 _BUNDLED = {"sklearn": ["iris", "wine", "breast_cancer", "digits", "diabetes"],
-            "bundled_images": ["digits", "mnist", "fashion_mnist"]}
+            "bundled_images": ["digits", "mnist", "fashion_mnist"],
+            "bundled_text": ["rotten_tomatoes"]}
 
 
 class SourceConfig(_Strict):
-    """Where raw rows come from. `sklearn` and `bundled_images` write a data set that ships
-    inside a package into the landing folder as files, so it takes the same path as user files.
+    """Where raw rows come from. `sklearn`, `bundled_images` and `bundled_text` write a data
+    set that ships inside a package into the landing folder as files, so it takes the same
+    path as user files. Text arrives as a str column of table rows (a `text` section says
+    which column), so `bundled_text` lands CSV files.
 
     Image formats: `image_folder` (landing/<class>/<file>.png|jpg), `manifest` (CSV files
     with path,label columns), `npz` (arrays `images` and `labels`), `idx` (MNIST's format:
     `*-images-idx3-ubyte[.gz]` beside its `*-labels-idx1-ubyte[.gz]`).
     """
 
-    format: Literal["csv", "parquet", "ndjson", "sklearn", "image_folder", "manifest", "npz", "idx", "bundled_images"]
+    format: Literal[
+        "csv", "parquet", "ndjson", "sklearn", "image_folder", "manifest", "npz", "idx", "bundled_images", "bundled_text",
+    ]
     pattern: str = Field("*", description="glob of files in the landing folder")
     dataset: str | None = None
-    files: int = Field(1, ge=1, description="sklearn only: how many landing files to write")
+    files: int = Field(1, ge=1, description="sklearn and bundled_text: how many landing files to write")
     limit: int | None = Field(None, ge=1, description="bundled_images only: keep the first N images of each file")
 
     @model_validator(mode="after")
@@ -109,6 +115,7 @@ class SourceConfig(_Strict):
 
     @property
     def modality(self) -> Literal["tabular", "image"]:
+        """How files become bronze rows: images, or table rows (text rows included)."""
         return "image" if self.format in IMAGE_FORMATS else "tabular"
 
 
@@ -242,6 +249,35 @@ class ImageConfig(_Strict):
         if size is not None and min(size) < 1:
             raise ValueError(f"must be two sizes >= 1, got {size}")
         return size
+
+
+class TokenizerConfig(_Strict):
+    """`components.data.tokenizers`: char, word or bpe, fitted on the training split only."""
+
+    kind: Literal["char", "word", "bpe"] = "word"
+    lower: bool = True
+    min_freq: int = Field(1, ge=1, description="word: rarer words become <UNK>")
+    max_vocab: int | None = Field(None, ge=1, description="word: keep the most frequent words only")
+    vocab_size: int = Field(1000, ge=8, description="bpe: the vocabulary to learn, special tokens included")
+
+    def params(self) -> dict[str, Any]:
+        """The keyword arguments of the chosen tokenizer."""
+        if self.kind == "char":
+            return {"lower": self.lower}
+        if self.kind == "word":
+            return {"lower": self.lower, "min_freq": self.min_freq, "max_vocab": self.max_vocab}
+        return {"lower": self.lower, "vocab_size": self.vocab_size}
+
+
+class TextConfig(_Strict):
+    """How a str column of table rows becomes model inputs: token ids from a tokenizer fitted
+    on the training split, padded (id 0) to the longest in a batch and cut at `max_length`."""
+
+    column: str = Field(description="the declared str column holding the text")
+    tokenizer: TokenizerConfig = TokenizerConfig()
+    max_length: int = Field(
+        128, ge=1, description="tokens a model reads: longer training texts are cut, longer requests refused"
+    )
 
 
 class PreprocessConfig(_Strict):
@@ -614,6 +650,7 @@ class PipelineConfig(_Strict):
     source: SourceConfig
     schema_: SchemaConfig | None = Field(None, alias="schema", description="table sources: the declared columns")
     images: ImageConfig | None = Field(None, description="image sources: how images become inputs")
+    text: TextConfig | None = Field(None, description="text in a table source: which column, how it becomes tokens")
     stream: StreamConfig = StreamConfig()
     schedule: RunScheduleConfig | None = None
     split: SplitConfig = SplitConfig()
@@ -629,8 +666,11 @@ class PipelineConfig(_Strict):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
     @property
-    def modality(self) -> Literal["tabular", "image"]:
-        return self.source.modality
+    def modality(self) -> Literal["tabular", "image", "text"]:
+        """What the model reads: images, text (a `text` section over table rows) or table rows."""
+        if self.source.modality == "image":
+            return "image"
+        return "text" if self.text is not None else "tabular"
 
     @property
     def task(self) -> Literal["classification", "regression"]:
@@ -652,6 +692,8 @@ class PipelineConfig(_Strict):
                 raise ValueError("stream.schema_evolution is for table sources; images have no columns to evolve")
             if self.split.method == "time":
                 raise ValueError("split.method time needs a time column: it is for table sources")
+            if self.text is not None:
+                raise ValueError(f"'text' is for table sources with a text column, not format {self.source.format!r}")
             if self.schema_ is not None:
                 raise ValueError(
                     f"source format {self.source.format!r} holds images: leave out 'schema' (labels come with the images)"
@@ -661,10 +703,14 @@ class PipelineConfig(_Strict):
             raise ValueError(f"source format {self.source.format!r} holds table rows: 'schema' is required")
         if self.images is not None:
             raise ValueError(f"'images' is only for image sources, not format {self.source.format!r}")
+        if self.source.format == "bundled_text" and self.text is None:
+            raise ValueError("source format 'bundled_text' holds text: a 'text' section names its column")
         if self.split.method == "time" and self.schema_.time is None:
             raise ValueError("split.method time needs schema.time: the column that orders rows in time")
         if self.split.stratify and self.schema_.task != "classification":
             raise ValueError("split.stratify needs schema.task 'classification'")
+        if self.text is not None:
+            return self._text_checks()
         unknown = [c for c in self.preprocessing.one_hot if c not in self.schema_.features]
         if unknown:
             raise ValueError(f"preprocessing.one_hot names undeclared feature columns {unknown}")
@@ -674,6 +720,22 @@ class PipelineConfig(_Strict):
         ]
         if text:
             raise ValueError(f"str feature columns {text} must be listed in preprocessing.one_hot")
+        return self._model_checks()
+
+    def _text_checks(self) -> "PipelineConfig":
+        schema, column = self.schema_, self.text.column
+        if column == schema.target:
+            raise ValueError(f"text.column {column!r} is the target; name the column that holds the text")
+        if column not in schema.columns or schema.columns[column].type != "str":
+            raise ValueError(f"text.column {column!r} must be a declared str column; declared: {dict(schema.columns)}")
+        others = [c for c in schema.features if c != column]
+        if others:
+            raise ValueError(f"a text model reads its text column {column!r} alone; other feature columns {others} "
+                             "would be ignored: leave them out of schema.columns")
+        if schema.task != "classification":
+            raise ValueError(f"text sources are labelled by class: schema.task must be classification, got {schema.task!r}")
+        if self.preprocessing.one_hot:
+            raise ValueError("preprocessing.one_hot is for table features; a text model reads tokens")
         return self._model_checks()
 
     @model_validator(mode="after")

@@ -40,6 +40,9 @@ def check_pipeline(config: PipelineConfig, path: str | Path) -> None:
     problems += _task_problems(config)
     if config.modality == "image":
         problems += _image_problems(config)
+    if config.modality == "text" and config.model.kind in kinds() and family(config.model) != "torch":
+        problems.append(("model.kind", f"text sources train torch kinds over token ids (e.g. rnn), not "
+                         f"{family(config.model)} kinds", config.model.kind))
     if config.tuning is not None:
         model = config.model.model_dump(include={"kind", "params"})
         for key, dist in config.tuning.space.items():
@@ -65,11 +68,15 @@ def planned_info(config: PipelineConfig) -> DataInfo:
         height, width = images.size if images.size else (_PLANNED_SIDE, _PLANNED_SIDE)
         shape = (images.channels or 1, height, width)
         return DataInfo(modality="image", task="classification", input_shape=shape, classes=classes)
+    if config.modality == "text":
+        return DataInfo(modality="text", task="classification", input_shape=(config.text.max_length,),
+                        classes=classes, vocab_size=_PLANNED_VOCAB)
     features = len(config.schema_.features)
     return DataInfo(modality="tabular", task=config.task, input_shape=(features,), classes=classes)
 
 
 _PLANNED_SIDE = 32  # an image size to check params against when the config keeps the images' own
+_PLANNED_VOCAB = 1000  # a vocabulary size to check params against; the tokenizer learns the real one
 
 
 def _image_problems(config: PipelineConfig) -> list[Problem]:

@@ -646,7 +646,7 @@ def _smoke(ws: Workspace, url: str, n: int) -> None:
     from components.evaluation.verification import make_pairs
     from components.models import training_task
     from flows.summary import predictions_table, show
-    from serving.client import predict_images, predict_pairs, predict_rows
+    from serving.client import predict_images, predict_instances, predict_pairs, predict_rows
 
     lake = Lake(ws.lake)
     snapshot = read_silver(lake)
@@ -662,6 +662,10 @@ def _smoke(ws: Workspace, url: str, n: int) -> None:
         test = raw_images(bronze, cfg.split, "test").head(n)
         truths = test["label"].to_list()
         predictions, version = predict_images(url, cfg.serving.name, test["image"].to_list())
+    elif cfg.modality == "text":
+        test = raw_split(bronze, cfg.schema_, cfg.split, "test").head(n)
+        truths = test[cfg.schema_.target].to_list()
+        predictions, version = predict_instances(url, cfg.serving.name, test[cfg.text.column].to_list(), chunk=64)
     else:
         test = raw_split(bronze, cfg.schema_, cfg.split, "test").head(n)
         truths = test[cfg.schema_.target].to_list()

@@ -13,6 +13,7 @@ from prefect.logging import get_run_logger
 
 from components.config import ImageConfig, PipelineConfig, SourceConfig
 from components.data.bundled import bundled_frame, write_landing_files
+from components.data.bundled_text import bundled_text_frame
 from components.data.images import (
     ImageSpec, bundled_classes, bundled_format, list_image_sources, read_landed_image_source, write_bundled_images,
 )
@@ -71,6 +72,10 @@ class _Source:
         return bundled_format(source.dataset) if source.format == "bundled_images" else source.format
 
 
+# Bundled sets landed as CSV files.
+BUNDLED_TABLES = ("sklearn", "bundled_text")
+
+
 @task(
     retries=3, retry_delay_seconds=BACKOFF, retry_condition_fn=transient_only, cache_policy=NO_CACHE,
     task_run_name="stage-{source.dataset}",
@@ -79,7 +84,8 @@ def stage_bundled(source: SourceConfig, landing: Path) -> list[Path]:
     """Write a data set that ships inside a package into the landing folder as ordinary files."""
     if source.format == "bundled_images":
         return write_bundled_images(source.dataset, landing, source.limit)
-    return write_landing_files(bundled_frame(source.dataset), landing, source.files, stem=source.dataset)
+    frame = bundled_text_frame(source.dataset) if source.format == "bundled_text" else bundled_frame(source.dataset)
+    return write_landing_files(frame, landing, source.files, stem=source.dataset)
 
 
 def _read(src: _Source, path: Path, content_hash: str) -> FileRows:
@@ -92,7 +98,7 @@ def _read(src: _Source, path: Path, content_hash: str) -> FileRows:
         spec = ImageSpec(max_bytes=images.max_bytes, max_size=images.max_size)
         good, bad = read_landed_image_source(path, src.landing, src._image_format, spec, classes)
         return FileRows(name, content_hash, good, bad)
-    fmt = "csv" if cfg.source.format == "sklearn" else cfg.source.format
+    fmt = "csv" if cfg.source.format in BUNDLED_TABLES else cfg.source.format
     large = int(cfg.stream.large_file_mb * 2**20)
     return checked_file(path, fmt, cfg.schema_, name, content_hash, cfg.stream.schema_evolution, large)
 
@@ -133,7 +139,7 @@ def ingest(ws: Workspace, hashes: HashCache | None = None, wait_to_settle: bool 
         if pending is not None:
             logger.warning("completing batch %d, interrupted before all its commits", pending.batch)
             batches.append(complete_batch(stream, src, pending))
-        staged = set(stage_bundled(cfg.source, ws.landing)) if cfg.source.format in ("sklearn", "bundled_images") else set()
+        staged = set(stage_bundled(cfg.source, ws.landing)) if cfg.source.format in (*BUNDLED_TABLES, "bundled_images") else set()
         listed = src.list()
         candidates = [p for p in listed if p not in staged]
         ready, wait = settled(candidates, cfg.stream.settle_seconds)

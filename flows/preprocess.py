@@ -13,6 +13,7 @@ from components.data.fitted_state import FittedState
 from components.data.image_preparation import prepare_images
 from components.data.preparation import prepare
 from components.data.silver import SilverSnapshot, write_silver
+from components.data.text_preparation import prepare_text
 from flows.workspace import Workspace
 
 
@@ -33,6 +34,8 @@ def read_bronze(lake_root: str, version: int | None = None) -> tuple[pl.DataFram
 def fit_splits(bronze: pl.DataFrame, config: PipelineConfig) -> tuple[dict[str, pl.DataFrame], FittedState]:
     if config.modality == "image":
         return prepare_images(bronze, config.split, config.images)
+    if config.modality == "text":
+        return prepare_text(bronze, config.schema_, config.split, config.text)
     return prepare(bronze, config.schema_, config.split, config.preprocessing)
 
 

@@ -17,6 +17,7 @@ from components.artifacts.registry import download_bundle
 from components.config import RecorderConfig
 from components.data.image_requests import images_from_instances, pairs_from_instances
 from components.data.schema import InvalidInput, frame_from_records
+from components.data.text_requests import texts_from_instances
 from components.evaluation.visualize import explain_images, heatmap_png
 from serving.recording import open_recorder
 
@@ -53,6 +54,8 @@ class ModelServer:
             inputs = {"b64": "a base64 PNG or JPEG image", "pixels": f"or an array (H, W[, C]); the model sees {channels}x{height}x{width}"}
             if self.bundle.task == "verification":
                 inputs = {"a": "an image, as below", "b": "the image to compare it with", **inputs}
+        elif features.modality == "text":
+            inputs = {"text": f"a string of at most {features.max_length} tokens"}
         else:
             inputs = {c: features.schema.columns[c].type for c in features.schema.features}
         recorded = self.recorder.stats() if self.recorder else None
@@ -69,7 +72,7 @@ class ModelServer:
             return {"error": exc.message, "field": exc.field}
         predictions = await self._infer(rows)
         if self.recorder is not None:
-            inputs = rows if isinstance(rows, pl.DataFrame) else None  # images: the answers only
+            inputs = rows if isinstance(rows, pl.DataFrame) else None  # images and texts: the answers only
             self.recorder.record(inputs, predictions, (time.perf_counter() - started) * 1000)
         return {"predictions": predictions, "model_name": self.name, "model_version": self.version}
 
@@ -101,13 +104,15 @@ class ModelServer:
             self.recorder.close(timeout_s=10)
 
     def _validated(self, instances: list[Any]) -> pl.DataFrame | list[Any]:
-        """A typed frame of table rows, or checked (H, W, C) pixel arrays (pairs of them for
-        verification models); InvalidInput names the bad field."""
+        """A typed frame of table rows, checked (H, W, C) pixel arrays (pairs of them for
+        verification models) or texts; InvalidInput names the bad field."""
         features = self.bundle.features
         if self.bundle.task == "verification":
             return pairs_from_instances(instances, features.spec, self.max_instances)
         if features.modality == "image":
             return images_from_instances(instances, features.spec, self.max_instances)
+        if features.modality == "text":
+            return texts_from_instances(instances, features, self.max_instances)
         return frame_from_records(instances, features.schema, self.max_instances)
 
     @serve.batch(max_batch_size=32, batch_wait_timeout_s=0.005)

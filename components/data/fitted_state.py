@@ -9,21 +9,23 @@ import numpy as np
 
 from components.data.image_preparation import ImageState
 from components.data.preparation import FeatureState
+from components.data.text_preparation import TextState
 
-FittedState = FeatureState | ImageState
+FittedState = FeatureState | ImageState | TextState
 
 
 def state_from_dict(d: dict[str, Any]) -> FittedState:
-    """FeatureState for tables (files written before modalities existed say none), ImageState for images."""
+    """FeatureState for tables (files written before modalities existed say none), ImageState
+    for images, TextState for text."""
     modality = d.get("modality", "tabular")
-    if modality == "image":
-        return ImageState.from_dict(d)
-    if modality == "tabular":
-        return FeatureState.from_dict(d)
-    raise ValueError(f"preprocess state has unknown modality {modality!r}; known: tabular, image")
+    states = {"tabular": FeatureState, "image": ImageState, "text": TextState}
+    if modality not in states:
+        raise ValueError(f"preprocess state has unknown modality {modality!r}; known: {', '.join(states)}")
+    return states[modality].from_dict(d)
 
 
 def batch_decoder(state: FittedState) -> Callable[[dict[str, np.ndarray]], np.ndarray] | None:
     """How a batch of silver rows becomes model inputs: None where the columns already are
-    the inputs (tables), else the state's `batch_inputs` (images are decoded, resized, normalised)."""
+    the inputs (tables), else the state's `batch_inputs` (images are decoded, resized and
+    normalised; token ids padded)."""
     return None if state.modality == "tabular" else state.batch_inputs

@@ -39,7 +39,8 @@ def predict_arrays(model: Any, inputs: np.ndarray, task: str, out_features: int)
 
     Classes are the label indices 0..C-1 (C = 2 for a single binary output); an estimator
     that saw only some classes in training gets zero probability for the others."""
-    x = inputs.astype(np.float32, copy=False)
+    # Token ids stay integers (an embedding looks them up); everything else is float32.
+    x = inputs if inputs.dtype.kind in "iu" else inputs.astype(np.float32, copy=False)
     if isinstance(model, nn.Module):
         model.eval()
         with torch.no_grad():

@@ -10,6 +10,7 @@ from typing import Any
 
 import torch
 import torch.nn as nn
+from torch.nn.utils.rnn import PackedSequence, pad_packed_sequence
 
 
 def parameter_count(model: nn.Module, trainable_only: bool = False) -> int:
@@ -48,7 +49,7 @@ def summary(model: nn.Module, input_shape: tuple[int, ...]) -> list[LayerSummary
 
     def row(name: str) -> Callable[..., None]:
         def hook(module: nn.Module, _inputs: Any, output: Any) -> None:
-            shape = tuple(output.shape[1:]) if isinstance(output, torch.Tensor) else ()
+            shape = _example_shape(output)
             rows.append(LayerSummary(name, type(module).__name__, shape, parameter_count(module)))
 
         return hook
@@ -59,6 +60,15 @@ def summary(model: nn.Module, input_shape: tuple[int, ...]) -> list[LayerSummary
     ]
     _trace(model, input_shape, leaves)
     return rows
+
+
+def _example_shape(output: Any) -> tuple[int, ...]:
+    """One example's output shape; a recurrent layer's (steps, state) gives its steps'."""
+    if isinstance(output, tuple) and output:
+        output = output[0]
+    if isinstance(output, PackedSequence):
+        output, _ = pad_packed_sequence(output, batch_first=True)  # (B, T, D * H)
+    return tuple(output.shape[1:]) if isinstance(output, torch.Tensor) else ()
 
 
 def format_summary(rows: list[LayerSummary]) -> str:
@@ -85,7 +95,8 @@ def _trace(
     model.eval()  # batch norm cannot take batch statistics from one example
     try:
         with torch.no_grad():
-            model(torch.zeros(1, *input_shape, device=device, dtype=dtype))  # (1, C, H, W)
+            # Ones, not zeros: a model over token ids would read zeros as padding alone.
+            model(torch.ones(1, *input_shape, device=device, dtype=dtype))  # (1, C, H, W) or (1, T)
     finally:
         model.train(was_training)
         for handle in handles:

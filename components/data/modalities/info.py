@@ -11,7 +11,7 @@ import math
 from dataclasses import dataclass
 from typing import Any, Literal
 
-Modality = Literal["tabular", "image"]
+Modality = Literal["tabular", "image", "text"]
 Task = Literal["classification", "regression"]
 
 
@@ -19,7 +19,7 @@ Task = Literal["classification", "regression"]
 class DataInfo:
     modality: Modality
     task: Task
-    input_shape: tuple[int, ...]  # one example: (F,) for a table row, (C, H, W) for an image
+    input_shape: tuple[int, ...]  # one example: (F,) for a table row, (C, H, W) for an image, (T,) token ids
     classes: tuple[str, ...] = ()  # classification: class names in label-index order
     vocab_size: int | None = None
     # images: the per-channel (mean, std) of [0, 1] pixels the inputs were normalised with,
