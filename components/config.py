@@ -271,13 +271,17 @@ class TokenizerConfig(_Strict):
 
 class TextConfig(_Strict):
     """How a str column of table rows becomes model inputs: token ids from a tokenizer fitted
-    on the training split, padded (id 0) to the longest in a batch and cut at `max_length`."""
+    on the training split, either padded (id 0) and cut at `max_length` for sequence models
+    (`features: tokens`) or counted into one vector per text (`bag_of_words`, `tfidf`) for
+    the kinds that read vectors (logistic_regression, naive_bayes, mlp)."""
 
     column: str = Field(description="the declared str column holding the text")
     tokenizer: TokenizerConfig = TokenizerConfig()
     max_length: int = Field(
         128, ge=1, description="tokens a model reads: longer training texts are cut, longer requests refused"
     )
+    features: Literal["tokens", "bag_of_words", "tfidf"] = "tokens"
+    sublinear_tf: bool = Field(False, description="bag_of_words and tfidf: 1 + ln(count) instead of the count")
 
 
 class PreprocessConfig(_Strict):

@@ -40,9 +40,8 @@ def check_pipeline(config: PipelineConfig, path: str | Path) -> None:
     problems += _task_problems(config)
     if config.modality == "image":
         problems += _image_problems(config)
-    if config.modality == "text" and config.model.kind in kinds() and family(config.model) != "torch":
-        problems.append(("model.kind", f"text sources train torch kinds over token ids (e.g. rnn), not "
-                         f"{family(config.model)} kinds", config.model.kind))
+    if config.modality == "text":
+        problems += _text_problems(config)
     if config.tuning is not None:
         model = config.model.model_dump(include={"kind", "params"})
         for key, dist in config.tuning.space.items():
@@ -69,8 +68,9 @@ def planned_info(config: PipelineConfig) -> DataInfo:
         shape = (images.channels or 1, height, width)
         return DataInfo(modality="image", task="classification", input_shape=shape, classes=classes)
     if config.modality == "text":
-        return DataInfo(modality="text", task="classification", input_shape=(config.text.max_length,),
-                        classes=classes, vocab_size=_PLANNED_VOCAB)
+        width = config.text.max_length if config.text.features == "tokens" else _PLANNED_VOCAB
+        return DataInfo(modality="text", task="classification", input_shape=(width,), classes=classes,
+                        vocab_size=_PLANNED_VOCAB)
     features = len(config.schema_.features)
     return DataInfo(modality="tabular", task=config.task, input_shape=(features,), classes=classes)
 
@@ -92,6 +92,21 @@ def _image_problems(config: PipelineConfig) -> list[Problem]:
 
 
 Problem = tuple[str, str, Any]
+
+
+def _text_problems(config: PipelineConfig) -> list[Problem]:
+    """A kind whose config takes `vocab_size` reads token ids; every other kind reads one
+    fixed-width vector per text."""
+    kind, features = config.model.kind, config.text.features
+    if kind not in kinds() or kind == "ensemble":
+        return []
+    reads_tokens = "vocab_size" in config_fields(config.model)
+    if reads_tokens and features != "tokens":
+        return [("text.features", f"model.kind {kind!r} reads token ids: set text.features to tokens", features)]
+    if not reads_tokens and features == "tokens":
+        return [("text.features", f"model.kind {kind!r} reads one vector per text: set text.features to "
+                 "bag_of_words or tfidf (sequence kinds such as rnn read tokens)", features)]
+    return []
 
 
 def _task_problems(config: PipelineConfig) -> list[Problem]:

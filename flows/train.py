@@ -81,7 +81,8 @@ def ensemble_on_ray(
     members = [trial_spec(o.params) for o in best]
     get_run_logger().info("ensemble of %s (trials %s)", [m["kind"] for m in members], [o.trial_id for o in best])
     return fit_ensemble(
-        config, inputs.tables, inputs.columns, inputs.label_dtype, f"{ws.runs}/{run_name}/ensemble", members=members
+        config, inputs.tables, inputs.columns, inputs.label_dtype, f"{ws.runs}/{run_name}/ensemble", members=members,
+        inputs=inputs.inputs,
     )
 
 

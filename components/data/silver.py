@@ -21,6 +21,8 @@ from components.data.lake import Lake
 from components.data.preparation import LABEL
 
 STATE_TABLE = "preprocess_state"
+Batch = dict[str, np.ndarray]
+Decoder = Callable[[Batch], np.ndarray]  # a fitted state's batch_inputs: silver columns -> model inputs
 
 
 @dataclass(frozen=True)
@@ -63,7 +65,7 @@ def read_silver(lake: Lake) -> SilverSnapshot:
 
 
 def read_arrays(
-    uri: str, version: int, columns: list[str], label_dtype: str, inputs: Callable[[Batch], np.ndarray] | None = None
+    uri: str, version: int, columns: list[str], label_dtype: str, inputs: Decoder | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
     """(inputs, labels (N,)) of one silver table at a pinned version, for models that train
     on in-memory arrays (scikit-learn estimators) and for scoring. Inputs are the columns as
@@ -74,8 +76,6 @@ def read_arrays(
         return inputs({c: table.column(c).to_numpy(zero_copy_only=False) for c in columns}), labels
     return pl.from_arrow(table.select(columns)).to_numpy().astype(np.float32), labels
 
-
-Batch = dict[str, np.ndarray]
 
 
 def split_arrays(snapshot: SilverSnapshot, split: str) -> tuple[np.ndarray, np.ndarray]:

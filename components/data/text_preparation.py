@@ -1,9 +1,11 @@
-"""Bronze text rows -> silver splits: assign splits, fit the tokenizer on train only.
+"""Bronze text rows -> silver splits: assign splits, fit the tokenizer (and the bag of
+words' weights) on train only.
 
-Silver text tables hold each row's token ids (`tokens`, cut at `text.max_length`) and its
-class index (`label`). Batches are padded where they are made (`pad_ids`), in Ray Data's
-read tasks for training and in the endpoint for serving. The tokenizer, the labels and the
-length limit travel in `TextState`, saved as the bundle's preprocess.json.
+Silver text tables hold each row's token ids (`tokens`) and its class index (`label`).
+Model inputs are made where batches are made, in Ray Data's read tasks for training and in
+the endpoint for serving: padded ids cut at `text.max_length` (`pad_ids`) or bag-of-words
+vectors (`BagOfWords`). The tokenizer, the labels, the length limit and the vectors'
+weights travel in `TextState`, saved as the bundle's preprocess.json.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import polars as pl
 
 from components.config import SchemaConfig, SplitConfig, TextConfig
 from components.data.modalities.info import DataInfo
-from components.data.modalities.text import pad_ids
+from components.data.modalities.text import BagOfWords, pad_ids
 from components.data.preparation import LABEL, SPLITS, class_answers
 from components.data.preprocessing import LabelIndex
 from components.data.splits import assign_splits
@@ -33,7 +35,8 @@ class TextState:
     tokenizer: Tokenizer
     labels: LabelIndex
     column: str  # the raw rows' text column
-    max_length: int
+    max_length: int  # tokens a model reads; longer requests are refused
+    vectors: BagOfWords | None = None  # bag_of_words / tfidf: (N, V) vectors instead of (N, T) ids
 
     modality: ClassVar[str] = "text"
     task: ClassVar[str] = "classification"
@@ -42,9 +45,10 @@ class TextState:
 
     @property
     def info(self) -> DataInfo:
+        vocab = self.tokenizer.vocab_size_
         return DataInfo(
-            modality="text", task="classification", input_shape=(self.max_length,),
-            classes=tuple(str(c) for c in self.labels.classes_), vocab_size=self.tokenizer.vocab_size_,
+            modality="text", task="classification", input_shape=(vocab,) if self.vectors else (self.max_length,),
+            classes=tuple(str(c) for c in self.labels.classes_), vocab_size=vocab,
         )
 
     @property
@@ -56,14 +60,20 @@ class TextState:
         return [self.tokenizer.encode(text) for text in texts]
 
     def inputs(self, rows: pl.DataFrame | Sequence[str]) -> np.ndarray:
-        """(N, max_length) int64 ids of raw rows (their text column) or of texts: the one
-        collate of training, scoring and serving."""
+        """Model inputs of raw rows (their text column) or of texts."""
         texts = rows[self.column].to_list() if isinstance(rows, pl.DataFrame) else list(rows)
-        return pad_ids(self.encode(texts), self.max_length)
+        return self._collate(self.encode(texts))
 
     def batch_inputs(self, batch: dict[str, np.ndarray]) -> np.ndarray:
         """Model inputs of a batch of silver rows (Ray Data's numpy batches)."""
-        return pad_ids(list(batch[TOKENS]), self.max_length)
+        return self._collate(list(batch[TOKENS]))
+
+    def _collate(self, sequences: Sequence[Sequence[int]]) -> np.ndarray:
+        """The one collate of training, scoring and serving: (N, max_length) int64 ids, or
+        (N, V) float32 vectors (counted within the first max_length tokens)."""
+        if self.vectors is not None:
+            return self.vectors.transform([ids[: self.max_length] for ids in sequences])
+        return pad_ids(sequences, self.max_length)
 
     def answers(self, output: np.ndarray) -> list[Any]:
         return class_answers(self.labels, output)
@@ -72,6 +82,7 @@ class TextState:
         return {
             "modality": "text", "tokenizer": self.tokenizer.to_dict(), "labels": self.labels.to_dict(),
             "column": self.column, "max_length": self.max_length,
+            "vectors": self.vectors.to_dict() if self.vectors is not None else None,
         }
 
     @classmethod
@@ -79,6 +90,7 @@ class TextState:
         return cls(
             tokenizer=tokenizer_from_dict(d["tokenizer"]), labels=LabelIndex.from_dict(d["labels"]),
             column=str(d["column"]), max_length=int(d["max_length"]),
+            vectors=BagOfWords.from_dict(d["vectors"]) if d.get("vectors") else None,
         )
 
 
@@ -96,11 +108,16 @@ def prepare_text(
     tokenizer = make_tokenizer(text.tokenizer.kind, **text.tokenizer.params())
     tokenizer.fit(parts["train"][text.column].to_list())
     labels = LabelIndex().fit(parts["train"][schema.target].to_list())
-    state = TextState(tokenizer=tokenizer, labels=labels, column=text.column, max_length=text.max_length)
+    ids = {name: [tokenizer.encode(t) for t in part[text.column].to_list()] for name, part in parts.items()}
+    vectors = None
+    if text.features != "tokens":
+        weighting = "tfidf" if text.features == "tfidf" else "counts"
+        vectors = BagOfWords(vocab_size=tokenizer.vocab_size_, weighting=weighting, sublinear_tf=text.sublinear_tf)
+        vectors.fit([s[: text.max_length] for s in ids["train"]])
+    state = TextState(tokenizer=tokenizer, labels=labels, column=text.column, max_length=text.max_length, vectors=vectors)
     silver = {
         name: pl.DataFrame(
-            {TOKENS: [ids[: text.max_length] for ids in state.encode(part[text.column].to_list())],
-             LABEL: state.labels.encode(part[schema.target].to_list())},
+            {TOKENS: ids[name], LABEL: state.labels.encode(part[schema.target].to_list())},
             schema={TOKENS: pl.List(pl.Int32), LABEL: pl.Int64},
         )
         for name, part in parts.items()

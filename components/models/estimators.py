@@ -32,7 +32,7 @@ from sklearn.ensemble import (
     RandomForestRegressor,
 )
 from sklearn.model_selection import train_test_split
-from sklearn.naive_bayes import GaussianNB
+from sklearn.naive_bayes import BernoulliNB, GaussianNB, MultinomialNB
 from sklearn.neighbors import KNeighborsClassifier, KNeighborsRegressor
 from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
 from sklearn.utils.multiclass import check_classification_targets
@@ -203,13 +203,19 @@ class KNNConfig:
 @dataclass
 class NaiveBayesConfig:
     task: Task = "classification"
-    var_smoothing: float = 1e-9  # fraction of the largest feature variance added to every variance
+    # gaussian: per-class normal features (measurements); multinomial: word counts or TF-IDF
+    # weights; bernoulli: word presence
+    variant: Literal["gaussian", "multinomial", "bernoulli"] = "gaussian"
+    var_smoothing: float = 1e-9  # gaussian: fraction of the largest feature variance added to every variance
+    alpha: float = 1.0  # multinomial, bernoulli: additive (Laplace) smoothing of the counts
 
     def __post_init__(self) -> None:
         if self.task != "classification":
             raise ValueError(f"naive_bayes is a classifier: task must be 'classification', got {self.task!r}")
         if self.var_smoothing < 0:
             raise ValueError(f"var_smoothing must be >= 0, got {self.var_smoothing!r}")
+        if self.alpha < 0:
+            raise ValueError(f"alpha must be >= 0, got {self.alpha!r}")
 
 
 @dataclass
@@ -307,6 +313,10 @@ def _knn(config: KNNConfig) -> BaseEstimator:
 
 @register_estimator("naive_bayes")
 def _naive_bayes(config: NaiveBayesConfig) -> BaseEstimator:
+    if config.variant == "multinomial":
+        return MultinomialNB(alpha=config.alpha)
+    if config.variant == "bernoulli":
+        return BernoulliNB(alpha=config.alpha)
     return GaussianNB(var_smoothing=config.var_smoothing)
 
 

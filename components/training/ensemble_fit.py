@@ -17,7 +17,7 @@ import ray
 
 from components.artifacts.ensemble_io import write_ensemble_checkpoint
 from components.data.modalities.info import DataInfo
-from components.data.silver import read_arrays
+from components.data.silver import Decoder, read_arrays
 from components.evaluation.outcome import TrialOutcome
 from components.evaluation.scoring import validation_scores
 from components.models import build
@@ -36,6 +36,7 @@ def fit_ensemble(
     *,
     members: list[dict[str, Any]] | None = None,
     parallel: bool = True,
+    inputs: Decoder | None = None,
 ) -> list[TrialOutcome]:
     """Fit the ensemble `config["model"]` (with `members` in place of its own, when given)
     on the train table and write its checkpoint to `out_dir`.
@@ -43,6 +44,7 @@ def fit_ensemble(
     Returns the ensemble's outcome first, then one per member (validation scores, no
     checkpoint of its own: the members live inside the ensemble's).
     `parallel` runs the fits on the connected Ray cluster; without it, in this process.
+    `inputs` makes model inputs of the silver columns (see `fit_estimator`).
     """
     spec, task = config["model"], config["task"]
     info = DataInfo.from_dict(config["info"])
@@ -54,8 +56,8 @@ def fit_ensemble(
         # the labels are the data's class indices: every class keeps its column (the one
         # serving answers with), even when the training rows lack it
         ensemble.set_params(classes=list(range(len(info.classes))))
-    x_train, y_train = read_arrays(*tables["train"], columns, label_dtype)
-    x_val, y_val = read_arrays(*tables["val"], columns, label_dtype)
+    x_train, y_train = read_arrays(*tables["train"], columns, label_dtype, inputs)
+    x_val, y_val = read_arrays(*tables["val"], columns, label_dtype, inputs)
     if parallel:
         jobs = ensemble.plan(x_train, y_train)
         x_ref, y_ref = ray.put(x_train), ray.put(y_train)

@@ -72,13 +72,17 @@ def _run_xgboost(config: dict[str, Any], inputs: SilverInputs, training: Trainin
 
 def _run_estimator(config: dict[str, Any], inputs: SilverInputs, training: TrainingConfig, storage: str, name: str) -> list[TrialOutcome]:
     out_dir = f"{storage}/{name}/model"
-    metrics = ray.get(fit_estimator_task.remote(config, inputs.tables, inputs.columns, inputs.label_dtype, out_dir))
+    metrics = ray.get(fit_estimator_task.remote(
+        config, inputs.tables, inputs.columns, inputs.label_dtype, out_dir, inputs.inputs
+    ))
     return [TrialOutcome(trial_id=name, params={}, history=[metrics], checkpoint=out_dir, metrics=metrics)]
 
 
 def _run_ensemble(config: dict[str, Any], inputs: SilverInputs, training: TrainingConfig, storage: str, name: str) -> list[TrialOutcome]:
     """The ensemble's outcome, then one per member."""
-    return fit_ensemble(config, inputs.tables, inputs.columns, inputs.label_dtype, f"{storage}/{name}/ensemble")
+    return fit_ensemble(
+        config, inputs.tables, inputs.columns, inputs.label_dtype, f"{storage}/{name}/ensemble", inputs=inputs.inputs
+    )
 
 
 # ---------------------------------------------------------------------------- tuning trials
@@ -96,7 +100,7 @@ def _trial_xgboost(config: dict[str, Any], inputs: SilverInputs, datasets: Any, 
 
 
 def _trial_estimator(config: dict[str, Any], inputs: SilverInputs, datasets: Any, training: TrainingConfig, storage: str) -> None:
-    estimator_trial(config, inputs.tables, inputs.columns, inputs.label_dtype)
+    estimator_trial(config, inputs.tables, inputs.columns, inputs.label_dtype, inputs.inputs)
 
 
 def _not_searched(config: dict[str, Any], *_: Any) -> None:

@@ -16,9 +16,11 @@ from components.data.bundled_text import bundled_text_frame
 from components.data.fitted_state import state_from_dict
 from components.data.modalities.text import lengths, pad_ids
 from components.data.schema import InvalidInput
-from components.data.text_preparation import TOKENS, prepare_text
+from components.data.modalities.text import BagOfWords
+from components.data.preprocessing import LabelIndex
+from components.data.text_preparation import TOKENS, TextState, prepare_text
 from components.data.text_requests import texts_from_instances
-from components.data.tokenizers import UNK
+from components.data.tokenizers import UNK, WordTokenizer
 from components.models import build
 from tests.conftest import write_config
 
@@ -54,7 +56,14 @@ def test_a_text_section_makes_a_text_pipeline(tmp_path):
     message = _error(tmp_path, text_config(source={"format": "bundled_text", "dataset": "rotten_tomatoes"}, text=None))
     assert "'bundled_text' holds text: a 'text' section names its column" in message
     message = _error(tmp_path, text_config(model={"kind": "logistic_regression"}))
-    assert "model.kind: text sources train torch kinds over token ids" in message
+    assert "text.features: model.kind 'logistic_regression' reads one vector per text: set text.features to " \
+           "bag_of_words or tfidf" in message
+    message = _error(tmp_path, text_config(text={"column": "text", "features": "tfidf"}))
+    assert "text.features: model.kind 'rnn' reads token ids: set text.features to tokens" in message
+    tfidf = load_checked(write_config(tmp_path, text_config(
+        text={"column": "text", "features": "tfidf"}, model={"kind": "naive_bayes", "params": {"variant": "multinomial"}},
+    )))
+    assert tfidf.text.features == "tfidf"
     message = _error(tmp_path, text_config(model={"kind": "rnn", "params": {"cell": "transformer"}}))
     assert "param 'cell' must be one of ['rnn', 'gru', 'lstm'], got 'transformer'" in message
 
@@ -93,7 +102,10 @@ def test_tokens_are_fitted_on_the_training_split_only():
     assert set(state.tokenizer.vocab_[4:]) == {w for t in train_texts for w in t.split()}
     assert state.tokenizer.encode("zebra") == [state.tokenizer.vocab_.index(UNK)]
     assert sum(part.height for part in silver.values()) == 21
-    assert all(len(ids) <= 2 for part in silver.values() for ids in part[TOKENS].to_list())  # cut at max_length
+    assert max(len(ids) for part in silver.values() for ids in part[TOKENS].to_list()) == 3  # kept whole
+    # the collate cuts at max_length, in training batches as in requests
+    assert state.batch_inputs({TOKENS: np.array([np.array([4, 5, 6])], dtype=object)}).tolist() == [[4, 5]]
+    assert state.inputs(["good good plot"]).shape == (1, 2)
     assert state.info.vocab_size == len(state.tokenizer.vocab_) and state.info.input_shape == (2,)
     assert state.info.classes == ("neg", "pos")
 
@@ -103,6 +115,45 @@ def test_tokens_are_fitted_on_the_training_split_only():
     assert np.array_equal(again.inputs(texts), state.inputs(texts))
     assert again.inputs(pl.DataFrame({"text": texts})).tolist() == state.inputs(texts).tolist()
     assert again.answers(np.array([[0.2, 0.8]]))[0]["label"] == "pos"
+
+
+def test_tfidf_by_hand_equals_the_vectors():
+    """idf = ln((1 + n) / (1 + df)) + 1, tf-idf rows of unit length: scikit-learn's smooth idf."""
+    train = ["a a b", "b c", "c c c d"] * 2
+    tokenizer = WordTokenizer().fit(train)
+    ids = [tokenizer.encode(t) for t in train]
+    labels = LabelIndex().fit(["x", "y"])
+
+    def state_of(weighting: str) -> TextState:
+        bag = BagOfWords(vocab_size=tokenizer.vocab_size_, weighting=weighting).fit(ids)
+        return TextState(tokenizer=tokenizer, labels=labels, column="text", max_length=10, vectors=bag)
+
+    state = state_of("tfidf")
+    vocab = tokenizer.vocab_
+    got = state.inputs(["a a b", "d d e"])  # e: unknown
+    assert got.shape == (2, len(vocab))
+    n, df = 6, {"a": 2, "b": 4, "c": 4, "d": 2}
+    idf = {w: np.log((1 + n) / (1 + d)) + 1 for w, d in df.items()}
+    first = {"a": 2 * idf["a"], "b": 1 * idf["b"]}
+    norm = np.sqrt(sum(v * v for v in first.values()))
+    assert got[0, vocab.index("a")] == pytest.approx(first["a"] / norm, rel=1e-6)
+    assert got[0, vocab.index("b")] == pytest.approx(first["b"] / norm, rel=1e-6)
+    assert got[0].sum() == pytest.approx((first["a"] + first["b"]) / norm, rel=1e-6)
+    # <UNK> never occurs in training: df 0, idf ln(7) + 1
+    unk = np.log(7) + 1
+    second = np.array([2 * idf["d"], unk]) / np.hypot(2 * idf["d"], unk)
+    assert got[1, [vocab.index("d"), vocab.index(UNK)]] == pytest.approx(second, rel=1e-6)
+    # and scikit-learn's own vectorizer over the same words agrees
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    sk = TfidfVectorizer(token_pattern=r"\w+").fit(train)
+    want = sk.transform(["a a b"]).toarray()[0]
+    assert [got[0, vocab.index(w)] for w in sk.get_feature_names_out()] == pytest.approx(want.tolist(), rel=1e-6)
+
+    counts = state_of("counts")
+    assert counts.info.input_shape == (len(vocab),) and counts.info.vocab_size == len(vocab)
+    assert counts.inputs(["c c c d"])[0, [vocab.index("c"), vocab.index("d")]].tolist() == [3.0, 1.0]
+    assert state_from_dict(state.to_dict()).inputs(["a a b"]).tolist() == got[:1].tolist()
 
 
 def _splits(bronze: pl.DataFrame, split: SplitConfig) -> list[str]:

@@ -1,16 +1,23 @@
-"""The text modality's collate: token id sequences -> one padded (N, T) int64 batch.
+"""The text modality's model inputs, made the same way in training, scoring and serving.
 
-Every vocabulary gives `<PAD>` id 0 (components/data/tokenizers.py), so a batch carries its
-own mask: `x != 0`. Training, evaluation and serving all pad with `pad_ids`; a model reads
-the lengths back with `lengths` and never looks at the padding.
+Token id sequences become either one padded (N, T) int64 batch (`pad_ids`, for sequence
+models) or (N, V) bag-of-words vectors (`BagOfWords`, for the kinds that read fixed-width
+vectors). Every vocabulary gives `<PAD>` id 0 (components/data/tokenizers.py), so a padded
+batch carries its own mask, `x != 0`; a model reads the lengths back with `lengths` and
+never looks at the padding.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any, Literal
 
 import numpy as np
 import torch
+from scipy import sparse
+from sklearn.base import BaseEstimator
+from sklearn.exceptions import NotFittedError
+from sklearn.feature_extraction.text import TfidfTransformer
 
 PAD_ID = 0
 
@@ -27,3 +34,60 @@ def pad_ids(sequences: Sequence[Sequence[int]], length: int) -> np.ndarray:
 def lengths(x: torch.Tensor) -> torch.Tensor:
     """(N,) tokens before the padding of each row of an (N, T) batch of ids."""
     return (x != PAD_ID).sum(dim=1)
+
+
+class BagOfWords(BaseEstimator):
+    """Token id sequences -> (N, V) vectors of token counts or TF-IDF weights, for the kinds
+    that read a fixed-width vector (logistic regression, naive Bayes, an MLP).
+
+    The counting is over the fitted tokenizer's ids (one column per vocabulary entry; a
+    sequence holds no padding), and the weighting is scikit-learn's `TfidfTransformer`:
+    idf = ln((1 + n) / (1 + df)) + 1 from the training split, tf raw or 1 + ln(tf)
+    (`sublinear_tf`), each row scaled to unit length. Learned: `idf_` (tfidf only).
+    """
+
+    def __init__(self, *, vocab_size: int, weighting: Literal["counts", "tfidf"] = "tfidf", sublinear_tf: bool = False) -> None:
+        self.vocab_size = vocab_size
+        self.weighting = weighting
+        self.sublinear_tf = sublinear_tf
+
+    def fit(self, sequences: Sequence[Sequence[int]]) -> "BagOfWords":
+        if self.weighting not in ("counts", "tfidf"):
+            raise ValueError(f"weighting must be 'counts' or 'tfidf', got {self.weighting!r}")
+        if self.weighting == "tfidf":
+            self.idf_ = self._transformer().fit(self._counts(sequences)).idf_.tolist()
+        else:
+            self.idf_ = None
+        return self
+
+    def transform(self, sequences: Sequence[Sequence[int]]) -> np.ndarray:
+        """(N, vocab_size) float32 counts, or TF-IDF rows of unit length."""
+        if not hasattr(self, "idf_"):
+            raise NotFittedError("BagOfWords is not fitted yet: call fit(sequences) first")
+        counts = self._counts(sequences)
+        if self.idf_ is None:
+            return counts.toarray().astype(np.float32)
+        transformer = self._transformer()
+        transformer.idf_ = np.asarray(self.idf_)
+        return transformer.transform(counts).toarray().astype(np.float32)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"vocab_size": self.vocab_size, "weighting": self.weighting, "sublinear_tf": self.sublinear_tf,
+                "idf_": self.idf_}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "BagOfWords":
+        bag = cls(vocab_size=int(d["vocab_size"]), weighting=d["weighting"], sublinear_tf=bool(d["sublinear_tf"]))
+        bag.idf_ = None if d["idf_"] is None else [float(v) for v in d["idf_"]]
+        return bag
+
+    def _transformer(self) -> TfidfTransformer:
+        return TfidfTransformer(sublinear_tf=self.sublinear_tf)
+
+    def _counts(self, sequences: Sequence[Sequence[int]]) -> sparse.csr_matrix:
+        ids = [np.asarray(s, dtype=np.int64) for s in sequences]
+        rows = np.repeat(np.arange(len(ids)), [len(s) for s in ids])
+        cols = np.concatenate(ids) if ids else np.empty(0, dtype=np.int64)
+        data = np.ones(len(cols), dtype=np.float64)
+        # duplicates (a token twice in a row) are summed into counts
+        return sparse.csr_matrix((data, (rows, cols)), shape=(len(ids), self.vocab_size))
