@@ -269,6 +269,15 @@ class TokenizerConfig(_Strict):
         return {"lower": self.lower, "vocab_size": self.vocab_size}
 
 
+class EmbeddingsConfig(_Strict):
+    """Start a sequence model's `embed` layer from pretrained word vectors (rows for the
+    fitted vocabulary; words the vectors lack start random, <PAD> at zero)."""
+
+    vectors: Literal["glove_6b_50d"] = "glove_6b_50d"
+    freeze: bool = Field(False, description="keep the vectors as they are instead of fine-tuning them")
+    lr_scale: float = Field(1.0, gt=0, le=1, description="fine-tuning rate of the vectors, as a fraction of the rate")
+
+
 class TextConfig(_Strict):
     """How a str column of table rows becomes model inputs: token ids from a tokenizer fitted
     on the training split, either padded (id 0) and cut at `max_length` for sequence models
@@ -282,6 +291,7 @@ class TextConfig(_Strict):
     )
     features: Literal["tokens", "bag_of_words", "tfidf"] = "tokens"
     sublinear_tf: bool = Field(False, description="bag_of_words and tfidf: 1 + ln(count) instead of the count")
+    embeddings: EmbeddingsConfig | None = Field(None, description="tokens: pretrained vectors for the embedding layer")
 
 
 class PreprocessConfig(_Strict):
@@ -740,6 +750,12 @@ class PipelineConfig(_Strict):
             raise ValueError(f"text sources are labelled by class: schema.task must be classification, got {schema.task!r}")
         if self.preprocessing.one_hot:
             raise ValueError("preprocessing.one_hot is for table features; a text model reads tokens")
+        if self.text.embeddings is not None:
+            if self.text.features != "tokens":
+                raise ValueError(f"text.embeddings start a sequence model's embedding layer: text.features must be "
+                                 f"tokens, got {self.text.features!r}")
+            if self.model.init_from is not None:
+                raise ValueError("text.embeddings and model.init_from both set the starting weights: keep one")
         return self._model_checks()
 
     @model_validator(mode="after")

@@ -21,6 +21,7 @@ from components.config import (
 )
 from components.data.modalities.info import DataInfo
 from components.data.augmentation import validate_ops
+from components.data.word_vectors import DIMENSIONS
 from components.models import DATA_FIELDS, config_fields, family, kinds, make_config, training_task
 
 _PARAMS = "model.params."
@@ -106,6 +107,15 @@ def _text_problems(config: PipelineConfig) -> list[Problem]:
     if not reads_tokens and features == "tokens":
         return [("text.features", f"model.kind {kind!r} reads one vector per text: set text.features to "
                  "bag_of_words or tfidf (sequence kinds such as rnn read tokens)", features)]
+    embeddings = config.text.embeddings
+    if embeddings is not None:
+        dim = DIMENSIONS[embeddings.vectors]
+        fields = config_fields(config.model)
+        if "embed_dim" not in fields:
+            return [("text.embeddings", f"model.kind {kind!r} has no embed_dim to start from word vectors", kind)]
+        given = config.model.params.get("embed_dim", fields["embed_dim"].default)
+        if given != dim:
+            return [("model.params.embed_dim", f"must be {dim} to start from {embeddings.vectors}", given)]
     return []
 
 

@@ -9,16 +9,20 @@ Both log to MLflow from the driver: one child run per trial under the caller's p
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any
 
+import torch
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 from prefect.logging import get_run_logger
+from safetensors.torch import save_file
 
 from components.artifacts.checkpoint_files import MODEL_FILE
 from components.artifacts.registry import CHAMPION, download_bundle, resolve_version
 from components.data.lake import Lake
 from components.data.silver import SilverSnapshot, read_silver
+from components.data.word_vectors import load_vectors
 from components.evaluation.outcome import TrialOutcome, best_per_kind
 from components.models import build, family
 from components.models.summary import format_summary, summary
@@ -26,7 +30,7 @@ from components.training.ensemble_fit import fit_ensemble
 from components.training.loop import loop_config
 from components.training.ray_session import SilverInputs
 from components.training.trainers import trainer_for
-from components.training.transfer import pretrained_init
+from components.training.transfer import pretrained_init, word_vectors_init
 from components.tuning.search_space import KIND_KEY, space_keys, trial_spec
 from components.tuning.tuner import run_search, trial_outcomes
 from flows import console
@@ -41,7 +45,7 @@ def load_snapshot(lake_root: str) -> SilverSnapshot:
 def _inputs(ws: Workspace, snapshot: SilverSnapshot) -> tuple[dict[str, Any], SilverInputs]:
     features = snapshot.features
     augment = ws.config.images.augment if ws.config.images is not None else None
-    init = _pretrained(ws)
+    init = _pretrained(ws) or _word_vectors(ws, features)
     config = loop_config(ws.config.model.model_dump(), ws.config.training.model_dump(), features.info, augment, init)
     inputs = SilverInputs.of({s: snapshot.tables[s] for s in ("train", "val")}, features)
     return config, inputs
@@ -57,6 +61,23 @@ def _pretrained(ws: Workspace) -> dict[str, Any] | None:
     version = init.version or resolve_version(uri, init.model, init.alias or CHAMPION)
     path, _ = download_bundle(uri, init.model, dst=f"{ws.runs}/init/{init.model}-v{version}", version=version)
     return pretrained_init(init, str(path / MODEL_FILE), f"{init.model} v{version}")
+
+
+def _word_vectors(ws: Workspace, features: Any) -> dict[str, Any] | None:
+    """text.embeddings resolved: rows of the pretrained vectors for the fitted vocabulary,
+    written where every worker reads them, loaded into the model's `embed` layer like a
+    transfer-learning source."""
+    embeddings = ws.config.text.embeddings if ws.config.text is not None else None
+    if embeddings is None:
+        return None
+    tokenizer = features.tokenizer
+    vocab = tokenizer.tokens(range(tokenizer.vocab_size_))
+    matrix, found = load_vectors(embeddings.vectors).embedding_matrix(vocab, seed=ws.config.training.seed)
+    path = Path(ws.runs) / "init" / f"{ws.config.name}-{embeddings.vectors}.safetensors"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_file({"embed.weight": torch.from_numpy(matrix)}, str(path))
+    console.say(f"{embeddings.vectors}: {found:,} of {len(vocab):,} vocabulary entries found")
+    return word_vectors_init(str(path), embeddings.vectors, embeddings.freeze, embeddings.lr_scale)
 
 
 @task(retries=1, retry_delay_seconds=5, cache_policy=NO_CACHE, task_run_name="ray-train")

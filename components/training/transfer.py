@@ -23,6 +23,13 @@ def pretrained_init(init: InitFrom, weights: str, source: str) -> dict[str, Any]
     return {"weights": weights, "source": source, **init.model_dump(include={"freeze", "replace_head", "lr_scale"})}
 
 
+def word_vectors_init(weights: str, vectors: str, freeze: bool, lr_scale: float) -> dict[str, Any]:
+    """The loop config's init for an `embed` layer started from word vectors (`weights`
+    holds `embed.weight` alone, so every other layer starts fresh)."""
+    return {"weights": weights, "source": f"text.embeddings {vectors}", "freeze": ["embed"] if freeze else [],
+            "replace_head": True, "lr_scale": lr_scale}
+
+
 def load_pretrained(model: nn.Module, init: dict[str, Any]) -> set[str]:
     """Copy the source weights into `model` (all but `head` with replace_head), freeze the
     parameters under the `freeze` prefixes; return the names of the parameters loaded."""

