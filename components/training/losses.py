@@ -62,3 +62,30 @@ def _check(task: str, out_features: int) -> None:
         raise ValueError(f"task must be 'classification' or 'regression', got {task!r}")
     if out_features < 1:
         raise ValueError(f"out_features must be >= 1, got {out_features}")
+
+
+def class_weights(counts: list[int] | torch.Tensor) -> torch.Tensor:
+    """Cost-sensitive weights (the BANNER paper's): each class's ratio to the largest class,
+    largest / count, so the most frequent class weighs 1 and a class ten times rarer 10.
+    A class never seen weighs 0 (it contributes no loss to weigh)."""
+    counts = torch.as_tensor(counts, dtype=torch.float32)
+    if counts.dim() != 1 or len(counts) == 0 or (counts < 0).any() or counts.max() <= 0:
+        raise ValueError(f"class counts must be a non-empty list of counts >= 0 with one above 0, got {counts.tolist()}")
+    return torch.where(counts > 0, counts.max() / counts.clamp(min=1), torch.zeros_like(counts))
+
+
+def focal_loss(
+    logits: torch.Tensor, target: torch.Tensor, gamma: float = 2.0, weight: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Mean focal loss -(1 - p_t)^gamma · log p_t over (N, C) logits and (N,) targets (Lin et
+    al.): well-classified examples count less, so rare hard ones dominate. gamma 0 is
+    cross-entropy; `weight` scales each example by its class's weight, and the mean is then
+    over the weights, as in `F.cross_entropy`."""
+    if gamma < 0:
+        raise ValueError(f"gamma must be >= 0, got {gamma}")
+    log_p = F.log_softmax(logits.float(), dim=-1).gather(1, target.long().unsqueeze(1)).squeeze(1)  # (N,) log p_t
+    loss = -((1.0 - log_p.exp()) ** gamma) * log_p
+    if weight is None:
+        return loss.mean()
+    w = weight.to(loss.device)[target.long()]
+    return (w * loss).sum() / w.sum().clamp(min=1e-12)
