@@ -76,11 +76,15 @@ class SchemaConfig(_Strict):
 BundledDataset = Literal["iris", "wine", "breast_cancer", "digits", "diabetes"]
 BundledImages = Literal["digits", "mnist", "fashion_mnist"]
 BundledText = Literal["rotten_tomatoes"]
+BundledTagged = Literal["ner_synthetic"]
 # Sources whose rows are images; every other format holds table rows.
 IMAGE_FORMATS = ("image_folder", "manifest", "npz", "idx", "bundled_images")
+# Sources whose rows are tagged sentences (CoNLL's token<TAB>tag lines).
+TAGGED_FORMATS = ("conll", "bundled_ner")
 _BUNDLED = {"sklearn": ["iris", "wine", "breast_cancer", "digits", "diabetes"],
             "bundled_images": ["digits", "mnist", "fashion_mnist"],
-            "bundled_text": ["rotten_tomatoes"]}
+            "bundled_text": ["rotten_tomatoes"],
+            "bundled_ner": ["ner_synthetic"]}
 
 
 class SourceConfig(_Strict):
@@ -96,11 +100,14 @@ class SourceConfig(_Strict):
 
     format: Literal[
         "csv", "parquet", "ndjson", "sklearn", "image_folder", "manifest", "npz", "idx", "bundled_images", "bundled_text",
+        "conll", "bundled_ner",
     ]
     pattern: str = Field("*", description="glob of files in the landing folder")
     dataset: str | None = None
     files: int = Field(1, ge=1, description="sklearn and bundled_text: how many landing files to write")
-    limit: int | None = Field(None, ge=1, description="bundled_images only: keep the first N images of each file")
+    limit: int | None = Field(
+        None, ge=1, description="bundled_images: keep the first N images of each file; bundled_ner: sentences (3000)"
+    )
 
     @model_validator(mode="after")
     def _dataset_for_bundled(self) -> "SourceConfig":
@@ -109,14 +116,16 @@ class SourceConfig(_Strict):
             raise ValueError(f"format {self.format!r} needs 'dataset', one of {allowed}, got {self.dataset!r}")
         if allowed is None and self.dataset is not None:
             raise ValueError(f"'dataset' is only for formats {sorted(_BUNDLED)}, not {self.format!r}")
-        if self.limit is not None and self.format != "bundled_images":
-            raise ValueError(f"'limit' is only for format 'bundled_images', not {self.format!r}")
+        if self.limit is not None and self.format not in ("bundled_images", "bundled_ner"):
+            raise ValueError(f"'limit' is only for formats 'bundled_images' and 'bundled_ner', not {self.format!r}")
         return self
 
     @property
-    def modality(self) -> Literal["tabular", "image"]:
-        """How files become bronze rows: images, or table rows (text rows included)."""
-        return "image" if self.format in IMAGE_FORMATS else "tabular"
+    def modality(self) -> Literal["tabular", "image", "tagged"]:
+        """How files become bronze rows: images, tagged sentences, or table rows (text rows included)."""
+        if self.format in IMAGE_FORMATS:
+            return "image"
+        return "tagged" if self.format in TAGGED_FORMATS else "tabular"
 
 
 SchemaEvolution = Literal["fail", "add_new_columns", "rescue", "ignore"]
@@ -294,6 +303,19 @@ class TextConfig(_Strict):
     embeddings: EmbeddingsConfig | None = Field(None, description="tokens: pretrained vectors for the embedding layer")
 
 
+class TaggingConfig(_Strict):
+    """How tagged sentences become model inputs: a word vocabulary fitted on the training
+    split's tokens, ids padded (id 0) and cut at `max_length`; the tags are the classes."""
+
+    lower: bool = Field(False, description="lower-case tokens (capitals often mark names: kept by default)")
+    min_freq: int = Field(1, ge=1, description="rarer tokens become <UNK>")
+    max_vocab: int | None = Field(None, ge=1)
+    max_length: int = Field(
+        128, ge=1, description="tokens a model reads: longer training sentences are cut, longer requests refused"
+    )
+    embeddings: EmbeddingsConfig | None = Field(None, description="pretrained vectors for the embedding layer")
+
+
 class PreprocessConfig(_Strict):
     impute: Literal["mean", "median", "most_frequent", "none"] = "mean"
     scale: Literal["standard", "minmax", "none"] = "standard"
@@ -380,6 +402,10 @@ class TrainingConfig(_Strict):
     # autocast: bf16 runs on CPUs and GPUs; fp16 needs a GPU and a gradient scaler
     precision: Literal["fp32", "bf16", "fp16"] = "fp32"
     grad_check: bool = Field(False, description="check backprop on one batch by two-sided differences first")
+    class_weights: bool = Field(
+        False, description="tagging, softmax decoder: weigh each tag's loss by its ratio to the largest tag's count"
+    )
+    focal_gamma: float = Field(0.0, ge=0, description="tagging, softmax decoder: focal loss (0: cross-entropy)")
     adversarial: AdversarialTrainingConfig | None = Field(None, description="attacked examples in training batches")
     seed: int = 0
 
@@ -665,6 +691,7 @@ class PipelineConfig(_Strict):
     schema_: SchemaConfig | None = Field(None, alias="schema", description="table sources: the declared columns")
     images: ImageConfig | None = Field(None, description="image sources: how images become inputs")
     text: TextConfig | None = Field(None, description="text in a table source: which column, how it becomes tokens")
+    tagging: TaggingConfig | None = Field(None, description="tagged sentences: how tokens become inputs")
     stream: StreamConfig = StreamConfig()
     schedule: RunScheduleConfig | None = None
     split: SplitConfig = SplitConfig()
@@ -680,15 +707,18 @@ class PipelineConfig(_Strict):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
     @property
-    def modality(self) -> Literal["tabular", "image", "text"]:
-        """What the model reads: images, text (a `text` section over table rows) or table rows."""
-        if self.source.modality == "image":
-            return "image"
+    def modality(self) -> Literal["tabular", "image", "text", "tagged"]:
+        """What the model reads: images, tagged sentences, text (a `text` section over table
+        rows) or table rows."""
+        if self.source.modality in ("image", "tagged"):
+            return self.source.modality
         return "text" if self.text is not None else "tabular"
 
     @property
-    def task(self) -> Literal["classification", "regression"]:
-        """Image sources are labelled by class; tables say in schema.task."""
+    def task(self) -> Literal["classification", "regression", "tagging"]:
+        """Image sources are labelled by class, tagged sentences token by token; tables say in schema.task."""
+        if self.modality == "tagged":
+            return "tagging"
         return self.schema_.task if self.schema_ is not None else "classification"
 
     @model_validator(mode="before")
@@ -697,10 +727,23 @@ class PipelineConfig(_Strict):
         source = data.get("source") if isinstance(data, dict) else None
         if isinstance(source, dict) and source.get("format") in IMAGE_FORMATS and "images" not in data:
             return {**data, "images": {}}
+        if isinstance(source, dict) and source.get("format") in TAGGED_FORMATS and "tagging" not in data:
+            return {**data, "tagging": {}}
         return data
 
     @model_validator(mode="after")
     def _cross_checks(self) -> "PipelineConfig":
+        if self.modality == "tagged":
+            for key, value in (("schema", self.schema_), ("images", self.images), ("text", self.text)):
+                if value is not None:
+                    raise ValueError(f"source format {self.source.format!r} holds tagged sentences: leave out {key!r}")
+            if self.split.method not in ("holdout", "kfold") or self.split.stratify:
+                raise ValueError("tagged sentences split by holdout or kfold, unstratified (a sentence has many tags)")
+            if self.stream.schema_evolution != "fail":
+                raise ValueError("stream.schema_evolution is for table sources; tagged sentences have no columns to evolve")
+            return self._model_checks()
+        if self.tagging is not None:
+            raise ValueError(f"'tagging' is only for tagged sources (conll, bundled_ner), not {self.source.format!r}")
         if self.modality == "image":
             if self.stream.schema_evolution != "fail":
                 raise ValueError("stream.schema_evolution is for table sources; images have no columns to evolve")

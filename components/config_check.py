@@ -43,6 +43,10 @@ def check_pipeline(config: PipelineConfig, path: str | Path) -> None:
         problems += _image_problems(config)
     if config.modality == "text":
         problems += _text_problems(config)
+    tags = config.model.kind in kinds() and family(config.model) == "torch" and training_task(config.model) == "tagging"
+    if (config.modality == "tagged") != tags and config.model.kind in kinds():
+        problems.append(("model.kind", "tagged sentences train tagging kinds (tagger), and tagging kinds need tagged "
+                         f"sentences; {config.model.kind!r} on a {config.modality} source", config.model.kind))
     if config.tuning is not None:
         model = config.model.model_dump(include={"kind", "params"})
         for key, dist in config.tuning.space.items():
@@ -68,6 +72,9 @@ def planned_info(config: PipelineConfig) -> DataInfo:
         height, width = images.size if images.size else (_PLANNED_SIDE, _PLANNED_SIDE)
         shape = (images.channels or 1, height, width)
         return DataInfo(modality="image", task="classification", input_shape=shape, classes=classes)
+    if config.modality == "tagged":
+        return DataInfo(modality="tagged", task="tagging", input_shape=(config.tagging.max_length,),
+                        classes=("O", "B-X", "I-X"), vocab_size=_PLANNED_VOCAB)
     if config.modality == "text":
         width = config.text.max_length if config.text.features == "tokens" else _PLANNED_VOCAB
         return DataInfo(modality="text", task="classification", input_shape=(width,), classes=classes,

@@ -626,6 +626,8 @@ def predict(
 
 
 def _flat(prediction: object) -> dict[str, object]:
+    if isinstance(prediction, dict) and "entities" in prediction:
+        return {"entities": "; ".join(f"{e['type']} {e['text']}" for e in prediction["entities"]) or "-"}
     if isinstance(prediction, dict) and "distance" in prediction:
         return {"distance": round(prediction["distance"], 4), "same": prediction["same"]}
     if isinstance(prediction, dict):
@@ -643,6 +645,8 @@ def _smoke(ws: Workspace, url: str, n: int) -> None:
     from components.data.lake import Lake
     from components.data.preparation import raw_split
     from components.data.silver import read_silver
+    from components.data.splits import assign_splits
+    from components.data.bio import entities
     from components.evaluation.verification import make_pairs
     from components.models import training_task
     from flows.summary import predictions_table, show
@@ -662,6 +666,11 @@ def _smoke(ws: Workspace, url: str, n: int) -> None:
         test = raw_images(bronze, cfg.split, "test").head(n)
         truths = test["label"].to_list()
         predictions, version = predict_images(url, cfg.serving.name, test["image"].to_list())
+    elif cfg.modality == "tagged":
+        test = bronze.filter(assign_splits(bronze, cfg.split, "tags") == "test").head(n)
+        truths = ["; ".join(f"{e.type} {' '.join(tokens[e.start:e.end])}" for e in entities(tags)) or "-"
+                  for tokens, tags in zip(test["tokens"].to_list(), test["tags"].to_list())]
+        predictions, version = predict_instances(url, cfg.serving.name, test["tokens"].to_list(), chunk=64)
     elif cfg.modality == "text":
         test = raw_split(bronze, cfg.schema_, cfg.split, "test").head(n)
         truths = test[cfg.schema_.target].to_list()

@@ -14,10 +14,12 @@ from prefect.logging import get_run_logger
 from components.config import ImageConfig, PipelineConfig, SourceConfig
 from components.data.bundled import bundled_frame, write_landing_files
 from components.data.bundled_text import bundled_text_frame
+from components.data.conll import read_conll, write_landing_conll
 from components.data.images import (
     ImageSpec, bundled_classes, bundled_format, list_image_sources, read_landed_image_source, write_bundled_images,
 )
 from components.data.lake import Lake
+from components.data.ner_synthetic import conll_text, ner_sentences
 from components.data.sources import HashCache, list_landing, settled
 from components.data.streaming import (
     BatchResult, FileRows, IngestStream, PendingBatch, Triage, checked_file, micro_batches, new_files,
@@ -74,6 +76,7 @@ class _Source:
 
 # Bundled sets landed as CSV files.
 BUNDLED_TABLES = ("sklearn", "bundled_text")
+NER_SENTENCES = 3000  # ner_synthetic sentences landed when source.limit does not say
 
 
 @task(
@@ -84,6 +87,9 @@ def stage_bundled(source: SourceConfig, landing: Path) -> list[Path]:
     """Write a data set that ships inside a package into the landing folder as ordinary files."""
     if source.format == "bundled_images":
         return write_bundled_images(source.dataset, landing, source.limit)
+    if source.format == "bundled_ner":
+        text = conll_text(ner_sentences(source.limit or NER_SENTENCES, seed=0))
+        return write_landing_conll(text, landing, source.files, stem=source.dataset)
     frame = bundled_text_frame(source.dataset) if source.format == "bundled_text" else bundled_frame(source.dataset)
     return write_landing_files(frame, landing, source.files, stem=source.dataset)
 
@@ -97,6 +103,9 @@ def _read(src: _Source, path: Path, content_hash: str) -> FileRows:
         classes = bundled_classes(cfg.source.dataset) if cfg.source.format == "bundled_images" else None
         spec = ImageSpec(max_bytes=images.max_bytes, max_size=images.max_size)
         good, bad = read_landed_image_source(path, src.landing, src._image_format, spec, classes)
+        return FileRows(name, content_hash, good, bad)
+    if cfg.modality == "tagged":
+        good, bad = read_conll(path.read_bytes(), name)
         return FileRows(name, content_hash, good, bad)
     fmt = "csv" if cfg.source.format in BUNDLED_TABLES else cfg.source.format
     large = int(cfg.stream.large_file_mb * 2**20)
@@ -139,7 +148,7 @@ def ingest(ws: Workspace, hashes: HashCache | None = None, wait_to_settle: bool 
         if pending is not None:
             logger.warning("completing batch %d, interrupted before all its commits", pending.batch)
             batches.append(complete_batch(stream, src, pending))
-        staged = set(stage_bundled(cfg.source, ws.landing)) if cfg.source.format in (*BUNDLED_TABLES, "bundled_images") else set()
+        staged = set(stage_bundled(cfg.source, ws.landing)) if cfg.source.format in (*BUNDLED_TABLES, "bundled_images", "bundled_ner") else set()
         listed = src.list()
         candidates = [p for p in listed if p not in staged]
         ready, wait = settled(candidates, cfg.stream.settle_seconds)

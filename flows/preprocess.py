@@ -13,6 +13,7 @@ from components.data.fitted_state import FittedState
 from components.data.image_preparation import prepare_images
 from components.data.preparation import prepare
 from components.data.silver import SilverSnapshot, write_silver
+from components.data.tagged_preparation import prepare_tagged
 from components.data.text_preparation import prepare_text
 from flows.workspace import Workspace
 
@@ -36,6 +37,8 @@ def fit_splits(bronze: pl.DataFrame, config: PipelineConfig) -> tuple[dict[str, 
         return prepare_images(bronze, config.split, config.images)
     if config.modality == "text":
         return prepare_text(bronze, config.schema_, config.split, config.text)
+    if config.modality == "tagged":
+        return prepare_tagged(bronze, config.split, config.tagging)
     return prepare(bronze, config.schema_, config.split, config.preprocessing)
 
 

@@ -22,7 +22,9 @@ from components.data.lake import Lake
 from components.data.preparation import raw_split
 from components.data.silver import SilverSnapshot, split_arrays
 from components.evaluation.outcome import TrialOutcome
-from components.evaluation.report import check_evaluation, evaluation_report, holdout_report, verification_report
+from components.evaluation.report import (
+    check_evaluation, evaluation_report, holdout_report, tagging_report, verification_report,
+)
 from components.evaluation.robustness import pixel_statistics
 from components.models import build, family
 from flows.workspace import Workspace
@@ -73,9 +75,12 @@ def build_bundle(
     bundle = load_bundle(directory)
     features = snapshot.features
     inputs, labels = split_arrays(snapshot, "test")
-    classes = [str(c) for c in features.labels.classes_] if features.labels is not None else None
+    labelled = getattr(features, "labels", None)
+    classes = [str(c) for c in labelled.classes_] if labelled is not None else None
     if bundle.task == "verification":
         report = verification_report(bundle.model, inputs, labels, bundle.threshold)
+    elif bundle.task == "tagging":
+        report = tagging_report(bundle.model, inputs, labels, features.info.classes)
     else:
         report = holdout_report(bundle.model, inputs, labels, bundle.task, features.out_features, classes)
     extra = evaluation_report(

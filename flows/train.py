@@ -64,10 +64,11 @@ def _pretrained(ws: Workspace) -> dict[str, Any] | None:
 
 
 def _word_vectors(ws: Workspace, features: Any) -> dict[str, Any] | None:
-    """text.embeddings resolved: rows of the pretrained vectors for the fitted vocabulary,
+    """text.embeddings (or tagging.embeddings) resolved: rows of the pretrained vectors for the fitted vocabulary,
     written where every worker reads them, loaded into the model's `embed` layer like a
     transfer-learning source."""
-    embeddings = ws.config.text.embeddings if ws.config.text is not None else None
+    section = ws.config.text or ws.config.tagging
+    embeddings = section.embeddings if section is not None else None
     if embeddings is None:
         return None
     tokenizer = features.tokenizer

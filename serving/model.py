@@ -17,6 +17,7 @@ from components.artifacts.registry import download_bundle
 from components.config import RecorderConfig
 from components.data.image_requests import images_from_instances, pairs_from_instances
 from components.data.schema import InvalidInput, frame_from_records
+from components.data.tagged_requests import sentences_from_instances
 from components.data.text_requests import texts_from_instances
 from components.evaluation.visualize import explain_images, heatmap_png
 from serving.recording import open_recorder
@@ -56,6 +57,8 @@ class ModelServer:
                 inputs = {"a": "an image, as below", "b": "the image to compare it with", **inputs}
         elif features.modality == "text":
             inputs = {"text": f"a string of at most {features.max_length} tokens"}
+        elif features.modality == "tagged":
+            inputs = {"sentence": f"a string, or a list of tokens; at most {features.max_length} tokens"}
         else:
             inputs = {c: features.schema.columns[c].type for c in features.schema.features}
         recorded = self.recorder.stats() if self.recorder else None
@@ -105,7 +108,7 @@ class ModelServer:
 
     def _validated(self, instances: list[Any]) -> pl.DataFrame | list[Any]:
         """A typed frame of table rows, checked (H, W, C) pixel arrays (pairs of them for
-        verification models) or texts; InvalidInput names the bad field."""
+        verification models), texts or sentences to tag; InvalidInput names the bad field."""
         features = self.bundle.features
         if self.bundle.task == "verification":
             return pairs_from_instances(instances, features.spec, self.max_instances)
@@ -113,6 +116,8 @@ class ModelServer:
             return images_from_instances(instances, features.spec, self.max_instances)
         if features.modality == "text":
             return texts_from_instances(instances, features, self.max_instances)
+        if features.modality == "tagged":
+            return sentences_from_instances(instances, features, self.max_instances)
         return frame_from_records(instances, features.schema, self.max_instances)
 
     @serve.batch(max_batch_size=32, batch_wait_timeout_s=0.005)

@@ -12,11 +12,13 @@ class PredictRequest(BaseModel):
         description=(
             "tables: one object per row, {column: value} with exactly the model's feature columns; "
             'images: {"b64": "<base64 PNG or JPEG>"} or a nested array of pixels 0..255, (H, W) or (H, W, C); '
-            'verification models: pairs {"a": <image>, "b": <image>}'
+            'verification models: pairs {"a": <image>, "b": <image>}; text models: strings; '
+            "taggers: sentences as strings or lists of tokens"
         ),
         examples=[
             [{"mean_radius": 14.1, "mean_texture": 19.3}], [{"b64": "iVBORw0KGgo..."}],
             [{"a": {"b64": "iVBORw0KGgo..."}, "b": {"b64": "iVBORw0KGgo..."}}],
+            ["a gripping, funny film"], ["Anna Smith flew to Paris on Monday .", ["Omar", "visited", "Lima"]],
         ],
     )
     explain: bool = Field(False, description="ensembles: add each member's predictions to the response")
@@ -38,8 +40,23 @@ class Degraded(BaseModel):
     combined: list[str] = Field(description="the members whose answers were combined")
 
 
+class TaggedEntity(BaseModel):
+    type: str
+    text: str = Field(description="the entity as it stands in the sentence: sentence[start:end]")
+    start: int = Field(description="character offset of its first character")
+    end: int = Field(description="character offset just past its last character")
+    token_start: int
+    token_end: int = Field(description="one past its last token")
+
+
+class TaggedSentence(BaseModel):
+    tokens: list[str]
+    tags: list[str] = Field(description="one BIO tag per token")
+    entities: list[TaggedEntity]
+
+
 class PredictResponse(BaseModel):
-    predictions: list[ClassPrediction] | list[PairVerdict] | list[float]
+    predictions: list[ClassPrediction] | list[PairVerdict] | list[TaggedSentence] | list[float]
     model_name: str
     model_version: str
     members: dict[str, list[ClassPrediction] | list[float]] | None = Field(

@@ -28,12 +28,14 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
+import torch
 import torch.nn as nn
 
 from components.artifacts.checkpoint_files import read_state
 from components.artifacts.ensemble_io import ENSEMBLE_FILE, copy_ensemble, read_ensemble
 from components.artifacts.model_files import MODEL_FILES, read_model
 from components.data.fitted_state import FittedState, state_from_dict
+from components.data.tagged_requests import Sentence, tagged_answers
 from components.evaluation.verification import embed, pair_distances
 from components.models import family, training_task
 from components.models.outputs import predict_arrays
@@ -97,8 +99,8 @@ class Bundle:
 
     @property
     def task(self) -> str:
-        """What the model answers: classification or regression, as its data says, or
-        verification for embedding models (same or different, for pairs)."""
+        """What the model answers: classification, regression or tagging, as its data says,
+        or verification for embedding models (same or different, for pairs)."""
         if family(self.spec) == "torch" and training_task(self.spec) == "metric_learning":
             return "verification"
         return self.features.task
@@ -122,8 +124,19 @@ class Bundle:
         verification models, a number otherwise."""
         if self.task == "verification":
             return self.verify(rows)
+        if self.task == "tagging":
+            return self.tag(rows)
         pred, proba = predict_arrays(self.model, self.features.inputs(rows), self.task, self.features.out_features)
         return self.features.answers(proba if proba is not None else pred)
+
+    def tag(self, sentences: list[Sentence]) -> list[dict[str, Any]]:
+        """Tags and entities (with character offsets) of each sentence."""
+        if not sentences:
+            return []
+        x = torch.from_numpy(self.features.inputs([s.tokens for s in sentences]))  # (N, T) ids
+        self.model.eval()
+        paths = self.model.decode(x)
+        return tagged_answers(sentences, self.features.tag_names(paths))
 
     def verify(self, pairs: list[tuple[Any, Any]]) -> list[dict[str, Any]]:
         """Distance and same/different at the bundle's threshold for each (image, image) pair."""

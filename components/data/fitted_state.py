@@ -9,16 +9,17 @@ import numpy as np
 
 from components.data.image_preparation import ImageState
 from components.data.preparation import FeatureState
+from components.data.tagged_preparation import TaggedState
 from components.data.text_preparation import TextState
 
-FittedState = FeatureState | ImageState | TextState
+FittedState = FeatureState | ImageState | TextState | TaggedState
 
 
 def state_from_dict(d: dict[str, Any]) -> FittedState:
     """FeatureState for tables (files written before modalities existed say none), ImageState
     for images, TextState for text."""
     modality = d.get("modality", "tabular")
-    states = {"tabular": FeatureState, "image": ImageState, "text": TextState}
+    states = {"tabular": FeatureState, "image": ImageState, "text": TextState, "tagged": TaggedState}
     if modality not in states:
         raise ValueError(f"preprocess state has unknown modality {modality!r}; known: {', '.join(states)}")
     return states[modality].from_dict(d)
@@ -29,3 +30,9 @@ def batch_decoder(state: FittedState) -> Callable[[dict[str, np.ndarray]], np.nd
     the inputs (tables), else the state's `batch_inputs` (images are decoded, resized and
     normalised; token ids padded)."""
     return None if state.modality == "tabular" else state.batch_inputs
+
+
+def label_decoder(state: FittedState) -> Callable[[dict[str, np.ndarray]], np.ndarray] | None:
+    """How a batch of silver rows becomes labels: None where the label column is one value
+    per row, else the state's `batch_labels` (a tag per token, padded)."""
+    return getattr(state, "batch_labels", None)

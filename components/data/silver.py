@@ -16,7 +16,7 @@ import numpy as np
 import polars as pl
 from deltalake import DeltaTable
 
-from components.data.fitted_state import FittedState, batch_decoder, state_from_dict
+from components.data.fitted_state import FittedState, batch_decoder, label_decoder, state_from_dict
 from components.data.lake import Lake
 from components.data.preparation import LABEL
 
@@ -65,20 +65,25 @@ def read_silver(lake: Lake) -> SilverSnapshot:
 
 
 def read_arrays(
-    uri: str, version: int, columns: list[str], label_dtype: str, inputs: Decoder | None = None
+    uri: str, version: int, columns: list[str], label_dtype: str, inputs: Decoder | None = None,
+    labels_of: Decoder | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """(inputs, labels (N,)) of one silver table at a pinned version, for models that train
     on in-memory arrays (scikit-learn estimators) and for scoring. Inputs are the columns as
-    (N, F) float32, or what `inputs` (a fitted state's `batch_inputs`) makes of them."""
+    (N, F) float32, or what `inputs` (a fitted state's `batch_inputs`) makes of them; labels
+    the label column, or what `labels_of` (its `batch_labels`: tags per token) makes of it."""
     table = DeltaTable(uri, version=version).to_pyarrow_table(columns=[*columns, LABEL])
-    labels = table.column(LABEL).to_numpy().astype(label_dtype)
+    if labels_of is not None:
+        labels = labels_of({LABEL: table.column(LABEL).to_numpy(zero_copy_only=False)})
+    else:
+        labels = table.column(LABEL).to_numpy().astype(label_dtype)
     if inputs is not None:
         return inputs({c: table.column(c).to_numpy(zero_copy_only=False) for c in columns}), labels
     return pl.from_arrow(table.select(columns)).to_numpy().astype(np.float32), labels
 
 
-
 def split_arrays(snapshot: SilverSnapshot, split: str) -> tuple[np.ndarray, np.ndarray]:
     """(inputs, labels) of one split of `snapshot`, decoded as its modality needs."""
     state = snapshot.features
-    return read_arrays(*snapshot.tables[split], state.columns, state.label_dtype, batch_decoder(state))
+    return read_arrays(*snapshot.tables[split], state.columns, state.label_dtype, batch_decoder(state),
+                       label_decoder(state))

@@ -105,15 +105,37 @@ class WordTokenizer(_Vocabulary):
         self.max_vocab = max_vocab
 
     def fit(self, texts: Iterable[str]) -> "WordTokenizer":
-        if self.min_freq < 1:
-            raise ValueError(f"min_freq must be >= 1, got {self.min_freq}")
-        if self.max_vocab is not None and self.max_vocab <= len(SPECIALS):
-            raise ValueError(f"max_vocab must be > {len(SPECIALS)} (the special tokens), got {self.max_vocab}")
+        self._check_params()
         self._learn(Counter(t for text in texts for t in self.tokenize(text)), self.min_freq, self.max_vocab)
         return self
 
     def tokenize(self, text: str) -> list[str]:
         return _WORD.findall(text.lower() if self.lower else text)
+
+    def spans(self, text: str) -> list[tuple[str, int, int]]:
+        """(token, start, end) of each token of `text`, the offsets into `text` as given."""
+        return [(m.group(), m.start(), m.end()) for m in _WORD.finditer(text)]
+
+    def fit_tokens(self, sentences: Iterable[list[str]]) -> "WordTokenizer":
+        """`fit` on sentences already split into tokens (tagged data keeps its own tokens)."""
+        self._check_params()
+        counts = Counter(self._case(t) for tokens in sentences for t in tokens)
+        self._learn(counts, self.min_freq, self.max_vocab)
+        return self
+
+    def encode_tokens(self, tokens: list[str]) -> list[int]:
+        """Ids of tokens already split; unknown ones are `<UNK>` (1)."""
+        index = self._fitted()._index
+        return [index.get(self._case(t), 1) for t in tokens]
+
+    def _case(self, token: str) -> str:
+        return token.lower() if self.lower else token
+
+    def _check_params(self) -> None:
+        if self.min_freq < 1:
+            raise ValueError(f"min_freq must be >= 1, got {self.min_freq}")
+        if self.max_vocab is not None and self.max_vocab <= len(SPECIALS):
+            raise ValueError(f"max_vocab must be > {len(SPECIALS)} (the special tokens), got {self.max_vocab}")
 
     def decode(self, ids: Iterable[int], skip_special: bool = True) -> str:
         """Tokens joined by spaces, with no space before punctuation."""

@@ -1,53 +1,44 @@
-"""Entities from BIO tags, and entity-level precision, recall and F1 (micro, macro and per
-type), counted the way CoNLL's conlleval and `seqeval` count them: an entity is right only
-when its type and both of its ends are right.
+"""Entity-level precision, recall and F1 (micro, macro and per type), counted the way
+CoNLL's conlleval and `seqeval` count them: an entity (components/data/bio.py) is right
+only when its type and both of its ends are right.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
 
-
-@dataclass(frozen=True, order=True)
-class Entity:
-    start: int  # the first token's index
-    end: int  # one past the last token's index
-    type: str
-
-
-def entities(tags: list[str]) -> list[Entity]:
-    """The entities of one sentence's tags, conlleval's way: B-X starts one; I-X continues an
-    X entity and starts one after anything else (a sentence may open with I-X, or switch
-    type mid-run); O ends one."""
-    found: list[Entity] = []
-    start, kind = None, None
-    for i, tag in enumerate([*tags, "O"]):
-        prefix, _, label = tag.partition("-")
-        if prefix not in ("B", "I") or not label:
-            prefix, label = "O", None
-        ends = kind is not None and (prefix in ("O", "B") or label != kind)
-        if ends:
-            found.append(Entity(start, i, kind))
-            start, kind = None, None
-        if prefix == "B" or (prefix == "I" and kind is None):
-            start, kind = i, label
-    return found
+from components.data.bio import entities
 
 
 def entity_scores(true: list[list[str]], predicted: list[list[str]]) -> dict[str, float]:
     """Entity precision, recall and F1: `micro_*` over every entity, `macro_*` the mean over
     types, and `<TYPE>_*` per type (a type no sentence holds or predicts is left out)."""
+    return scores_from_counts(entity_counts(true, predicted))
+
+
+def entity_counts(true: list[list[str]], predicted: list[list[str]]) -> dict[str, float]:
+    """`hits:<TYPE>`, `gold:<TYPE>` and `guessed:<TYPE>` entity counts: sums that add up
+    across batches and workers, for `scores_from_counts`."""
     if len(true) != len(predicted):
         raise ValueError(f"{len(true)} true sentences against {len(predicted)} predicted")
-    hits, gold, guessed = Counter(), Counter(), Counter()
+    counts: Counter[str] = Counter()
     for i, (t, p) in enumerate(zip(true, predicted)):
         if len(t) != len(p):
             raise ValueError(f"sentence {i}: {len(t)} true tags against {len(p)} predicted")
         want, got = set(entities(t)), set(entities(p))
-        gold.update(e.type for e in want)
-        guessed.update(e.type for e in got)
-        hits.update(e.type for e in want & got)
+        counts.update(f"gold:{e.type}" for e in want)
+        counts.update(f"guessed:{e.type}" for e in got)
+        counts.update(f"hits:{e.type}" for e in want & got)
+    return {k: float(v) for k, v in counts.items()}
+
+
+def scores_from_counts(counts: dict[str, float]) -> dict[str, float]:
+    """`entity_scores` from (summed) `entity_counts`; other keys are ignored."""
+    hits, gold, guessed = Counter(), Counter(), Counter()
+    for key, value in counts.items():
+        kind, _, label = key.partition(":")
+        if kind in ("hits", "gold", "guessed") and label:
+            {"hits": hits, "gold": gold, "guessed": guessed}[kind][label] += int(value)
     scores: dict[str, float] = {}
     for kind in sorted(set(gold) | set(guessed)):
         scores.update({f"{kind}_{k}": v for k, v in _prf(hits[kind], guessed[kind], gold[kind]).items()})

@@ -26,7 +26,7 @@ from ray.train import Checkpoint, CheckpointConfig, RunConfig, ScalingConfig
 from deltalake import DeltaTable
 from ray.train.torch import TorchConfig, TorchTrainer
 
-from components.data.fitted_state import batch_decoder
+from components.data.fitted_state import batch_decoder, label_decoder
 from components.data.preparation import LABEL
 from components.evaluation.outcome import TrialOutcome
 from components.training.array_session import memory_batches
@@ -42,15 +42,17 @@ class SilverInputs:
     columns: list[str]  # model input columns
     label_dtype: str  # int64 for classification, float32 for regression
     inputs: Callable[[dict[str, np.ndarray]], np.ndarray] | None = None  # a fitted state's batch_inputs
+    labels: Callable[[dict[str, np.ndarray]], np.ndarray] | None = None  # its batch_labels (tags per token)
 
     @classmethod
     def of(cls, tables: dict[str, tuple[str, int]], state: Any) -> "SilverInputs":
-        """The inputs a fitted state (FeatureState, ImageState) describes: table rows are
+        """The inputs a fitted state (FeatureState, ImageState, ...) describes: table rows are
         model inputs as they are; other modalities are decoded by the state in read tasks."""
-        return cls(tables=tables, columns=state.columns, label_dtype=state.label_dtype, inputs=batch_decoder(state))
+        return cls(tables=tables, columns=state.columns, label_dtype=state.label_dtype, inputs=batch_decoder(state),
+                   labels=label_decoder(state))
 
     def datasets(self) -> dict[str, ray.data.Dataset]:
-        return silver_datasets(self.tables, self.columns, LABEL, self.label_dtype, self.inputs)
+        return silver_datasets(self.tables, self.columns, LABEL, self.label_dtype, self.inputs, self.labels)
 
 
 def silver_datasets(
@@ -59,19 +61,22 @@ def silver_datasets(
     target: str,
     label_dtype: str,
     inputs: Callable[[dict[str, np.ndarray]], np.ndarray] | None = None,
+    labels: Callable[[dict[str, np.ndarray]], np.ndarray] | None = None,
 ) -> dict[str, ray.data.Dataset]:
     """Ray Datasets over Delta tables pinned at versions: {split: (uri, version)} -> {split: ds}.
 
     Each batch becomes {"x": inputs, "y": (B,) label_dtype}: the feature columns as (B, F)
     float32, or what `inputs` makes of them (images decoded, resized and normalised to
-    (B, C, H, W)). The packing runs inside Ray Data's streaming read tasks on the cluster,
+    (B, C, H, W); token ids padded to (B, T)), and the labels, or what `labels` makes of
+    them (tags padded to (B, T)). The packing runs inside Ray Data's streaming read tasks on the cluster,
     not in the training loop or the driver. Needs a connected Ray: small tables are
     materialized here.
     """
 
     def pack(batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         x = inputs(batch) if inputs is not None else np.stack([batch[c] for c in features], axis=1).astype(np.float32)
-        return {"x": x, "y": batch[target].astype(label_dtype)}
+        y = labels(batch) if labels is not None else batch[target].astype(label_dtype)
+        return {"x": x, "y": y}
 
     datasets = {}
     for split, (uri, version) in tables.items():

@@ -10,7 +10,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from components.evaluation.entities import Entity, entities, entity_scores
+from components.data.bio import Entity, entities
+from components.evaluation.entities import entity_scores
 from components.models.crf import CRF, bio_constraints
 from components.training.losses import class_weights, focal_loss
 

@@ -1,7 +1,8 @@
 """`DataInfo`: what a model builder may know about the data, whatever its modality.
 
 Builders never see rows. They declare the data-derived fields they need in their config
-(`in_features`, `out_features`, `in_channels`, `height`, `width`, `vocab_size`, `task`)
+(`in_features`, `out_features`, `in_channels`, `height`, `width`, `vocab_size`, `classes`,
+`task`)
 and `components.models.build(spec, info)` fills exactly those from here.
 """
 
@@ -11,8 +12,8 @@ import math
 from dataclasses import dataclass
 from typing import Any, Literal
 
-Modality = Literal["tabular", "image", "text"]
-Task = Literal["classification", "regression"]
+Modality = Literal["tabular", "image", "text", "tagged"]
+Task = Literal["classification", "regression", "tagging"]
 
 
 @dataclass(frozen=True)
@@ -20,7 +21,8 @@ class DataInfo:
     modality: Modality
     task: Task
     input_shape: tuple[int, ...]  # one example: (F,) for a table row, (C, H, W) for an image, (T,) token ids
-    classes: tuple[str, ...] = ()  # classification: class names in label-index order
+    classes: tuple[str, ...] = ()  # classification: class names in label-index order; tagging: the tags
+    class_counts: tuple[int, ...] | None = None  # examples (tagging: tokens) of each class in the training split
     vocab_size: int | None = None
     # images: the per-channel (mean, std) of [0, 1] pixels the inputs were normalised with,
     # so code that must work in pixel units (attacks) can undo it
@@ -32,12 +34,17 @@ class DataInfo:
             raise ValueError(f"input_shape must be positive sizes, got {self.input_shape}")
         if self.modality == "image" and len(self.input_shape) != 3:
             raise ValueError(f"an image input_shape is (C, H, W), got {self.input_shape}")
-        if self.task == "classification" and len(self.classes) < 2:
-            raise ValueError(f"classification needs at least 2 classes, got {list(self.classes)}")
+        if self.task in ("classification", "tagging") and len(self.classes) < 2:
+            raise ValueError(f"{self.task} needs at least 2 classes, got {list(self.classes)}")
+        if self.class_counts is not None and len(self.class_counts) != len(self.classes):
+            raise ValueError(f"class_counts needs one count per class: {len(self.class_counts)} for {len(self.classes)}")
 
     @property
     def out_features(self) -> int:
-        """Model outputs: one per class; one logit (with a sigmoid) for two classes; one value for regression."""
+        """Model outputs: one per class (per token, tagging); one logit (with a sigmoid) for two
+        classes; one value for regression."""
+        if self.task == "tagging":
+            return len(self.classes)
         if self.task == "regression" or len(self.classes) == 2:
             return 1
         return len(self.classes)
@@ -49,7 +56,7 @@ class DataInfo:
 
     @property
     def label_dtype(self) -> str:
-        return "int64" if self.task == "classification" else "float32"
+        return "float32" if self.task == "regression" else "int64"
 
     def model_fields(self) -> dict[str, Any]:
         """Every data-derived value a model config may declare, by field name."""
@@ -58,12 +65,15 @@ class DataInfo:
             fields.update(in_channels=self.input_shape[0], height=self.input_shape[1], width=self.input_shape[2])
         if self.vocab_size is not None:
             fields["vocab_size"] = self.vocab_size
+        if self.classes:
+            fields["classes"] = list(self.classes)
         return fields
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "modality": self.modality, "task": self.task, "input_shape": list(self.input_shape),
             "classes": list(self.classes), "vocab_size": self.vocab_size,
+            "class_counts": list(self.class_counts) if self.class_counts is not None else None,
             "pixel_mean": list(self.pixel_mean) if self.pixel_mean is not None else None,
             "pixel_std": list(self.pixel_std) if self.pixel_std is not None else None,
         }
@@ -73,6 +83,7 @@ class DataInfo:
         return cls(
             modality=d["modality"], task=d["task"], input_shape=tuple(int(s) for s in d["input_shape"]),
             classes=tuple(str(c) for c in d.get("classes", ())), vocab_size=d.get("vocab_size"),
+            class_counts=tuple(int(c) for c in d["class_counts"]) if d.get("class_counts") is not None else None,
             pixel_mean=tuple(d["pixel_mean"]) if d.get("pixel_mean") is not None else None,
             pixel_std=tuple(d["pixel_std"]) if d.get("pixel_std") is not None else None,
         )

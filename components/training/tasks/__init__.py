@@ -3,8 +3,9 @@
 from components.training.tasks.base import Batch, TrainingTask
 from components.training.tasks.metric_learning import MetricLearning
 from components.training.tasks.supervised import Supervised
+from components.training.tasks.tagging import Tagging
 
-TASKS: dict[str, type[TrainingTask]] = {"supervised": Supervised, "metric_learning": MetricLearning}
+TASKS: dict[str, type[TrainingTask]] = {"supervised": Supervised, "metric_learning": MetricLearning, "tagging": Tagging}
 
 
 def task_class(name: str) -> type[TrainingTask]:
@@ -13,4 +14,4 @@ def task_class(name: str) -> type[TrainingTask]:
     return TASKS[name]
 
 
-__all__ = ["Batch", "MetricLearning", "TASKS", "Supervised", "TrainingTask", "task_class"]
+__all__ = ["Batch", "MetricLearning", "TASKS", "Supervised", "Tagging", "TrainingTask", "task_class"]
