@@ -47,6 +47,8 @@ bench: setup
 	$(BIN)/python benchmarks/cnn_quality.py
 	$(BIN)/python benchmarks/ingest_throughput.py
 	$(BIN)/python benchmarks/score_throughput.py
+	$(BIN)/python benchmarks/recorder_overhead.py
+	$(BIN)/python benchmarks/language_quality.py
 
 clean:
 	rm -rf .rayline
