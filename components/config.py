@@ -77,14 +77,18 @@ BundledDataset = Literal["iris", "wine", "breast_cancer", "digits", "diabetes"]
 BundledImages = Literal["digits", "mnist", "fashion_mnist"]
 BundledText = Literal["rotten_tomatoes"]
 BundledTagged = Literal["ner_synthetic"]
+BundledCorpus = Literal["hamlet"]
 # Sources whose rows are images; every other format holds table rows.
 IMAGE_FORMATS = ("image_folder", "manifest", "npz", "idx", "bundled_images")
 # Sources whose rows are tagged sentences (CoNLL's token<TAB>tag lines).
 TAGGED_FORMATS = ("conll", "bundled_ner")
+# Sources of running text without labels (plain .txt files), for language models.
+CORPUS_FORMATS = ("text_files", "bundled_corpus")
 _BUNDLED = {"sklearn": ["iris", "wine", "breast_cancer", "digits", "diabetes"],
             "bundled_images": ["digits", "mnist", "fashion_mnist"],
             "bundled_text": ["rotten_tomatoes"],
-            "bundled_ner": ["ner_synthetic"]}
+            "bundled_ner": ["ner_synthetic"],
+            "bundled_corpus": ["hamlet"]}
 
 
 class SourceConfig(_Strict):
@@ -100,7 +104,7 @@ class SourceConfig(_Strict):
 
     format: Literal[
         "csv", "parquet", "ndjson", "sklearn", "image_folder", "manifest", "npz", "idx", "bundled_images", "bundled_text",
-        "conll", "bundled_ner",
+        "conll", "bundled_ner", "text_files", "bundled_corpus",
     ]
     pattern: str = Field("*", description="glob of files in the landing folder")
     dataset: str | None = None
@@ -121,10 +125,13 @@ class SourceConfig(_Strict):
         return self
 
     @property
-    def modality(self) -> Literal["tabular", "image", "tagged"]:
-        """How files become bronze rows: images, tagged sentences, or table rows (text rows included)."""
+    def modality(self) -> Literal["tabular", "image", "tagged", "corpus"]:
+        """How files become bronze rows: images, tagged sentences, passages of running text,
+        or table rows (text rows included)."""
         if self.format in IMAGE_FORMATS:
             return "image"
+        if self.format in CORPUS_FORMATS:
+            return "corpus"
         return "tagged" if self.format in TAGGED_FORMATS else "tabular"
 
 
@@ -293,7 +300,7 @@ class TextConfig(_Strict):
     (`features: tokens`) or counted into one vector per text (`bag_of_words`, `tfidf`) for
     the kinds that read vectors (logistic_regression, naive_bayes, mlp)."""
 
-    column: str = Field(description="the declared str column holding the text")
+    column: str | None = Field(None, description="table sources: the declared str column holding the text")
     tokenizer: TokenizerConfig = TokenizerConfig()
     max_length: int = Field(
         128, ge=1, description="tokens a model reads: longer training texts are cut, longer requests refused"
@@ -712,13 +719,16 @@ class PipelineConfig(_Strict):
         rows) or table rows."""
         if self.source.modality in ("image", "tagged"):
             return self.source.modality
-        return "text" if self.text is not None else "tabular"
+        return "text" if self.text is not None or self.source.modality == "corpus" else "tabular"
 
     @property
-    def task(self) -> Literal["classification", "regression", "tagging"]:
-        """Image sources are labelled by class, tagged sentences token by token; tables say in schema.task."""
+    def task(self) -> Literal["classification", "regression", "tagging", "language_model"]:
+        """Image sources are labelled by class, tagged sentences token by token, running text
+        predicts its own next token; tables say in schema.task."""
         if self.modality == "tagged":
             return "tagging"
+        if self.source.modality == "corpus":
+            return "language_model"
         return self.schema_.task if self.schema_ is not None else "classification"
 
     @model_validator(mode="before")
@@ -729,6 +739,8 @@ class PipelineConfig(_Strict):
             return {**data, "images": {}}
         if isinstance(source, dict) and source.get("format") in TAGGED_FORMATS and "tagging" not in data:
             return {**data, "tagging": {}}
+        if isinstance(source, dict) and source.get("format") in CORPUS_FORMATS and "text" not in data:
+            return {**data, "text": {}}
         return data
 
     @model_validator(mode="after")
@@ -744,6 +756,19 @@ class PipelineConfig(_Strict):
             return self._model_checks()
         if self.tagging is not None:
             raise ValueError(f"'tagging' is only for tagged sources (conll, bundled_ner), not {self.source.format!r}")
+        if self.source.modality == "corpus":
+            for key, value in (("schema", self.schema_), ("images", self.images)):
+                if value is not None:
+                    raise ValueError(f"source format {self.source.format!r} holds running text: leave out {key!r}")
+            if self.text.column is not None:
+                raise ValueError("text.column is for table sources; running text is read whole")
+            if self.text.features != "tokens":
+                raise ValueError(f"a language model reads tokens: text.features must be tokens, got {self.text.features!r}")
+            if self.split.method not in ("holdout", "kfold") or self.split.stratify:
+                raise ValueError("running text splits by holdout or kfold, unstratified (it has no labels)")
+            if self.stream.schema_evolution != "fail":
+                raise ValueError("stream.schema_evolution is for table sources; running text has no columns to evolve")
+            return self._model_checks()
         if self.modality == "image":
             if self.stream.schema_evolution != "fail":
                 raise ValueError("stream.schema_evolution is for table sources; images have no columns to evolve")
@@ -781,6 +806,8 @@ class PipelineConfig(_Strict):
 
     def _text_checks(self) -> "PipelineConfig":
         schema, column = self.schema_, self.text.column
+        if column is None:
+            raise ValueError("text.column is required: name the declared str column that holds the text")
         if column == schema.target:
             raise ValueError(f"text.column {column!r} is the target; name the column that holds the text")
         if column not in schema.columns or schema.columns[column].type != "str":

@@ -41,12 +41,9 @@ def check_pipeline(config: PipelineConfig, path: str | Path) -> None:
     problems += _task_problems(config)
     if config.modality == "image":
         problems += _image_problems(config)
-    if config.modality == "text":
+    if config.modality == "text" and config.task != "language_model":
         problems += _text_problems(config)
-    tags = config.model.kind in kinds() and family(config.model) == "torch" and training_task(config.model) == "tagging"
-    if (config.modality == "tagged") != tags and config.model.kind in kinds():
-        problems.append(("model.kind", "tagged sentences train tagging kinds (tagger), and tagging kinds need tagged "
-                         f"sentences; {config.model.kind!r} on a {config.modality} source", config.model.kind))
+    problems += _sequence_task_problems(config)
     if config.tuning is not None:
         model = config.model.model_dump(include={"kind", "params"})
         for key, dist in config.tuning.space.items():
@@ -75,6 +72,9 @@ def planned_info(config: PipelineConfig) -> DataInfo:
     if config.modality == "tagged":
         return DataInfo(modality="tagged", task="tagging", input_shape=(config.tagging.max_length,),
                         classes=("O", "B-X", "I-X"), vocab_size=_PLANNED_VOCAB)
+    if config.task == "language_model":
+        return DataInfo(modality="text", task="language_model", input_shape=(config.text.max_length,),
+                        vocab_size=_PLANNED_VOCAB)
     if config.modality == "text":
         width = config.text.max_length if config.text.features == "tokens" else _PLANNED_VOCAB
         return DataInfo(modality="text", task="classification", input_shape=(width,), classes=classes,
@@ -100,6 +100,23 @@ def _image_problems(config: PipelineConfig) -> list[Problem]:
 
 
 Problem = tuple[str, str, Any]
+
+
+# The training tasks that need their own kind of source: kinds of these tasks train on
+# nothing else, and these sources train nothing else.
+_SOURCE_TASKS = {"tagging": ("tagged sentences", "tagger"), "language_model": ("running text", "rnn_lm")}
+
+
+def _sequence_task_problems(config: PipelineConfig) -> list[Problem]:
+    kind = config.model.kind
+    if kind not in kinds():
+        return []
+    kind_task = training_task(config.model) if family(config.model) == "torch" else None
+    for task, (source, example) in _SOURCE_TASKS.items():
+        if (config.task == task) != (kind_task == task):
+            return [("model.kind", f"{source} train {task} kinds (e.g. {example}), and {task} kinds need {source}; "
+                     f"got {kind!r} for a {config.task} source", kind)]
+    return []
 
 
 def _text_problems(config: PipelineConfig) -> list[Problem]:

@@ -626,6 +626,8 @@ def predict(
 
 
 def _flat(prediction: object) -> dict[str, object]:
+    if isinstance(prediction, dict) and "prompt" in prediction:
+        return {"prompt": prediction["prompt"], "generated": prediction["text"]}
     if isinstance(prediction, dict) and "entities" in prediction:
         return {"entities": "; ".join(f"{e['type']} {e['text']}" for e in prediction["entities"]) or "-"}
     if isinstance(prediction, dict) and "distance" in prediction:
@@ -666,6 +668,13 @@ def _smoke(ws: Workspace, url: str, n: int) -> None:
         test = raw_images(bronze, cfg.split, "test").head(n)
         truths = test["label"].to_list()
         predictions, version = predict_images(url, cfg.serving.name, test["image"].to_list())
+    elif cfg.task == "language_model":
+        # the opening of each of n test passages, continued by the model
+        test = bronze.filter(assign_splits(bronze, cfg.split, "text") == "test").head(n)
+        prompts = [text[:40] for text in test["text"].to_list()]
+        truths = [text[40:100] for text in test["text"].to_list()]
+        requests = [{"prompt": p, "max_tokens": 60, "temperature": 0.8, "top_k": 10, "seed": i} for i, p in enumerate(prompts)]
+        predictions, version = predict_instances(url, cfg.serving.name, requests, chunk=8)
     elif cfg.modality == "tagged":
         test = bronze.filter(assign_splits(bronze, cfg.split, "tags") == "test").head(n)
         truths = ["; ".join(f"{e.type} {' '.join(tokens[e.start:e.end])}" for e in entities(tags)) or "-"

@@ -15,6 +15,7 @@ from components.config import ImageConfig, PipelineConfig, SourceConfig
 from components.data.bundled import bundled_frame, write_landing_files
 from components.data.bundled_text import bundled_text_frame
 from components.data.conll import read_conll, write_landing_conll
+from components.data.corpus import read_text_file, write_bundled_corpus
 from components.data.images import (
     ImageSpec, bundled_classes, bundled_format, list_image_sources, read_landed_image_source, write_bundled_images,
 )
@@ -77,6 +78,7 @@ class _Source:
 # Bundled sets landed as CSV files.
 BUNDLED_TABLES = ("sklearn", "bundled_text")
 NER_SENTENCES = 3000  # ner_synthetic sentences landed when source.limit does not say
+BUNDLED = (*BUNDLED_TABLES, "bundled_images", "bundled_ner", "bundled_corpus")
 
 
 @task(
@@ -87,6 +89,8 @@ def stage_bundled(source: SourceConfig, landing: Path) -> list[Path]:
     """Write a data set that ships inside a package into the landing folder as ordinary files."""
     if source.format == "bundled_images":
         return write_bundled_images(source.dataset, landing, source.limit)
+    if source.format == "bundled_corpus":
+        return write_bundled_corpus(source.dataset, landing)
     if source.format == "bundled_ner":
         text = conll_text(ner_sentences(source.limit or NER_SENTENCES, seed=0))
         return write_landing_conll(text, landing, source.files, stem=source.dataset)
@@ -106,6 +110,9 @@ def _read(src: _Source, path: Path, content_hash: str) -> FileRows:
         return FileRows(name, content_hash, good, bad)
     if cfg.modality == "tagged":
         good, bad = read_conll(path.read_bytes(), name)
+        return FileRows(name, content_hash, good, bad)
+    if cfg.source.modality == "corpus":
+        good, bad = read_text_file(path.read_bytes(), name)
         return FileRows(name, content_hash, good, bad)
     fmt = "csv" if cfg.source.format in BUNDLED_TABLES else cfg.source.format
     large = int(cfg.stream.large_file_mb * 2**20)
@@ -148,7 +155,7 @@ def ingest(ws: Workspace, hashes: HashCache | None = None, wait_to_settle: bool 
         if pending is not None:
             logger.warning("completing batch %d, interrupted before all its commits", pending.batch)
             batches.append(complete_batch(stream, src, pending))
-        staged = set(stage_bundled(cfg.source, ws.landing)) if cfg.source.format in (*BUNDLED_TABLES, "bundled_images", "bundled_ner") else set()
+        staged = set(stage_bundled(cfg.source, ws.landing)) if cfg.source.format in BUNDLED else set()
         listed = src.list()
         candidates = [p for p in listed if p not in staged]
         ready, wait = settled(candidates, cfg.stream.settle_seconds)

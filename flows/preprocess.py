@@ -9,6 +9,7 @@ from prefect.logging import get_run_logger
 
 from components.config import PipelineConfig
 from components.data.lake import Lake
+from components.data.corpus_preparation import prepare_corpus
 from components.data.fitted_state import FittedState
 from components.data.image_preparation import prepare_images
 from components.data.preparation import prepare
@@ -35,6 +36,8 @@ def read_bronze(lake_root: str, version: int | None = None) -> tuple[pl.DataFram
 def fit_splits(bronze: pl.DataFrame, config: PipelineConfig) -> tuple[dict[str, pl.DataFrame], FittedState]:
     if config.modality == "image":
         return prepare_images(bronze, config.split, config.images)
+    if config.task == "language_model":
+        return prepare_corpus(bronze, config.split, config.text)
     if config.modality == "text":
         return prepare_text(bronze, config.schema_, config.split, config.text)
     if config.modality == "tagged":

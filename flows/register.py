@@ -23,7 +23,7 @@ from components.data.preparation import raw_split
 from components.data.silver import SilverSnapshot, split_arrays
 from components.evaluation.outcome import TrialOutcome
 from components.evaluation.report import (
-    check_evaluation, evaluation_report, holdout_report, tagging_report, verification_report,
+    check_evaluation, evaluation_report, holdout_report, language_model_report, tagging_report, verification_report,
 )
 from components.evaluation.robustness import pixel_statistics
 from components.models import build, family
@@ -81,6 +81,8 @@ def build_bundle(
         report = verification_report(bundle.model, inputs, labels, bundle.threshold)
     elif bundle.task == "tagging":
         report = tagging_report(bundle.model, inputs, labels, features.info.classes)
+    elif bundle.task == "language_model":
+        report = language_model_report(bundle.model, inputs, labels)
     else:
         report = holdout_report(bundle.model, inputs, labels, bundle.task, features.out_features, classes)
     extra = evaluation_report(

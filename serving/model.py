@@ -15,6 +15,7 @@ from ray import serve
 from components.artifacts.bundle import load_bundle
 from components.artifacts.registry import download_bundle
 from components.config import RecorderConfig
+from components.data.generation_requests import generations_from_instances
 from components.data.image_requests import images_from_instances, pairs_from_instances
 from components.data.schema import InvalidInput, frame_from_records
 from components.data.tagged_requests import sentences_from_instances
@@ -57,6 +58,9 @@ class ModelServer:
                 inputs = {"a": "an image, as below", "b": "the image to compare it with", **inputs}
         elif features.modality == "text":
             inputs = {"text": f"a string of at most {features.max_length} tokens"}
+        elif features.task == "language_model":
+            inputs = {"prompt": f"text of at most {features.max_length} tokens", "max_tokens": "1..1000 (100)",
+                      "temperature": "above 0 (1.0)", "top_k": "optional", "seed": "optional"}
         elif features.modality == "tagged":
             inputs = {"sentence": f"a string, or a list of tokens; at most {features.max_length} tokens"}
         else:
@@ -114,6 +118,8 @@ class ModelServer:
             return pairs_from_instances(instances, features.spec, self.max_instances)
         if features.modality == "image":
             return images_from_instances(instances, features.spec, self.max_instances)
+        if features.task == "language_model":
+            return generations_from_instances(instances, features, self.max_instances)
         if features.modality == "text":
             return texts_from_instances(instances, features, self.max_instances)
         if features.modality == "tagged":

@@ -13,12 +13,14 @@ class PredictRequest(BaseModel):
             "tables: one object per row, {column: value} with exactly the model's feature columns; "
             'images: {"b64": "<base64 PNG or JPEG>"} or a nested array of pixels 0..255, (H, W) or (H, W, C); '
             'verification models: pairs {"a": <image>, "b": <image>}; text models: strings; '
-            "taggers: sentences as strings or lists of tokens"
+            "taggers: sentences as strings or lists of tokens; language models: "
+            '{"prompt": "...", "max_tokens": 100, "temperature": 1.0, "top_k": null, "seed": null}'
         ),
         examples=[
             [{"mean_radius": 14.1, "mean_texture": 19.3}], [{"b64": "iVBORw0KGgo..."}],
             [{"a": {"b64": "iVBORw0KGgo..."}, "b": {"b64": "iVBORw0KGgo..."}}],
             ["a gripping, funny film"], ["Anna Smith flew to Paris on Monday .", ["Omar", "visited", "Lima"]],
+            [{"prompt": "To be, or not", "max_tokens": 80, "temperature": 0.8, "top_k": 10}],
         ],
     )
     explain: bool = Field(False, description="ensembles: add each member's predictions to the response")
@@ -55,8 +57,14 @@ class TaggedSentence(BaseModel):
     entities: list[TaggedEntity]
 
 
+class Generated(BaseModel):
+    prompt: str
+    text: str = Field(description="the sampled continuation of the prompt")
+    tokens: int = Field(description="tokens sampled")
+
+
 class PredictResponse(BaseModel):
-    predictions: list[ClassPrediction] | list[PairVerdict] | list[TaggedSentence] | list[float]
+    predictions: list[ClassPrediction] | list[PairVerdict] | list[TaggedSentence] | list[Generated] | list[float]
     model_name: str
     model_version: str
     members: dict[str, list[ClassPrediction] | list[float]] | None = Field(

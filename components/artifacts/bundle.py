@@ -35,6 +35,7 @@ from components.artifacts.checkpoint_files import read_state
 from components.artifacts.ensemble_io import ENSEMBLE_FILE, copy_ensemble, read_ensemble
 from components.artifacts.model_files import MODEL_FILES, read_model
 from components.data.fitted_state import FittedState, state_from_dict
+from components.data.generation_requests import Generation
 from components.data.tagged_requests import Sentence, tagged_answers
 from components.evaluation.verification import embed, pair_distances
 from components.models import family, training_task
@@ -126,6 +127,8 @@ class Bundle:
             return self.verify(rows)
         if self.task == "tagging":
             return self.tag(rows)
+        if self.task == "language_model":
+            return self.generate(rows)
         pred, proba = predict_arrays(self.model, self.features.inputs(rows), self.task, self.features.out_features)
         return self.features.answers(proba if proba is not None else pred)
 
@@ -137,6 +140,19 @@ class Bundle:
         self.model.eval()
         paths = self.model.decode(x)
         return tagged_answers(sentences, self.features.tag_names(paths))
+
+    def generate(self, requests: list[Generation]) -> list[dict[str, Any]]:
+        """Each prompt's sampled continuation: {"prompt", "text" (the continuation), "tokens"}."""
+        tokenizer = self.features.tokenizer
+        self.model.eval()
+        answers = []
+        for request in requests:
+            prompt = torch.tensor([tokenizer.encode(request.prompt)])  # (1, T)
+            generator = torch.Generator().manual_seed(request.seed) if request.seed is not None else None
+            ids = self.model.generate(prompt, request.max_tokens, request.temperature, request.top_k, generator)
+            new = ids[0, prompt.shape[1]:].tolist()
+            answers.append({"prompt": request.prompt, "text": tokenizer.decode(new), "tokens": len(new)})
+        return answers
 
     def verify(self, pairs: list[tuple[Any, Any]]) -> list[dict[str, Any]]:
         """Distance and same/different at the bundle's threshold for each (image, image) pair."""

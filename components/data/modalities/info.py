@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 Modality = Literal["tabular", "image", "text", "tagged"]
-Task = Literal["classification", "regression", "tagging"]
+Task = Literal["classification", "regression", "tagging", "language_model"]
 
 
 @dataclass(frozen=True)
@@ -41,10 +41,14 @@ class DataInfo:
 
     @property
     def out_features(self) -> int:
-        """Model outputs: one per class (per token, tagging); one logit (with a sigmoid) for two
-        classes; one value for regression."""
+        """Model outputs: one per class (per token, tagging); one per vocabulary entry (per token,
+        language models); one logit (with a sigmoid) for two classes; one value for regression."""
         if self.task == "tagging":
             return len(self.classes)
+        if self.task == "language_model":
+            if self.vocab_size is None:
+                raise ValueError("a language model's outputs are its vocabulary: vocab_size is missing")
+            return self.vocab_size
         if self.task == "regression" or len(self.classes) == 2:
             return 1
         return len(self.classes)

@@ -1,11 +1,14 @@
 """Training tasks by name; a model kind says which one trains it (`components.models.training_task`)."""
 
 from components.training.tasks.base import Batch, TrainingTask
+from components.training.tasks.language_model import LanguageModel
 from components.training.tasks.metric_learning import MetricLearning
 from components.training.tasks.supervised import Supervised
 from components.training.tasks.tagging import Tagging
 
-TASKS: dict[str, type[TrainingTask]] = {"supervised": Supervised, "metric_learning": MetricLearning, "tagging": Tagging}
+TASKS: dict[str, type[TrainingTask]] = {
+    "supervised": Supervised, "metric_learning": MetricLearning, "tagging": Tagging, "language_model": LanguageModel,
+}
 
 
 def task_class(name: str) -> type[TrainingTask]:
@@ -14,4 +17,4 @@ def task_class(name: str) -> type[TrainingTask]:
     return TASKS[name]
 
 
-__all__ = ["Batch", "MetricLearning", "TASKS", "Supervised", "Tagging", "TrainingTask", "task_class"]
+__all__ = ["Batch", "LanguageModel", "MetricLearning", "TASKS", "Supervised", "Tagging", "TrainingTask", "task_class"]

@@ -94,7 +94,8 @@ class Tagging(TrainingTask):
                 **scores}
 
     def predict(self, output: torch.Tensor) -> dict[str, torch.Tensor]:
-        return {"tag": output.argmax(dim=-1)}
+        # Emissions alone cannot give a CRF's answer (Viterbi needs the transitions and the mask).
+        raise NotImplementedError("a tagger's answers come from its decode(x): Viterbi with a CRF, argmax without")
 
 
 def _cut(batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:

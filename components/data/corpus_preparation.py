@@ -1,0 +1,91 @@
+"""Bronze passages -> silver windows for a language model: assign splits, fit the tokenizer
+on the training passages only, and cut each split's running text into windows.
+
+A split's passages are joined in file order and tokenized into one stream, cut into
+windows of `max_length + 1` tokens that overlap by one, so each window is `max_length`
+inputs and the same tokens shifted by one as targets. Silver holds each window's ids in
+`tokens` and in `label` (the targets are read from it, shifted). The tokenizer and the
+window length travel in `LanguageModelState`, saved as the bundle's preprocess.json.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+import polars as pl
+
+from components.config import SplitConfig, TextConfig
+from components.data.modalities.info import DataInfo
+from components.data.modalities.text import pad_ids
+from components.data.preparation import LABEL, SPLITS
+from components.data.splits import assign_splits
+from components.data.tokenizers import Tokenizer, make_tokenizer, tokenizer_from_dict
+
+TOKENS = "tokens"
+
+
+@dataclass(frozen=True)
+class LanguageModelState:
+    """The tokenizer and the window length of a language model."""
+
+    tokenizer: Tokenizer
+    max_length: int  # tokens a model reads at once; a prompt may be no longer
+
+    modality: ClassVar[str] = "text"
+    task: ClassVar[str] = "language_model"
+    columns: ClassVar[list[str]] = [TOKENS]
+    label_dtype: ClassVar[str] = "int64"
+
+    @property
+    def info(self) -> DataInfo:
+        return DataInfo(modality="text", task="language_model", input_shape=(self.max_length,),
+                        vocab_size=self.tokenizer.vocab_size_)
+
+    @property
+    def out_features(self) -> int:
+        return self.tokenizer.vocab_size_
+
+    def batch_inputs(self, batch: dict[str, np.ndarray]) -> np.ndarray:
+        """(N, max_length) ids: each window but its last token."""
+        return pad_ids([w[:-1] for w in batch[TOKENS]], self.max_length)
+
+    def batch_labels(self, batch: dict[str, np.ndarray]) -> np.ndarray:
+        """(N, max_length) targets: each window but its first token (the next token of each input)."""
+        return pad_ids([w[1:] for w in batch[LABEL]], self.max_length)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"modality": "text", "task": "language_model", "tokenizer": self.tokenizer.to_dict(),
+                "max_length": self.max_length}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "LanguageModelState":
+        return cls(tokenizer=tokenizer_from_dict(d["tokenizer"]), max_length=int(d["max_length"]))
+
+
+def windows(ids: list[int], length: int) -> list[list[int]]:
+    """`ids` cut into windows of `length + 1` tokens overlapping by one; the last may be shorter
+    (a window of one token predicts nothing and is dropped)."""
+    return [ids[i : i + length + 1] for i in range(0, max(len(ids) - 1, 0), length)]
+
+
+def prepare_corpus(
+    bronze: pl.DataFrame, split: SplitConfig, text: TextConfig
+) -> tuple[dict[str, pl.DataFrame], LanguageModelState]:
+    """Split `bronze` passages, fit the tokenizer on the train passages only, and return each
+    split's silver windows with the state."""
+    if bronze.height == 0:
+        raise ValueError("the bronze table has no text: ingest data before preprocessing")
+    rows = bronze.with_columns(assign_splits(bronze, split, "text")).sort("_source_file", "_row")
+    parts = {name: rows.filter(pl.col("_split") == name)["text"].to_list() for name in SPLITS}
+    if not parts["train"]:
+        raise ValueError(f"the train split has no passages ({bronze.height} in bronze, split.ratios {split.ratios})")
+    tokenizer = make_tokenizer(text.tokenizer.kind, **text.tokenizer.params())
+    tokenizer.fit(parts["train"])
+    state = LanguageModelState(tokenizer=tokenizer, max_length=text.max_length)
+    silver = {}
+    for name, passages in parts.items():
+        cut = windows(tokenizer.encode("".join(passages)), text.max_length)
+        silver[name] = pl.DataFrame({TOKENS: cut, LABEL: cut}, schema={TOKENS: pl.List(pl.Int32), LABEL: pl.List(pl.Int32)})
+    return silver, state
