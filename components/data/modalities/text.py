@@ -36,6 +36,13 @@ def lengths(x: torch.Tensor) -> torch.Tensor:
     return (x != PAD_ID).sum(dim=1)
 
 
+def cut_to_longest(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(x, y) (N, T) ids and per-token targets as int64, cut to the longest row of `x`:
+    columns that are padding in every row carry nothing."""
+    longest = max(int(lengths(x).max()), 1)
+    return x.long()[:, :longest], y.long()[:, :longest]
+
+
 class BagOfWords(BaseEstimator):
     """Token id sequences -> (N, V) vectors of token counts or TF-IDF weights, for the kinds
     that read a fixed-width vector (logistic regression, naive Bayes, an MLP).

@@ -5,7 +5,8 @@ what happens inside it, with Lightning's names:
 
     configure_optimizers()          {name: optimizer} (a GAN names two)
     training_step(batch, stepper)   one update; calls stepper.step(loss, name) per optimiser;
-                                    returns per-example means to report as train_*
+                                    returns per-example means to report as train_* (by
+                                    default one step on `loss`)
     validation_step(batch)          evaluation sums for one batch: numbers are summed,
                                     arrays concatenated, across batches and ranks
     metrics(sums, arrays)           those totals -> metrics (reported as val_*)
@@ -65,8 +66,13 @@ class TrainingTask(ABC):
         gradient checking and the learning-rate range test differentiate."""
         raise NotImplementedError(f"{type(self).__name__} has no single loss to check or sweep")
 
-    @abstractmethod
-    def training_step(self, batch: Batch, stepper: Stepper) -> dict[str, float]: ...
+    def training_step(self, batch: Batch, stepper: Stepper) -> dict[str, float]:
+        """One optimiser step on `loss`, under the run's precision (tasks that augment or
+        attack their batches, or train two networks, override it)."""
+        with stepper.autocast():
+            loss = self.loss(self.model, batch)
+        stepper.step(loss)
+        return {"loss": loss.item()}
 
     @abstractmethod
     def validation_step(self, batch: Batch) -> Sums: ...

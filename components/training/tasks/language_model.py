@@ -16,26 +16,19 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from components.data.modalities.text import PAD_ID, lengths
-from components.training.stepper import Stepper
+from components.data.modalities.text import PAD_ID, cut_to_longest
 from components.training.tasks.base import Batch, Sums, TrainingTask
 
 
 class LanguageModel(TrainingTask):
     def loss(self, model: nn.Module, batch: Batch) -> torch.Tensor:
-        x, y = _cut(batch)
+        x, y = cut_to_longest(batch["x"], batch["y"])
         mask = x != PAD_ID
         logits = model(x).float()  # (B, T, V)
         return F.cross_entropy(logits[mask], y[mask]) + self.regularisation(model)
 
-    def training_step(self, batch: Batch, stepper: Stepper) -> dict[str, float]:
-        with stepper.autocast():
-            loss = self.loss(self.model, batch)
-        stepper.step(loss)
-        return {"loss": loss.item()}
-
     def validation_step(self, batch: Batch) -> Sums:
-        x, y = _cut(batch)
+        x, y = cut_to_longest(batch["x"], batch["y"])
         mask = x != PAD_ID
         logits = self.model(x).float()
         total = F.cross_entropy(logits[mask], y[mask], reduction="sum").item()
@@ -52,9 +45,3 @@ class LanguageModel(TrainingTask):
     def predict(self, output: torch.Tensor) -> dict[str, torch.Tensor]:
         return {"next": output.argmax(dim=-1)}
 
-
-def _cut(batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
-    """(x, y) cut to the batch's longest window."""
-    x, y = batch["x"].long(), batch["y"].long()
-    longest = max(int(lengths(x).max()), 1)
-    return x[:, :longest], y[:, :longest]

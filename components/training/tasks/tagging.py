@@ -22,10 +22,9 @@ import torch.nn.functional as F
 
 from components.config import TrainingConfig
 from components.data.modalities.info import DataInfo
-from components.data.modalities.text import PAD_ID, lengths
+from components.data.modalities.text import PAD_ID, cut_to_longest, lengths
 from components.evaluation.entities import entity_counts, scores_from_counts
 from components.training.losses import class_weights, focal_loss
-from components.training.stepper import Stepper
 from components.training.tasks.base import Batch, Sums, TrainingTask
 
 
@@ -50,7 +49,7 @@ class Tagging(TrainingTask):
         return getattr(self.model, "module", self.model)
 
     def loss(self, model: nn.Module, batch: Batch) -> torch.Tensor:
-        x, y = _cut(batch)
+        x, y = cut_to_longest(batch["x"], batch["y"])
         mask = x != PAD_ID
         emissions = model(x).float()  # (B, T, K)
         crf = getattr(getattr(model, "module", model), "crf", None)
@@ -65,14 +64,8 @@ class Tagging(TrainingTask):
                 loss = F.cross_entropy(logits, targets, weight=weight)
         return loss + self.regularisation(model)
 
-    def training_step(self, batch: Batch, stepper: Stepper) -> dict[str, float]:
-        with stepper.autocast():
-            loss = self.loss(self.model, batch)
-        stepper.step(loss)
-        return {"loss": loss.item()}
-
     def validation_step(self, batch: Batch) -> Sums:
-        x, y = _cut(batch)
+        x, y = cut_to_longest(batch["x"], batch["y"])
         loss = self.loss(self.model, batch).item()
         paths = self._bare.decode(x)
         n = lengths(x).tolist()
@@ -97,9 +90,3 @@ class Tagging(TrainingTask):
         # Emissions alone cannot give a CRF's answer (Viterbi needs the transitions and the mask).
         raise NotImplementedError("a tagger's answers come from its decode(x): Viterbi with a CRF, argmax without")
 
-
-def _cut(batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
-    """(x, y) cut to the batch's longest sentence: columns that are padding in every row carry nothing."""
-    x, y = batch["x"].long(), batch["y"].long()
-    longest = max(int(lengths(x).max()), 1)
-    return x[:, :longest], y[:, :longest]
