@@ -39,7 +39,9 @@ class SchemaConfig(_Strict):
 
     columns: dict[str, ColumnSpec]
     target: str
-    task: Literal["classification", "regression"]
+    task: Literal["classification", "regression"] | None = Field(
+        None, description="required for table and text models; sequence pairs leave it out"
+    )
     time: str | None = Field(
         None, description="the declared column that orders rows in time (ISO text or a number); not a feature. "
         "split.method time splits on it",
@@ -78,6 +80,7 @@ BundledImages = Literal["digits", "mnist", "fashion_mnist"]
 BundledText = Literal["rotten_tomatoes"]
 BundledTagged = Literal["ner_synthetic"]
 BundledCorpus = Literal["hamlet"]
+BundledPairs = Literal["dates"]
 # Sources whose rows are images; every other format holds table rows.
 IMAGE_FORMATS = ("image_folder", "manifest", "npz", "idx", "bundled_images")
 # Sources whose rows are tagged sentences (CoNLL's token<TAB>tag lines).
@@ -88,7 +91,8 @@ _BUNDLED = {"sklearn": ["iris", "wine", "breast_cancer", "digits", "diabetes"],
             "bundled_images": ["digits", "mnist", "fashion_mnist"],
             "bundled_text": ["rotten_tomatoes"],
             "bundled_ner": ["ner_synthetic"],
-            "bundled_corpus": ["hamlet"]}
+            "bundled_corpus": ["hamlet"],
+            "bundled_pairs": ["dates"]}
 
 
 class SourceConfig(_Strict):
@@ -104,13 +108,15 @@ class SourceConfig(_Strict):
 
     format: Literal[
         "csv", "parquet", "ndjson", "sklearn", "image_folder", "manifest", "npz", "idx", "bundled_images", "bundled_text",
-        "conll", "bundled_ner", "text_files", "bundled_corpus",
+        "conll", "bundled_ner", "text_files", "bundled_corpus", "bundled_pairs",
     ]
     pattern: str = Field("*", description="glob of files in the landing folder")
     dataset: str | None = None
-    files: int = Field(1, ge=1, description="sklearn and bundled_text: how many landing files to write")
+    files: int = Field(1, ge=1, description="sklearn, bundled_text, bundled_pairs, bundled_ner: landing files to write")
     limit: int | None = Field(
-        None, ge=1, description="bundled_images: keep the first N images of each file; bundled_ner: sentences (3000)"
+        None, ge=1,
+        description="bundled_images: keep the first N images of each file; bundled_ner: sentences (3000); "
+        "bundled_pairs: pairs (10000)",
     )
 
     @model_validator(mode="after")
@@ -120,8 +126,8 @@ class SourceConfig(_Strict):
             raise ValueError(f"format {self.format!r} needs 'dataset', one of {allowed}, got {self.dataset!r}")
         if allowed is None and self.dataset is not None:
             raise ValueError(f"'dataset' is only for formats {sorted(_BUNDLED)}, not {self.format!r}")
-        if self.limit is not None and self.format not in ("bundled_images", "bundled_ner"):
-            raise ValueError(f"'limit' is only for formats 'bundled_images' and 'bundled_ner', not {self.format!r}")
+        if self.limit is not None and self.format not in ("bundled_images", "bundled_ner", "bundled_pairs"):
+            raise ValueError(f"'limit' is only for formats bundled_images, bundled_ner and bundled_pairs, not {self.format!r}")
         return self
 
     @property
@@ -308,6 +314,18 @@ class TextConfig(_Strict):
     features: Literal["tokens", "bag_of_words", "tfidf"] = "tokens"
     sublinear_tf: bool = Field(False, description="bag_of_words and tfidf: 1 + ln(count) instead of the count")
     embeddings: EmbeddingsConfig | None = Field(None, description="tokens: pretrained vectors for the embedding layer")
+
+
+class PairsConfig(_Strict):
+    """Sequence pairs in table rows (translation, dates to ISO, words to phonemes): the
+    source column (the schema's target is the target sequence), a tokenizer per side fitted
+    on the training split, and the longest sequence of each side a model reads or writes."""
+
+    source: str = Field(description="the declared str column holding the source sequence")
+    source_tokenizer: TokenizerConfig = TokenizerConfig(kind="char", lower=False)
+    target_tokenizer: TokenizerConfig = TokenizerConfig(kind="char", lower=False)
+    max_source_length: int = Field(64, ge=1, description="longer training sources are cut, longer requests refused")
+    max_target_length: int = Field(32, ge=1, description="the most tokens the decoder writes (and trains on)")
 
 
 class TaggingConfig(_Strict):
@@ -699,6 +717,7 @@ class PipelineConfig(_Strict):
     images: ImageConfig | None = Field(None, description="image sources: how images become inputs")
     text: TextConfig | None = Field(None, description="text in a table source: which column, how it becomes tokens")
     tagging: TaggingConfig | None = Field(None, description="tagged sentences: how tokens become inputs")
+    pairs: PairsConfig | None = Field(None, description="sequence pairs in a table source: columns and tokenizers")
     stream: StreamConfig = StreamConfig()
     schedule: RunScheduleConfig | None = None
     split: SplitConfig = SplitConfig()
@@ -719,16 +738,20 @@ class PipelineConfig(_Strict):
         rows) or table rows."""
         if self.source.modality in ("image", "tagged"):
             return self.source.modality
+        if self.pairs is not None:
+            return "pairs"
         return "text" if self.text is not None or self.source.modality == "corpus" else "tabular"
 
     @property
-    def task(self) -> Literal["classification", "regression", "tagging", "language_model"]:
+    def task(self) -> Literal["classification", "regression", "tagging", "language_model", "seq2seq"]:
         """Image sources are labelled by class, tagged sentences token by token, running text
         predicts its own next token; tables say in schema.task."""
         if self.modality == "tagged":
             return "tagging"
         if self.source.modality == "corpus":
             return "language_model"
+        if self.pairs is not None:
+            return "seq2seq"
         return self.schema_.task if self.schema_ is not None else "classification"
 
     @model_validator(mode="before")
@@ -746,7 +769,8 @@ class PipelineConfig(_Strict):
     @model_validator(mode="after")
     def _cross_checks(self) -> "PipelineConfig":
         if self.modality == "tagged":
-            for key, value in (("schema", self.schema_), ("images", self.images), ("text", self.text)):
+            for key, value in (("schema", self.schema_), ("images", self.images), ("text", self.text),
+                               ("pairs", self.pairs)):
                 if value is not None:
                     raise ValueError(f"source format {self.source.format!r} holds tagged sentences: leave out {key!r}")
             if self.split.method not in ("holdout", "kfold") or self.split.stratify:
@@ -757,7 +781,7 @@ class PipelineConfig(_Strict):
         if self.tagging is not None:
             raise ValueError(f"'tagging' is only for tagged sources (conll, bundled_ner), not {self.source.format!r}")
         if self.source.modality == "corpus":
-            for key, value in (("schema", self.schema_), ("images", self.images)):
+            for key, value in (("schema", self.schema_), ("images", self.images), ("pairs", self.pairs)):
                 if value is not None:
                     raise ValueError(f"source format {self.source.format!r} holds running text: leave out {key!r}")
             if self.text.column is not None:
@@ -774,8 +798,8 @@ class PipelineConfig(_Strict):
                 raise ValueError("stream.schema_evolution is for table sources; images have no columns to evolve")
             if self.split.method == "time":
                 raise ValueError("split.method time needs a time column: it is for table sources")
-            if self.text is not None:
-                raise ValueError(f"'text' is for table sources with a text column, not format {self.source.format!r}")
+            if self.text is not None or self.pairs is not None:
+                raise ValueError(f"'text' and 'pairs' are for table sources with text columns, not format {self.source.format!r}")
             if self.schema_ is not None:
                 raise ValueError(
                     f"source format {self.source.format!r} holds images: leave out 'schema' (labels come with the images)"
@@ -785,6 +809,12 @@ class PipelineConfig(_Strict):
             raise ValueError(f"source format {self.source.format!r} holds table rows: 'schema' is required")
         if self.images is not None:
             raise ValueError(f"'images' is only for image sources, not format {self.source.format!r}")
+        if self.source.format == "bundled_pairs" and self.pairs is None:
+            raise ValueError("source format 'bundled_pairs' holds sequence pairs: a 'pairs' section names the source column")
+        if self.pairs is not None:
+            return self._pairs_checks()
+        if self.schema_.task is None:
+            raise ValueError("schema.task is required: classification or regression")
         if self.source.format == "bundled_text" and self.text is None:
             raise ValueError("source format 'bundled_text' holds text: a 'text' section names its column")
         if self.split.method == "time" and self.schema_.time is None:
@@ -802,6 +832,24 @@ class PipelineConfig(_Strict):
         ]
         if text:
             raise ValueError(f"str feature columns {text} must be listed in preprocessing.one_hot")
+        return self._model_checks()
+
+    def _pairs_checks(self) -> "PipelineConfig":
+        schema, source = self.schema_, self.pairs.source
+        if self.text is not None:
+            raise ValueError("'text' and 'pairs' both read the table's text: keep one")
+        for column in (source, schema.target):
+            if column not in schema.columns or schema.columns[column].type != "str":
+                raise ValueError(f"sequence pairs read str columns: {column!r} must be a declared str column")
+        if source == schema.target:
+            raise ValueError(f"pairs.source {source!r} is the target: name the column of the source sequences")
+        others = [c for c in schema.features if c != source]
+        if others:
+            raise ValueError(f"a sequence-to-sequence model reads {source!r} alone; leave {others} out of schema.columns")
+        if schema.task is not None:
+            raise ValueError("schema.task is for table and text models; sequence pairs leave it out")
+        if self.split.stratify or self.split.method not in ("holdout", "kfold"):
+            raise ValueError("sequence pairs split by holdout or kfold, unstratified")
         return self._model_checks()
 
     def _text_checks(self) -> "PipelineConfig":

@@ -75,6 +75,9 @@ def planned_info(config: PipelineConfig) -> DataInfo:
     if config.task == "language_model":
         return DataInfo(modality="text", task="language_model", input_shape=(config.text.max_length,),
                         vocab_size=_PLANNED_VOCAB)
+    if config.task == "seq2seq":
+        return DataInfo(modality="pairs", task="seq2seq", input_shape=(config.pairs.max_source_length,),
+                        vocab_size=_PLANNED_VOCAB, target_vocab_size=_PLANNED_VOCAB)
     if config.modality == "text":
         width = config.text.max_length if config.text.features == "tokens" else _PLANNED_VOCAB
         return DataInfo(modality="text", task="classification", input_shape=(width,), classes=classes,
@@ -104,7 +107,8 @@ Problem = tuple[str, str, Any]
 
 # The training tasks that need their own kind of source: kinds of these tasks train on
 # nothing else, and these sources train nothing else.
-_SOURCE_TASKS = {"tagging": ("tagged sentences", "tagger"), "language_model": ("running text", "rnn_lm")}
+_SOURCE_TASKS = {"tagging": ("tagged sentences", "tagger"), "language_model": ("running text", "rnn_lm"),
+                 "seq2seq": ("sequence pairs", "seq2seq")}
 
 
 def _sequence_task_problems(config: PipelineConfig) -> list[Problem]:

@@ -626,6 +626,8 @@ def predict(
 
 
 def _flat(prediction: object) -> dict[str, object]:
+    if isinstance(prediction, dict) and "source" in prediction:
+        return {"source": prediction["source"], "written": prediction["text"]}
     if isinstance(prediction, dict) and "prompt" in prediction:
         return {"prompt": prediction["prompt"], "generated": prediction["text"]}
     if isinstance(prediction, dict) and "entities" in prediction:
@@ -668,6 +670,11 @@ def _smoke(ws: Workspace, url: str, n: int) -> None:
         test = raw_images(bronze, cfg.split, "test").head(n)
         truths = test["label"].to_list()
         predictions, version = predict_images(url, cfg.serving.name, test["image"].to_list())
+    elif cfg.task == "seq2seq":
+        test = raw_split(bronze, cfg.schema_, cfg.split, "test").head(n)
+        truths = test[cfg.schema_.target].to_list()
+        requests = [{"source": s, "beam_size": 4} for s in test[cfg.pairs.source].to_list()]
+        predictions, version = predict_instances(url, cfg.serving.name, requests, chunk=16)
     elif cfg.task == "language_model":
         # the opening of each of n test passages, continued by the model
         test = bronze.filter(assign_splits(bronze, cfg.split, "text") == "test").head(n)

@@ -16,6 +16,7 @@ from components.data.bundled import bundled_frame, write_landing_files
 from components.data.bundled_text import bundled_text_frame
 from components.data.conll import read_conll, write_landing_conll
 from components.data.corpus import read_text_file, write_bundled_corpus
+from components.data.dates_synthetic import dates_frame
 from components.data.images import (
     ImageSpec, bundled_classes, bundled_format, list_image_sources, read_landed_image_source, write_bundled_images,
 )
@@ -76,8 +77,9 @@ class _Source:
 
 
 # Bundled sets landed as CSV files.
-BUNDLED_TABLES = ("sklearn", "bundled_text")
+BUNDLED_TABLES = ("sklearn", "bundled_text", "bundled_pairs")
 NER_SENTENCES = 3000  # ner_synthetic sentences landed when source.limit does not say
+DATE_PAIRS = 10_000  # dates landed when source.limit does not say
 BUNDLED = (*BUNDLED_TABLES, "bundled_images", "bundled_ner", "bundled_corpus")
 
 
@@ -94,7 +96,12 @@ def stage_bundled(source: SourceConfig, landing: Path) -> list[Path]:
     if source.format == "bundled_ner":
         text = conll_text(ner_sentences(source.limit or NER_SENTENCES, seed=0))
         return write_landing_conll(text, landing, source.files, stem=source.dataset)
-    frame = bundled_text_frame(source.dataset) if source.format == "bundled_text" else bundled_frame(source.dataset)
+    if source.format == "bundled_pairs":
+        frame = dates_frame(source.limit or DATE_PAIRS, seed=0)
+    elif source.format == "bundled_text":
+        frame = bundled_text_frame(source.dataset)
+    else:
+        frame = bundled_frame(source.dataset)
     return write_landing_files(frame, landing, source.files, stem=source.dataset)
 
 

@@ -11,6 +11,7 @@ from components.config import PipelineConfig
 from components.data.lake import Lake
 from components.data.corpus_preparation import prepare_corpus
 from components.data.fitted_state import FittedState
+from components.data.pairs_preparation import prepare_pairs
 from components.data.image_preparation import prepare_images
 from components.data.preparation import prepare
 from components.data.silver import SilverSnapshot, write_silver
@@ -36,6 +37,8 @@ def read_bronze(lake_root: str, version: int | None = None) -> tuple[pl.DataFram
 def fit_splits(bronze: pl.DataFrame, config: PipelineConfig) -> tuple[dict[str, pl.DataFrame], FittedState]:
     if config.modality == "image":
         return prepare_images(bronze, config.split, config.images)
+    if config.task == "seq2seq":
+        return prepare_pairs(bronze, config.schema_, config.split, config.pairs)
     if config.task == "language_model":
         return prepare_corpus(bronze, config.split, config.text)
     if config.modality == "text":

@@ -23,7 +23,8 @@ from components.data.preparation import raw_split
 from components.data.silver import SilverSnapshot, split_arrays
 from components.evaluation.outcome import TrialOutcome
 from components.evaluation.report import (
-    check_evaluation, evaluation_report, holdout_report, language_model_report, tagging_report, verification_report,
+    check_evaluation, evaluation_report, holdout_report, language_model_report, seq2seq_report, tagging_report,
+    verification_report,
 )
 from components.evaluation.robustness import pixel_statistics
 from components.models import build, family
@@ -83,6 +84,8 @@ def build_bundle(
         report = tagging_report(bundle.model, inputs, labels, features.info.classes)
     elif bundle.task == "language_model":
         report = language_model_report(bundle.model, inputs, labels)
+    elif bundle.task == "seq2seq":
+        report = seq2seq_report(bundle.model, inputs, labels, features)
     else:
         report = holdout_report(bundle.model, inputs, labels, bundle.task, features.out_features, classes)
     extra = evaluation_report(

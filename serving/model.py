@@ -17,6 +17,7 @@ from components.artifacts.registry import download_bundle
 from components.config import RecorderConfig
 from components.data.generation_requests import generations_from_instances
 from components.data.image_requests import images_from_instances, pairs_from_instances
+from components.data.pairs_requests import translations_from_instances
 from components.data.schema import InvalidInput, frame_from_records
 from components.data.tagged_requests import sentences_from_instances
 from components.data.text_requests import texts_from_instances
@@ -58,6 +59,9 @@ class ModelServer:
                 inputs = {"a": "an image, as below", "b": "the image to compare it with", **inputs}
         elif features.modality == "text":
             inputs = {"text": f"a string of at most {features.max_length} tokens"}
+        elif features.task == "seq2seq":
+            inputs = {"source": f"text of at most {features.max_source_length} tokens", "beam_size": "1..16 (1: greedy)",
+                      "max_length": f"1..{features.max_target_length}"}
         elif features.task == "language_model":
             inputs = {"prompt": f"text of at most {features.max_length} tokens", "max_tokens": "1..1000 (100)",
                       "temperature": "above 0 (1.0)", "top_k": "optional", "seed": "optional"}
@@ -120,6 +124,8 @@ class ModelServer:
             return images_from_instances(instances, features.spec, self.max_instances)
         if features.task == "language_model":
             return generations_from_instances(instances, features, self.max_instances)
+        if features.task == "seq2seq":
+            return translations_from_instances(instances, features, self.max_instances)
         if features.modality == "text":
             return texts_from_instances(instances, features, self.max_instances)
         if features.modality == "tagged":

@@ -14,13 +14,15 @@ class PredictRequest(BaseModel):
             'images: {"b64": "<base64 PNG or JPEG>"} or a nested array of pixels 0..255, (H, W) or (H, W, C); '
             'verification models: pairs {"a": <image>, "b": <image>}; text models: strings; '
             "taggers: sentences as strings or lists of tokens; language models: "
-            '{"prompt": "...", "max_tokens": 100, "temperature": 1.0, "top_k": null, "seed": null}'
+            '{"prompt": "...", "max_tokens": 100, "temperature": 1.0, "top_k": null, "seed": null}; '
+            'sequence-to-sequence models: sources as strings or {"source": "...", "beam_size": 1, "max_length": null}'
         ),
         examples=[
             [{"mean_radius": 14.1, "mean_texture": 19.3}], [{"b64": "iVBORw0KGgo..."}],
             [{"a": {"b64": "iVBORw0KGgo..."}, "b": {"b64": "iVBORw0KGgo..."}}],
             ["a gripping, funny film"], ["Anna Smith flew to Paris on Monday .", ["Omar", "visited", "Lima"]],
             [{"prompt": "To be, or not", "max_tokens": 80, "temperature": 0.8, "top_k": 10}],
+            ["Sunday, 7 March 2021", {"source": "7. März 2021", "beam_size": 4}],
         ],
     )
     explain: bool = Field(False, description="ensembles: add each member's predictions to the response")
@@ -63,8 +65,16 @@ class Generated(BaseModel):
     tokens: int = Field(description="tokens sampled")
 
 
+class Translated(BaseModel):
+    source: str
+    text: str = Field(description="the decoded target")
+
+
 class PredictResponse(BaseModel):
-    predictions: list[ClassPrediction] | list[PairVerdict] | list[TaggedSentence] | list[Generated] | list[float]
+    predictions: (
+        list[ClassPrediction] | list[PairVerdict] | list[TaggedSentence] | list[Generated] | list[Translated]
+        | list[float]
+    )
     model_name: str
     model_version: str
     members: dict[str, list[ClassPrediction] | list[float]] | None = Field(

@@ -36,6 +36,7 @@ from components.artifacts.ensemble_io import ENSEMBLE_FILE, copy_ensemble, read_
 from components.artifacts.model_files import MODEL_FILES, read_model
 from components.data.fitted_state import FittedState, state_from_dict
 from components.data.generation_requests import Generation
+from components.data.pairs_requests import Translation
 from components.data.tagged_requests import Sentence, tagged_answers
 from components.evaluation.verification import embed, pair_distances
 from components.models import family, training_task
@@ -129,6 +130,8 @@ class Bundle:
             return self.tag(rows)
         if self.task == "language_model":
             return self.generate(rows)
+        if self.task == "seq2seq":
+            return self.translate(rows)
         pred, proba = predict_arrays(self.model, self.features.inputs(rows), self.task, self.features.out_features)
         return self.features.answers(proba if proba is not None else pred)
 
@@ -152,6 +155,21 @@ class Bundle:
             ids = self.model.generate(prompt, request.max_tokens, request.temperature, request.top_k, generator)
             new = ids[0, prompt.shape[1]:].tolist()
             answers.append({"prompt": request.prompt, "text": tokenizer.decode(new), "tokens": len(new)})
+        return answers
+
+    def translate(self, requests: list[Translation]) -> list[dict[str, Any]]:
+        """Each source's target, greedy (beam_size 1) or by beam search: {"source", "text"}."""
+        state = self.features
+        self.model.eval()
+        answers = []
+        for request in requests:
+            x = torch.from_numpy(state.inputs([request.source]))  # (1, S)
+            length = (request.max_length or state.max_target_length) + 1  # room for <EOS>
+            if request.beam_size == 1:
+                ids = self.model.greedy(x, length)[0][0]
+            else:
+                ids = self.model.beam_search(x, request.beam_size, length)[0]
+            answers.append({"source": request.source, "text": state.target_text(ids)})
         return answers
 
     def verify(self, pairs: list[tuple[Any, Any]]) -> list[dict[str, Any]]:

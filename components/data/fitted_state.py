@@ -9,19 +9,21 @@ import numpy as np
 
 from components.data.corpus_preparation import LanguageModelState
 from components.data.image_preparation import ImageState
+from components.data.pairs_preparation import PairsState
 from components.data.preparation import FeatureState
 from components.data.tagged_preparation import TaggedState
 from components.data.text_preparation import TextState
 
-FittedState = FeatureState | ImageState | TextState | TaggedState | LanguageModelState
+FittedState = FeatureState | ImageState | TextState | TaggedState | LanguageModelState | PairsState
 
 
 def state_from_dict(d: dict[str, Any]) -> FittedState:
     """FeatureState for tables (files written before modalities existed say none), ImageState
     for images, TextState for text (LanguageModelState for running text), TaggedState for
-    tagged sentences."""
+    tagged sentences, PairsState for sequence pairs."""
     modality = d.get("modality", "tabular")
-    states = {"tabular": FeatureState, "image": ImageState, "text": TextState, "tagged": TaggedState}
+    states = {"tabular": FeatureState, "image": ImageState, "text": TextState, "tagged": TaggedState,
+              "pairs": PairsState}
     if modality not in states:
         raise ValueError(f"preprocess state has unknown modality {modality!r}; known: {', '.join(states)}")
     if modality == "text" and d.get("task") == "language_model":

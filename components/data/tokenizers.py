@@ -22,6 +22,7 @@ from typing import Any
 
 PAD, UNK, BOS, EOS = "<PAD>", "<UNK>", "<BOS>", "<EOS>"
 SPECIALS = (PAD, UNK, BOS, EOS)  # ids 0, 1, 2, 3 in every vocabulary
+BOS_ID, EOS_ID = SPECIALS.index(BOS), SPECIALS.index(EOS)
 
 # a word (with an inner apostrophe: don't, o'clock) or one punctuation mark
 _WORD = re.compile(r"\w+(?:'\w+)*|[^\w\s]")

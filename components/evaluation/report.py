@@ -15,6 +15,7 @@ import torch.nn as nn
 from matplotlib.figure import Figure
 
 from components.config import EvaluationConfig
+from components.data.tokenizers import EOS_ID
 from components.evaluation.entities import entity_scores
 from components.evaluation.figures import png
 from components.evaluation.metrics import confusion_matrix
@@ -108,6 +109,57 @@ def language_model_report(model: nn.Module, inputs: np.ndarray, labels: np.ndarr
     loss = total / tokens if tokens else float("nan")
     return HoldoutReport({"test_loss": loss, "test_perplexity": math.exp(min(loss, 50.0)),
                           "test_bits_per_token": loss / math.log(2)})
+
+
+def seq2seq_report(model: nn.Module, inputs: np.ndarray, labels: np.ndarray, state: Any, beam_size: int = 4,
+                   beam_rows: int = 500, pictures: int = 3) -> HoldoutReport:
+    """A sequence-to-sequence model on the test split, greedy and by beam search (the first
+    `beam_rows` sources): exact match and corpus BLEU (sacrebleu) of the decoded targets,
+    and `attention_<i>.png` maps (target tokens against source tokens) of the first few."""
+    import sacrebleu
+
+    model.eval()
+    source_ids = [row[row != 0].tolist() for row in inputs]
+    truths = []
+    for row in labels.tolist():
+        body = row[1:]  # after <BOS>
+        truths.append(state.target_text(body[: body.index(EOS_ID)] if EOS_ID in body else body))
+    greedy: list[str] = []
+    maps: list[torch.Tensor] = []
+    for start in range(0, len(inputs), 256):
+        rows, attention = model.greedy(torch.from_numpy(np.ascontiguousarray(inputs[start : start + 256])),
+                                       state.max_target_length + 1)
+        greedy += [state.target_text(r) for r in rows]
+        maps += attention
+    beamed = [state.target_text(model.beam_search(torch.from_numpy(inputs[i : i + 1]), beam_size,
+                                                  state.max_target_length + 1)[0])
+              for i in range(min(beam_rows, len(inputs)))]
+    n = len(beamed)
+    metrics = {
+        "test_exact_match": float(np.mean([g == t for g, t in zip(greedy, truths)])) if truths else 0.0,
+        "test_bleu": sacrebleu.corpus_bleu(greedy, [truths]).score,
+        f"test_exact_match_beam{beam_size}": float(np.mean([b == t for b, t in zip(beamed, truths)])) if n else 0.0,
+        f"test_bleu_beam{beam_size}": sacrebleu.corpus_bleu(beamed, [truths[:n]]).score,
+        f"test_exact_match_greedy_first{n}": float(np.mean([g == t for g, t in zip(greedy[:n], truths)])) if n else 0.0,
+    }
+    images = {
+        f"attention_{i}.png": _attention_png(maps[i], state.source_tokenizer.tokens(source_ids[i]),
+                                             [*state.target_tokenizer.tokens(state.target_tokenizer.encode(greedy[i])),
+                                              "<EOS>"])
+        for i in range(min(pictures, len(maps)))
+    }
+    return HoldoutReport(metrics, images)
+
+
+def _attention_png(weights: torch.Tensor, source: list[str], target: list[str]) -> bytes:
+    """Rows: the target tokens written; columns: the source tokens read; darker: more attention."""
+    w = weights.numpy()[: len(target), : len(source)]
+    fig = Figure(figsize=(1.5 + 0.25 * len(source), 1.2 + 0.25 * len(target)))
+    ax = fig.subplots()
+    ax.imshow(w, cmap="Greys", vmin=0.0, vmax=1.0, aspect="auto")
+    ax.set(xticks=range(len(source)), yticks=range(len(target)), xticklabels=[repr(t)[1:-1] for t in source],
+           yticklabels=target, xlabel="source", ylabel="written", title="attention")
+    return png(fig)
 
 
 def verification_report(model: nn.Module, inputs: np.ndarray, labels: np.ndarray, threshold: float) -> HoldoutReport:

@@ -2,10 +2,10 @@
 a bidirectional LSTM started from GloVe vectors trained by Ray Train (the loop that resumes
 runs for every family; test_images_on_ray stops and resumes it), a Ray Tune search over TF-IDF + logistic regression. Tagging: CoNLL files with a
 bad sentence quarantined, a BiLSTM-CRF trained by Ray Train and judged by entity F1. A
-character language model of Hamlet's opening (trained in this process: Ray Data's path
-for per-token labels is the tagger's). One endpoint serves the three: review strings,
-sentences and prompts answered like the bundles answer them, bad ones with a 422 naming
-the instance or field."""
+character language model of Hamlet's opening and a dates translator with attention
+(both trained in this process: Ray Data's path for per-token labels is the tagger's). One
+endpoint serves the four: review strings, sentences, prompts and sources answered like the
+bundles answer them, bad ones with a 422 naming the instance or field."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from pathlib import Path
 
 import httpx
 import numpy as np
+import polars as pl
 import pytest
 import torch
 from ray import serve
@@ -45,6 +46,7 @@ from serving.app import ServedModel, start
 NAME = "reviews-lstm"
 TAGGER = "ner-crf"
 WRITER = "hamlet-lm"
+DATES = "dates-s2s"
 SCHEMA = SchemaConfig(columns={"text": {"type": "str", "nullable": False}, "label": "str"},
                       target="label", task="classification")
 SPLIT = SplitConfig(ratios={"train": 0.7, "val": 0.15, "test": 0.15}, stratify=True, seed=0)
@@ -203,16 +205,41 @@ def writer(workdir: Path):
 
 
 @pytest.fixture(scope="module")
-def endpoint(trained, tagger, writer, tokens: SilverSnapshot, tagged: SilverSnapshot, tracking, profile, workdir: Path):
+def translator(workdir: Path):
+    """A dates translator on 1,500 pairs, three epochs in this process: (checkpoint, snapshot)."""
+    from components.config import PairsConfig
+    from components.data.dates_synthetic import dates_frame
+    from components.data.pairs_preparation import prepare_pairs
+    from components.training.loop import train_model
+    from tests.unit.test_language_model import _arrays
+    from tests.unit.test_loop import MemorySession
+
+    frame = dates_frame(1500, seed=0).with_columns(_source_file=pl.lit("dates.csv"), _row=pl.int_range(1500))
+    schema = SchemaConfig(columns={"source": "str", "target": "str"}, target="target")
+    frames, state = prepare_pairs(frame, schema, SPLIT, PairsConfig(source="source", max_source_length=40,
+                                                                    max_target_length=10))
+    snapshot = write_silver(Lake(str(workdir / "lake" / "dates")), frames, state, 0)
+    config = loop_config({"kind": "seq2seq", "params": {"hidden": 32, "embed_dim": 16}},
+                         {"epochs": 3, "batch_size": 64, "optimizer": {"name": "adam", "lr": 0.01}}, state.info)
+    session = MemorySession(*_arrays(frames, state, "train"))
+    session.data["val"] = _arrays(frames, state, "val")
+    train_model(config, session)
+    return session.checkpoints[-1], snapshot
+
+
+@pytest.fixture(scope="module")
+def endpoint(trained, tagger, writer, translator, tokens: SilverSnapshot, tagged: SilverSnapshot, tracking, profile,
+             workdir: Path):
     bundles = {}
-    sources = [(NAME, trained.checkpoint, tokens), (TAGGER, tagger.checkpoint, tagged), (WRITER, *writer)]
+    sources = [(NAME, trained.checkpoint, tokens), (TAGGER, tagger.checkpoint, tagged), (WRITER, *writer),
+               (DATES, *translator)]
     for name, checkpoint, snapshot in sources:
         run_id = start_run(tracking, f"{name}-serve", {})
         bundle_dir = save_bundle(workdir / f"bundle-{name}", checkpoint_dir=checkpoint,
                                  features=snapshot.features, metrics={}, lineage=snapshot.lineage)
         register_bundle(name, bundle_dir, run_id=run_id, metric="val_loss", value=0.0, mode="min")
         bundles[name] = load_bundle(bundle_dir)
-    served = [ServedModel(name=n, max_instances=16) for n in (NAME, TAGGER, WRITER)]
+    served = [ServedModel(name=n, max_instances=16) for n in (NAME, TAGGER, WRITER, DATES)]
     url = start(served, profile.mlflow_tracking_uri, "127.0.0.1", 8324)
     yield url, bundles
     serve.shutdown()  # give the replicas' CPUs back to the tests that train
@@ -285,3 +312,18 @@ def test_prompts_over_http_sample_like_the_bundle_and_bad_ones_name_the_field(en
                      json={"instances": [{"prompt": "To be", "temperature": -1}]}, timeout=30)
     assert bad.status_code == 422 and bad.json()["field"] == "instances[0].temperature"
     assert httpx.get(f"{url}/v1/models/{WRITER}").json()["task"] == "language_model"
+
+
+def test_sources_over_http_translate_like_the_bundle_greedy_and_by_beam(endpoint, translator):
+    from components.data.pairs_requests import translations_from_instances
+
+    url, bundles = endpoint
+    instances = ["Sunday, 7 March 2021", {"source": "7. März 2021", "beam_size": 3}]
+    answer = httpx.post(f"{url}/v1/models/{DATES}:predict", json={"instances": instances}, timeout=60)
+    assert answer.status_code == 200, answer.text
+    expected = bundles[DATES].predict(translations_from_instances(instances, translator[1].features, 16))
+    assert answer.json()["predictions"] == expected
+    assert [p["source"] for p in expected] == ["Sunday, 7 March 2021", "7. März 2021"]
+    bad = httpx.post(f"{url}/v1/models/{DATES}:predict", json={"instances": [{"source": "x", "beam_size": 99}]},
+                     timeout=30)
+    assert bad.status_code == 422 and bad.json()["field"] == "instances[0].beam_size"

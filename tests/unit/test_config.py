@@ -47,10 +47,14 @@ def test_every_shipped_pipeline_loads_and_builds(path):
         model = build(spec, info, **params)
         if isinstance(model, nn.Module):  # a torch kind answers a batch of the planned inputs
             width = spec.params["embedding_dim"] if training_task(spec) == "metric_learning" else info.out_features
+            x = torch.ones(2, *info.input_shape)
+            if training_task(spec) == "seq2seq":  # the decoder reads the target so far: 5 tokens here
+                assert model(x, torch.ones(2, 5)).shape == (2, 5, width)
+                continue
             # a tagger and a language model answer each of a sequence's tokens
             per_token = training_task(spec) in ("tagging", "language_model")
             shape = (2, *info.input_shape, width) if per_token else (2, width)
-            assert model(torch.zeros(2, *info.input_shape)).shape == shape
+            assert model(x).shape == shape
         else:  # an estimator keeps its params unchanged (scikit-learn's contract)
             assert all(model.get_params()[k] == v for k, v in dict(spec.params if hasattr(spec, "params") else {}).items()
                        if k in model.get_params())

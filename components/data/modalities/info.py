@@ -12,8 +12,8 @@ import math
 from dataclasses import dataclass
 from typing import Any, Literal
 
-Modality = Literal["tabular", "image", "text", "tagged"]
-Task = Literal["classification", "regression", "tagging", "language_model"]
+Modality = Literal["tabular", "image", "text", "tagged", "pairs"]
+Task = Literal["classification", "regression", "tagging", "language_model", "seq2seq"]
 
 
 @dataclass(frozen=True)
@@ -24,6 +24,7 @@ class DataInfo:
     classes: tuple[str, ...] = ()  # classification: class names in label-index order; tagging: the tags
     class_counts: tuple[int, ...] | None = None  # examples (tagging: tokens) of each class in the training split
     vocab_size: int | None = None
+    target_vocab_size: int | None = None  # sequence pairs: the target side's vocabulary (vocab_size: the source's)
     # images: the per-channel (mean, std) of [0, 1] pixels the inputs were normalised with,
     # so code that must work in pixel units (attacks) can undo it
     pixel_mean: tuple[float, ...] | None = None
@@ -49,6 +50,10 @@ class DataInfo:
             if self.vocab_size is None:
                 raise ValueError("a language model's outputs are its vocabulary: vocab_size is missing")
             return self.vocab_size
+        if self.task == "seq2seq":
+            if self.target_vocab_size is None:
+                raise ValueError("a sequence-to-sequence model's outputs are the target vocabulary: target_vocab_size is missing")
+            return self.target_vocab_size
         if self.task == "regression" or len(self.classes) == 2:
             return 1
         return len(self.classes)
@@ -69,6 +74,8 @@ class DataInfo:
             fields.update(in_channels=self.input_shape[0], height=self.input_shape[1], width=self.input_shape[2])
         if self.vocab_size is not None:
             fields["vocab_size"] = self.vocab_size
+        if self.target_vocab_size is not None:
+            fields["target_vocab_size"] = self.target_vocab_size
         if self.classes:
             fields["classes"] = list(self.classes)
         return fields
@@ -76,7 +83,7 @@ class DataInfo:
     def to_dict(self) -> dict[str, Any]:
         return {
             "modality": self.modality, "task": self.task, "input_shape": list(self.input_shape),
-            "classes": list(self.classes), "vocab_size": self.vocab_size,
+            "classes": list(self.classes), "vocab_size": self.vocab_size, "target_vocab_size": self.target_vocab_size,
             "class_counts": list(self.class_counts) if self.class_counts is not None else None,
             "pixel_mean": list(self.pixel_mean) if self.pixel_mean is not None else None,
             "pixel_std": list(self.pixel_std) if self.pixel_std is not None else None,
@@ -87,6 +94,7 @@ class DataInfo:
         return cls(
             modality=d["modality"], task=d["task"], input_shape=tuple(int(s) for s in d["input_shape"]),
             classes=tuple(str(c) for c in d.get("classes", ())), vocab_size=d.get("vocab_size"),
+            target_vocab_size=d.get("target_vocab_size"),
             class_counts=tuple(int(c) for c in d["class_counts"]) if d.get("class_counts") is not None else None,
             pixel_mean=tuple(d["pixel_mean"]) if d.get("pixel_mean") is not None else None,
             pixel_std=tuple(d["pixel_std"]) if d.get("pixel_std") is not None else None,

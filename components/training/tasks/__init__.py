@@ -3,11 +3,13 @@
 from components.training.tasks.base import Batch, TrainingTask
 from components.training.tasks.language_model import LanguageModel
 from components.training.tasks.metric_learning import MetricLearning
+from components.training.tasks.seq2seq import Seq2SeqTask
 from components.training.tasks.supervised import Supervised
 from components.training.tasks.tagging import Tagging
 
 TASKS: dict[str, type[TrainingTask]] = {
     "supervised": Supervised, "metric_learning": MetricLearning, "tagging": Tagging, "language_model": LanguageModel,
+    "seq2seq": Seq2SeqTask,
 }
 
 
@@ -17,4 +19,4 @@ def task_class(name: str) -> type[TrainingTask]:
     return TASKS[name]
 
 
-__all__ = ["Batch", "LanguageModel", "MetricLearning", "TASKS", "Supervised", "Tagging", "TrainingTask", "task_class"]
+__all__ = ["Batch", "LanguageModel", "MetricLearning", "Seq2SeqTask", "TASKS", "Supervised", "Tagging", "TrainingTask", "task_class"]
