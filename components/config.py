@@ -79,7 +79,7 @@ BundledDataset = Literal["iris", "wine", "breast_cancer", "digits", "diabetes"]
 BundledImages = Literal["digits", "mnist", "fashion_mnist"]
 BundledText = Literal["rotten_tomatoes"]
 BundledTagged = Literal["ner_synthetic"]
-BundledCorpus = Literal["hamlet"]
+BundledCorpus = Literal["hamlet", "lee"]
 BundledPairs = Literal["dates"]
 # Sources whose rows are images; every other format holds table rows.
 IMAGE_FORMATS = ("image_folder", "manifest", "npz", "idx", "bundled_images")
@@ -91,7 +91,7 @@ _BUNDLED = {"sklearn": ["iris", "wine", "breast_cancer", "digits", "diabetes"],
             "bundled_images": ["digits", "mnist", "fashion_mnist"],
             "bundled_text": ["rotten_tomatoes"],
             "bundled_ner": ["ner_synthetic"],
-            "bundled_corpus": ["hamlet"],
+            "bundled_corpus": ["hamlet", "lee"],
             "bundled_pairs": ["dates"]}
 
 

@@ -6,7 +6,7 @@ import signal
 import sys
 import time
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import polars as pl
 import typer
@@ -15,6 +15,9 @@ from components.config import ConfigError, load_profile
 from components.config_check import load_checked
 from flows import console, ensure_prefect_home
 from flows.workspace import Workspace, conf_dir_of
+
+if TYPE_CHECKING:
+    from components.data.word_vectors import WordVectors
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__, pretty_exceptions_enable=False)
 
@@ -591,6 +594,132 @@ def lake_vacuum(
     verb = "would delete" if dry_run else "deleted"
     for table, files in removed.items():
         console.say(f"{table}: {verb} {len(files)} file(s)")
+
+
+vectors_app = typer.Typer(no_args_is_help=True, help="Word vectors (GloVe 6B 50d): nearest words, analogies, debiasing.")
+app.add_typer(vectors_app, name="vectors")
+
+
+def _glove() -> "WordVectors":
+    from components.data.word_vectors import load_vectors
+
+    try:
+        return load_vectors("glove_6b_50d")
+    except FileNotFoundError as exc:
+        console.error(str(exc))
+        raise typer.Exit(1) from None
+
+
+@vectors_app.command("nearest")
+def vectors_nearest(word: str, k: Annotated[int, typer.Option(help="how many")] = 10) -> None:
+    """The words whose vectors are closest to WORD's (cosine similarity)."""
+    from flows.summary import predictions_table, show
+
+    vectors = _glove()
+    try:
+        found = vectors.nearest(word.lower(), k)
+    except KeyError as exc:
+        console.error(str(exc.args[0]))
+        raise typer.Exit(1) from None
+    show(predictions_table([{"word": w, "cosine": round(c, 4)} for w, c in found], f"nearest to {word!r}"))
+
+
+@vectors_app.command("analogy")
+def vectors_analogy(a: str, b: str, c: str, k: Annotated[int, typer.Option(help="how many answers")] = 5) -> None:
+    """A is to B as C is to ?: `rayline vectors analogy man king woman` (queen)."""
+    from flows.summary import predictions_table, show
+
+    vectors = _glove()
+    try:
+        found = vectors.analogy(a.lower(), b.lower(), c.lower(), k, limit=100_000)
+    except KeyError as exc:
+        console.error(str(exc.args[0]))
+        raise typer.Exit(1) from None
+    show(predictions_table([{"answer": w, "cosine": round(s, 4)} for w, s in found], f"{a} : {b} :: {c} : ?"))
+
+
+@vectors_app.command("analogies")
+def vectors_analogies(
+    questions: Annotated[Optional[Path], typer.Option(help="a questions-words.txt (default: gensim's copy)")] = None,
+    limit: Annotated[int, typer.Option(help="search the most frequent N words, as word2vec's evaluation")] = 30_000,
+) -> None:
+    """Accuracy on word2vec's analogy questions (19,544 in 14 sections), per section and over all."""
+    from components.evaluation.analogies import analogy_accuracy, questions_file, read_questions
+    from flows.summary import predictions_table, show
+
+    try:
+        text = (questions or questions_file()).read_text()
+    except FileNotFoundError as exc:
+        console.error(str(exc))
+        raise typer.Exit(1) from None
+    scores = analogy_accuracy(_glove(), read_questions(text), limit)
+    rows = [{"section": k, "accuracy": round(v, 4)} for k, v in scores.items()]
+    show(predictions_table(rows, f"analogies, GloVe 6B 50d over the {limit:,} most frequent words"))
+
+
+@vectors_app.command("word2vec")
+def vectors_word2vec(
+    mode: Annotated[str, typer.Option(help="skipgram or cbow")] = "skipgram",
+    dim: Annotated[int, typer.Option(help="vector size")] = 50,
+    epochs: Annotated[int, typer.Option(help="passes over the corpus")] = 5,
+    window: Annotated[int, typer.Option(help="context words on each side (at most)")] = 5,
+    min_count: Annotated[int, typer.Option(help="rarer words are left out")] = 3,
+    seed: int = 0,
+) -> None:
+    """Train word2vec on the Lee corpus (300 news articles, 60,000 words), show neighbours,
+    and compare its analogy accuracy with GloVe 6B 50d on the questions its words cover."""
+    from components.data.corpus import corpus_file
+    from components.evaluation.analogies import analogy_accuracy, covered, questions_file, read_questions
+    from components.models.word2vec import Word2VecConfig
+    from components.training.word2vec_fit import word2vec_on_text
+    from flows.summary import predictions_table, show
+
+    try:
+        text, questions = corpus_file("lee").read_text(), read_questions(questions_file().read_text())
+        config = Word2VecConfig(vocab_size=1, embed_dim=dim, mode=mode)  # the vocabulary comes with the text
+    except (FileNotFoundError, ValueError) as exc:
+        console.error(str(exc))
+        raise typer.Exit(2 if isinstance(exc, ValueError) else 1) from None
+    console.say(f"word2vec ({mode}) on the Lee corpus: {epochs} epochs")
+    ours, losses = word2vec_on_text(text, config, min_count, epochs=epochs, window=window, seed=seed)
+    rows = [{"word": w, "nearest (ours)": ", ".join(n for n, _ in ours.nearest(w, 5))}
+            for w in ("fire", "police", "australia", "government", "tuesday") if w in ours.index]
+    show(predictions_table(rows, f"word2vec {mode} on the Lee corpus: loss {losses[0]:.3f} -> {losses[-1]:.3f}"))
+    asked = covered(questions, ours)
+    mine = analogy_accuracy(ours, asked, limit=len(ours.words))
+    glove = analogy_accuracy(_glove(), asked)
+    table = [{"section": k, "questions": len(asked[k]) if k in asked else sum(map(len, asked.values())),
+              "word2vec (Lee)": round(mine.get(k, 0.0), 4), "GloVe 6B 50d": round(glove.get(k, 0.0), 4)}
+             for k in [*asked, "all"]]
+    show(predictions_table(table, "analogy accuracy on the questions whose four words the Lee corpus has"))
+
+
+@vectors_app.command("debias")
+def vectors_debias(
+    words: Annotated[Optional[list[str]], typer.Argument(help="words that should be neutral")] = None,
+) -> None:
+    """How far words lean along the gender direction (cosine with it), before and after
+    neutralising; and pairs equalised to stand symmetric about it."""
+    from components.data.debiasing import bias_direction, equalize, neutralize, projection
+    from components.data.word_vectors import cosine
+    from flows.summary import predictions_table, show
+
+    vectors = _glove()
+    g = bias_direction(vectors)
+    rows = []
+    for word in words or ["receptionist", "engineer", "nurse", "programmer", "homemaker", "doctor"]:
+        e = vectors.vector(word.lower())
+        rows.append({"word": word, "before": round(projection(e, g), 4), "after": round(projection(neutralize(e, g), g), 4)})
+    show(predictions_table(rows, "cosine with the gender direction, before and after neutralising"))
+    neutral = neutralize(vectors.vector("babysit"), g)
+    pairs = []
+    for a, b in (("actress", "actor"), ("grandmother", "grandfather"), ("girl", "boy")):
+        ea, eb = vectors.vector(a), vectors.vector(b)
+        fa, fb = equalize(ea, eb, g)
+        pairs.append({"pair": f"{a} / {b}", "projections before": f"{projection(ea, g):.3f} / {projection(eb, g):.3f}",
+                      "after": f"{projection(fa, g):.3f} / {projection(fb, g):.3f}",
+                      "cosine with neutral 'babysit' after": f"{cosine(fa, neutral):.3f} / {cosine(fb, neutral):.3f}"})
+    show(predictions_table(pairs, "equalised pairs: equal and opposite along the direction, equally far from neutral words"))
 
 
 @app.command()

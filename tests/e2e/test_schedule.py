@@ -18,7 +18,8 @@ from components.data.bundled import bundled_frame, bundled_schema
 from tests.conftest import write_config
 from tests.e2e.conftest import RAYLINE, clean_env
 
-pytestmark = pytest.mark.e2e
+# About two minutes: with the examples in make test-examples, so make test stays within its budget.
+pytestmark = [pytest.mark.e2e, pytest.mark.examples]
 
 NAME = "scheduled"
 
@@ -50,8 +51,7 @@ def test_a_scheduled_pipeline_retrains_only_when_data_arrived(tmp_path: Path, se
         "split": {"stratify": True, "seed": 1},
         "model": {"kind": "knn", "params": {"k": 3}},
         "serving": {"name": NAME},
-        # overlap wait: a run the drift event asks for queues behind a scheduled one, never dropped;
-        # 10 s: longer than a run that skips, so scheduled runs do not pile up ahead of it
+        # overlap wait: a run the drift event asks for queues behind a scheduled one, never dropped
         "schedule": {"interval_seconds": 10, "overlap": "wait", "on_drift": True},
     }
     path = write_config(tmp_path, config)
@@ -82,6 +82,21 @@ def test_a_scheduled_pipeline_retrains_only_when_data_arrived(tmp_path: Path, se
         _wait_for(lambda: _versions(tmp_path) == ["1", "2"], 180, "a retrain on the new file", runner_out)
         _wait_for(lambda: "scheduled v2 registered" in runner_out.read_text(), 60, "the run's line", runner_out)
 
+        # The clock stops first: a run that skips takes about as long as this 10 s interval (most
+        # of it the flow run's process importing), so scheduled runs could queue up without end
+        # ahead of the one drift asks for; an hourly clock never meets that.
+        stop_clock = (
+            "import asyncio\nfrom prefect.client.orchestration import get_client\n"
+            "async def main():\n"
+            "    async with get_client() as client:\n"
+            f"        d = await client.read_deployment_by_name('scheduled-pipeline/{NAME}')\n"
+            "        for s in d.schedules:\n"
+            "            await client.update_deployment_schedule(d.id, s.id, active=False)\n"
+            "asyncio.run(main())\n"
+        )
+        stopped = subprocess.run([sys.executable, "-c", stop_clock], cwd=tmp_path, env=cli_env, capture_output=True,
+                                 text=True)
+        assert stopped.returncode == 0, stopped.stderr
         # What `rayline monitor` sends when the served data drifted: a retrain, no new data
         # needed; the same data makes an equal model, which the champion rule does not promote.
         drift = "from flows.events import announce_drift; announce_drift('scheduled', '2', {'share': 1.0})"
