@@ -50,6 +50,7 @@ bench: setup
 	$(BIN)/python benchmarks/score_throughput.py
 	$(BIN)/python benchmarks/recorder_overhead.py
 	$(BIN)/python benchmarks/language_quality.py
+	$(BIN)/python benchmarks/language_overhead.py
 
 clean:
 	rm -rf .rayline
