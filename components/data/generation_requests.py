@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from components.data.corpus_preparation import LanguageModelState
-from components.data.schema import InvalidInput, check_instances
+from components.data.schema import InvalidInput, check_instances, instance_fields
 
 MAX_TOKENS = 1000  # the most tokens one request may ask for
 
@@ -32,13 +32,7 @@ def generations_from_instances(instances: Any, state: LanguageModelState, max_in
     requests = []
     for i, instance in enumerate(instances):
         where = f"instances[{i}]"
-        if isinstance(instance, str):
-            instance = {"prompt": instance}
-        if not isinstance(instance, dict):
-            raise InvalidInput(where, f'must be {{"prompt": "...", ...}} or a prompt string, got {type(instance).__name__}')
-        unknown = sorted(set(instance) - fields)
-        if unknown:
-            raise InvalidInput(f"{where}.{unknown[0]}", f"unknown field; allowed: {sorted(fields)}")
+        instance = instance_fields(instance, where, fields, "prompt")
         prompt = instance.get("prompt")
         if not isinstance(prompt, str) or not prompt:
             raise InvalidInput(f"{where}.prompt", "must be a non-empty string")

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from components.data.pairs_preparation import PairsState
-from components.data.schema import InvalidInput, check_instances
+from components.data.schema import InvalidInput, check_instances, instance_fields
 
 MAX_BEAM = 16
 
@@ -30,13 +30,7 @@ def translations_from_instances(instances: Any, state: PairsState, max_instances
     requests = []
     for i, instance in enumerate(instances):
         where = f"instances[{i}]"
-        if isinstance(instance, str):
-            instance = {"source": instance}
-        if not isinstance(instance, dict):
-            raise InvalidInput(where, f'must be a source string or {{"source": "...", ...}}, got {type(instance).__name__}')
-        unknown = sorted(set(instance) - fields)
-        if unknown:
-            raise InvalidInput(f"{where}.{unknown[0]}", f"unknown field; allowed: {sorted(fields)}")
+        instance = instance_fields(instance, where, fields, "source")
         source = instance.get("source")
         if not isinstance(source, str) or not source.strip():
             raise InvalidInput(f"{where}.source", "must be a non-empty string")

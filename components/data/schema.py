@@ -391,6 +391,19 @@ def frame_from_records(records: list[dict[str, Any]], schema: SchemaConfig, max_
     return pl.DataFrame([pl.Series(name, columns[name], dtype=DTYPES[schema.columns[name].type]) for name in features])
 
 
+def instance_fields(instance: Any, where: str, fields: set[str], primary: str) -> dict[str, Any]:
+    """An instance given as its `primary` field's string alone or as an object of `fields`
+    (generation and translation requests); InvalidInput names an unknown field or another type."""
+    if isinstance(instance, str):
+        return {primary: instance}
+    if not isinstance(instance, dict):
+        raise InvalidInput(where, f'must be {{"{primary}": "...", ...}} or a {primary} string, got {type(instance).__name__}')
+    unknown = sorted(set(instance) - fields)
+    if unknown:
+        raise InvalidInput(f"{where}.{unknown[0]}", f"unknown field; allowed: {sorted(fields)}")
+    return instance
+
+
 def check_instances(instances: Any, max_instances: int, what: str) -> None:
     """A request's `instances`: a non-empty list of at most `max_instances` (of `what`)."""
     if not isinstance(instances, list):

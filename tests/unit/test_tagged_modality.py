@@ -104,7 +104,10 @@ def test_a_tagger_learns_entities_and_checkpoints(decoder):
     assert history[0]["val_micro_f1"] < history[-1]["val_micro_f1"]
     assert history[-1]["val_micro_f1"] > 0.8 and history[-1]["val_token_accuracy"] > 0.9
     assert {"val_PER_f1", "val_DATE_f1", "val_macro_f1"} <= set(history[-1])
-    assert session.checkpoints[-1] is not None
+    from components.artifacts.checkpoint_files import read_state
+
+    saved = read_state(session.checkpoints[-1])  # the last epoch, with the tags its CRF constraints came from
+    assert saved["epoch"] == 4 and saved["spec"]["params"]["classes"] == list(state.tags.classes_)
 
 
 def test_cost_sensitive_and_focal_losses_are_for_the_softmax_decoder(tmp_path: Path):
