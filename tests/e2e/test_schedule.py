@@ -1,7 +1,8 @@
 """`rayline schedule` against the real Prefect server `rayline server up` started (the
 session's, see conftest.py): the pipeline runs on a short interval; a later run finds no
 new data and trains nothing; after a file lands, the next run trains a new version; a drift
-event retrains with no new data, and the new version meets the champion rule."""
+event retrains with no new data, and the new version meets the champion rule; with the clock
+stopped, a file the watcher (`rayline ingest --watch`) commits starts a run that trains."""
 
 from __future__ import annotations
 
@@ -52,7 +53,7 @@ def test_a_scheduled_pipeline_retrains_only_when_data_arrived(tmp_path: Path, se
         "model": {"kind": "knn", "params": {"k": 3}},
         "serving": {"name": NAME},
         # overlap wait: a run the drift event asks for queues behind a scheduled one, never dropped
-        "schedule": {"interval_seconds": 10, "overlap": "wait", "on_drift": True},
+        "schedule": {"interval_seconds": 10, "overlap": "wait", "on_drift": True, "on_new_data": True},
     }
     path = write_config(tmp_path, config)
     landing = tmp_path / ".rayline" / "landing" / NAME
@@ -67,7 +68,7 @@ def test_a_scheduled_pipeline_retrains_only_when_data_arrived(tmp_path: Path, se
     assert status.returncode == 0 and status.stdout.count("(up, pid") == 2, status.stdout
 
     runner_out = tmp_path / "runner.out"
-    runner = None
+    runner = watcher = None
     try:
         with open(runner_out, "w") as out:
             runner = subprocess.Popen(
@@ -104,7 +105,22 @@ def test_a_scheduled_pipeline_retrains_only_when_data_arrived(tmp_path: Path, se
         assert sent.returncode == 0, sent.stderr
         _wait_for(lambda: _versions(tmp_path) == ["1", "2", "3"], 180, "a retrain on drift", runner_out)
         _wait_for(lambda: "scheduled v3 registered, not champion" in runner_out.read_text(), 60, "its line", runner_out)
+
+        # New data with the clock stopped: only the watcher's event can start this run.
+        with open(tmp_path / "watcher.out", "w") as out:
+            watcher = subprocess.Popen(
+                [RAYLINE, "ingest", str(path), "--watch"], cwd=tmp_path, env=cli_env, stdout=out,
+                stderr=subprocess.STDOUT, start_new_session=True,
+            )
+        third = bundled_frame("iris").head(30)
+        third.with_columns(third[third.columns[0]] * 1.01).write_csv(landing / "third.csv")  # new content
+        _wait_for(lambda: _versions(tmp_path) == ["1", "2", "3", "4"], 180, "a run on the watcher's commit", runner_out)
+        _wait_for(lambda: "scheduled v4 registered" in runner_out.read_text(), 60, "its line", runner_out)
+        assert "30 new rows, 0 quarantined (1 file(s), batch 2" in (tmp_path / "watcher.out").read_text()
     finally:
+        if watcher is not None:
+            os.killpg(watcher.pid, signal.SIGINT)
+            watcher.wait(timeout=60)
         if runner is not None:
             os.killpg(runner.pid, signal.SIGINT)
             try:
