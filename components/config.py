@@ -621,6 +621,9 @@ class RecorderConfig(_Strict):
     max_queued_rows: int = Field(100_000, ge=1, description="rows held in memory while the writer is behind")
     flush_rows: int = Field(10_000, ge=1, description="write as soon as this many rows wait")
     flush_seconds: float = Field(5.0, gt=0, description="else write what waits this often (one Delta commit)")
+    compact_every: int = Field(
+        200, ge=0, description="compact the log's small files after this many commits (0: never)"
+    )
 
 
 class ServingConfig(_Strict):

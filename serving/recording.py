@@ -13,7 +13,7 @@ def open_recorder(name: str, version: str, lake_root: str | None, config: Record
     if lake_root is None or config is None or not config.enabled:
         return None
     return InferenceRecorder(
-        lake_writer(Lake(f"{lake_root}/{name}")),
+        lake_writer(Lake(f"{lake_root}/{name}"), config.compact_every),
         version,
         sample_rate=config.sample_rate,
         max_queued_rows=config.max_queued_rows,

@@ -229,11 +229,25 @@ class InferenceRecorder:
             self._writing = False
 
 
-def lake_writer(lake: Lake) -> Callable[[pl.DataFrame], None]:
-    """Appends to the lake's inference log; a new model version's new columns widen it."""
+def lake_writer(lake: Lake, compact_every: int = 0) -> Callable[[pl.DataFrame], None]:
+    """Appends to the lake's inference log; a new model version's new columns widen it.
+
+    Every `compact_every` appends (0: never) the log's small files are compacted: one commit
+    every few seconds is a file every few seconds, and `rayline monitor` would otherwise open
+    thousands of them a day. A compaction that fails (another replica compacting the same
+    files) is left for the next round; the appended rows are already safe.
+    """
+    appends = 0
 
     def write(frame: pl.DataFrame) -> None:
+        nonlocal appends
         lake.append_batches(TABLE, frame.to_arrow().to_reader())
+        appends += 1
+        if compact_every and appends % compact_every == 0:
+            try:
+                lake.compact(TABLE)
+            except Exception as exc:  # noqa: BLE001 - housekeeping never costs the endpoint its rows
+                _log.info("inference log: compaction skipped (%s: %s)", type(exc).__name__, exc)
 
     return write
 

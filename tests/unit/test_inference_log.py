@@ -39,6 +39,32 @@ def test_recorded_rows_land_in_the_lake_with_inputs_answers_and_version(tmp_path
     }
 
 
+def test_the_log_compacts_its_small_files_every_n_commits_and_keeps_every_row(tmp_path):
+    lake = Lake(str(tmp_path))
+    write = lake_writer(lake, compact_every=3)
+    for i in range(7):
+        write(pl.DataFrame({"x": [float(i)] * 2, "answered_at": [datetime.now(timezone.utc)] * 2}))
+    files, version = lake.data_files(TABLE)
+    # commits 0-2, optimize (3), 4-6, optimize (7), commit 8: one compacted file plus the last append
+    assert version == 8 and len(files) == 2
+    assert sorted(lake.history(TABLE)["operation"].to_list()).count("OPTIMIZE") == 2
+    assert sorted(read_window(lake, None)["x"].to_list()) == sorted(float(i) for i in range(7) for _ in range(2))
+    assert lake.read(TABLE, 2).height == 6  # versions before a compaction stay readable until vacuumed
+
+
+def test_a_failed_compaction_loses_no_rows_and_raises_nothing(tmp_path, monkeypatch):
+    lake = Lake(str(tmp_path))
+
+    def conflict(table):
+        raise RuntimeError("another replica compacted these files")
+
+    monkeypatch.setattr(lake, "compact", conflict)
+    write = lake_writer(lake, compact_every=1)
+    write(pl.DataFrame({"x": [1.0]}))
+    write(pl.DataFrame({"x": [2.0]}))
+    assert sorted(read_window(lake, None)["x"].to_list()) == [1.0, 2.0] and lake.version(TABLE) == 1
+
+
 def test_the_window_keeps_recent_rows_only(tmp_path):
     lake = Lake(str(tmp_path))
     old = datetime.now(timezone.utc) - timedelta(hours=2)
