@@ -281,13 +281,32 @@ class TokenizerConfig(_Strict):
     min_freq: int = Field(1, ge=1, description="word: rarer words become <UNK>")
     max_vocab: int | None = Field(None, ge=1, description="word: keep the most frequent words only")
     vocab_size: int = Field(1000, ge=8, description="bpe: the vocabulary to learn, special tokens included")
+    stop_words: Literal["english"] | None = Field(None, description="word: drop scikit-learn's English stop words")
+    stem: str | None = Field(None, description="word: a Snowball stemmer (english, german, ...) applied to each word")
+
+    @field_validator("stem")
+    @classmethod
+    def _stem(cls, stem: str | None) -> str | None:
+        import snowballstemmer
+
+        if stem is not None and stem not in snowballstemmer.algorithms():
+            raise ValueError(f"must be one of {', '.join(snowballstemmer.algorithms())}, got {stem!r}")
+        return stem
+
+    @model_validator(mode="after")
+    def _word_only(self) -> "TokenizerConfig":
+        for key in ("stop_words", "stem"):
+            if getattr(self, key) is not None and self.kind != "word":
+                raise ValueError(f"{key} applies to the word tokenizer only; this one is {self.kind!r}")
+        return self
 
     def params(self) -> dict[str, Any]:
         """The keyword arguments of the chosen tokenizer."""
         if self.kind == "char":
             return {"lower": self.lower}
         if self.kind == "word":
-            return {"lower": self.lower, "min_freq": self.min_freq, "max_vocab": self.max_vocab}
+            return {"lower": self.lower, "min_freq": self.min_freq, "max_vocab": self.max_vocab,
+                    "stop_words": self.stop_words, "stem": self.stem}
         return {"lower": self.lower, "vocab_size": self.vocab_size}
 
 

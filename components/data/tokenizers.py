@@ -2,7 +2,8 @@
 the bundle as data.
 
     CharTokenizer   one token per character
-    WordTokenizer   words and punctuation; lower-casing, minimum frequency, maximum vocabulary
+    WordTokenizer   words and punctuation; lower-casing, minimum frequency, maximum vocabulary,
+                    optional stop-word removal and Snowball stemming
     BPETokenizer    byte-pair encoding learned by Hugging Face `tokenizers`; `merges()` lists
                     the learned merges in the order they were made
 
@@ -14,6 +15,7 @@ all of them and a token never seen in training becomes `<UNK>`.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections import Counter
@@ -26,6 +28,27 @@ BOS_ID, EOS_ID = SPECIALS.index(BOS), SPECIALS.index(EOS)
 
 # a word (with an inner apostrophe: don't, o'clock) or one punctuation mark
 _WORD = re.compile(r"\w+(?:'\w+)*|[^\w\s]")
+
+
+def stemmers() -> list[str]:
+    """The Snowball stemmers `WordTokenizer(stem=...)` can use."""
+    import snowballstemmer
+
+    return list(snowballstemmer.algorithms())
+
+
+@functools.cache
+def _stemmer(language: str) -> Any:
+    import snowballstemmer
+
+    return snowballstemmer.stemmer(language)
+
+
+@functools.cache
+def _stop_words(language: str) -> frozenset[str]:
+    from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
+
+    return ENGLISH_STOP_WORDS
 
 
 class NotFittedError(ValueError):
@@ -96,14 +119,24 @@ class CharTokenizer(_Vocabulary):
 
 class WordTokenizer(_Vocabulary):
     """Words and punctuation marks. Words seen fewer than `min_freq` times in training, or
-    beyond the `max_vocab` most frequent (specials included), are `<UNK>`."""
+    beyond the `max_vocab` most frequent (specials included), are `<UNK>`.
+
+    `stop_words="english"` drops scikit-learn's English stop words (a text made of stop
+    words only keeps them: no text becomes empty); `stem` names a Snowball stemmer
+    ("english", "german", ...) that maps each word to its stem (running, runs -> run).
+    """
 
     kind = "word"
 
-    def __init__(self, *, lower: bool = True, min_freq: int = 1, max_vocab: int | None = None) -> None:
+    def __init__(
+        self, *, lower: bool = True, min_freq: int = 1, max_vocab: int | None = None,
+        stop_words: str | None = None, stem: str | None = None,
+    ) -> None:
         self.lower = lower
         self.min_freq = min_freq
         self.max_vocab = max_vocab
+        self.stop_words = stop_words
+        self.stem = stem
 
     def fit(self, texts: Iterable[str]) -> "WordTokenizer":
         self._check_params()
@@ -111,7 +144,11 @@ class WordTokenizer(_Vocabulary):
         return self
 
     def tokenize(self, text: str) -> list[str]:
-        return _WORD.findall(text.lower() if self.lower else text)
+        tokens = _WORD.findall(text.lower() if self.lower else text)
+        if self.stop_words is not None:
+            kept = [t for t in tokens if t.lower() not in _stop_words(self.stop_words)]
+            tokens = kept or tokens
+        return [self._stemmed(t) for t in tokens] if self.stem is not None else tokens
 
     def spans(self, text: str) -> list[tuple[str, int, int]]:
         """(token, start, end) of each token of `text`, the offsets into `text` as given."""
@@ -130,9 +167,21 @@ class WordTokenizer(_Vocabulary):
         return [index.get(self._case(t), 1) for t in tokens]
 
     def _case(self, token: str) -> str:
-        return token.lower() if self.lower else token
+        token = token.lower() if self.lower else token
+        return self._stemmed(token) if self.stem is not None else token
+
+    def _stemmed(self, token: str) -> str:
+        # Stemming a word costs microseconds and texts repeat their words: remember each one.
+        cache = self.__dict__.setdefault("_stems", {})
+        if token not in cache:
+            cache[token] = _stemmer(self.stem).stemWord(token)
+        return cache[token]
 
     def _check_params(self) -> None:
+        if self.stop_words not in (None, "english"):
+            raise ValueError(f"stop_words must be None or 'english', got {self.stop_words!r}")
+        if self.stem is not None and self.stem not in stemmers():
+            raise ValueError(f"stem must be None or one of {', '.join(stemmers())}, got {self.stem!r}")
         if self.min_freq < 1:
             raise ValueError(f"min_freq must be >= 1, got {self.min_freq}")
         if self.max_vocab is not None and self.max_vocab <= len(SPECIALS):
@@ -144,7 +193,8 @@ class WordTokenizer(_Vocabulary):
         return re.sub(r" ([^\w\s<])", r"\1", text)
 
     def to_dict(self) -> dict[str, Any]:
-        params = {"lower": self.lower, "min_freq": self.min_freq, "max_vocab": self.max_vocab}
+        params = {"lower": self.lower, "min_freq": self.min_freq, "max_vocab": self.max_vocab,
+                  "stop_words": self.stop_words, "stem": self.stem}
         return {"kind": self.kind, "params": params, "vocab": self._fitted().vocab_}
 
 

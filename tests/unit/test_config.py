@@ -184,3 +184,16 @@ def test_monitoring_and_recorder_sections_are_checked(tmp_path):
     loaded = load_pipeline(write_config(tmp_path, iris_config(monitoring={"numeric_test": "ks", "categorical_threshold": 0.3})))
     assert loaded.monitoring.thresholds == (0.01, 0.3)  # the test's default, and the one set
     assert loaded.serving.recorder.enabled and loaded.monitoring.window == "24h"
+
+
+def test_stemming_and_stop_words_are_checked_at_load(tmp_path):
+    config = yaml.safe_load(Path("conf/pipelines/sentiment_tfidf.yaml").read_text())
+    config["text"]["tokenizer"] = {"kind": "char", "stem": "klingon", "stop_words": "english"}
+    message = _error(tmp_path, config)
+    assert "text.tokenizer.stem" in message and "got 'klingon'" in message and "english" in message
+    config["text"]["tokenizer"] = {"kind": "char", "stop_words": "english"}
+    assert "stop_words applies to the word tokenizer only; this one is 'char'" in _error(tmp_path, config)
+    config["text"]["tokenizer"] = {"kind": "word", "stop_words": "english", "stem": "english"}
+    loaded = load_pipeline(write_config(tmp_path, config))
+    assert loaded.text.tokenizer.params() == {
+        "lower": True, "min_freq": 1, "max_vocab": None, "stop_words": "english", "stem": "english"}

@@ -60,7 +60,10 @@ def test_bpe_round_trips_real_text_and_stays_within_its_vocabulary():
     assert len(tok.encode(TEXTS[0])) < len(TEXTS[0])  # merged: fewer tokens than characters
 
 
-@pytest.mark.parametrize("tok", [CharTokenizer(), WordTokenizer(min_freq=1), BPETokenizer(vocab_size=50)])
+@pytest.mark.parametrize("tok", [
+    CharTokenizer(), WordTokenizer(min_freq=1), WordTokenizer(stop_words="english", stem="english"),
+    BPETokenizer(vocab_size=50),
+])
 def test_a_saved_tokenizer_encodes_as_the_fitted_one(tok):
     tok.fit(TEXTS * 3)
     restored = tokenizer_from_dict(json.loads(json.dumps(tok.to_dict())))
@@ -68,6 +71,16 @@ def test_a_saved_tokenizer_encodes_as_the_fitted_one(tok):
     for text in [*TEXTS, "an unseen sentence!"]:
         assert restored.encode(text) == tok.encode(text)
     assert restored.vocab_size_ == tok.vocab_size_
+
+
+def test_stop_words_go_and_words_become_their_snowball_stems():
+    tok = WordTokenizer(stop_words="english", stem="english").fit(["The runners were running; one runs."])
+    assert tok.tokenize("The runners were running; one runs.") == ["runner", "run", ";", "run", "."]
+    # the same stem whatever the inflection, so a word seen in one form is known in another
+    assert tok.encode("Running!")[0] == tok.encode("runs")[0] != 1
+    assert tok.tokenize("it is what it is") == ["it", "is", "what", "it", "is"]  # only stop words: kept, never empty
+    tagged = WordTokenizer(stem="english").fit_tokens([["Cities", "grew"]])
+    assert tagged.encode_tokens(["city", "grows"]) == tagged.encode_tokens(["Cities", "grew"])[:1] + [1]
 
 
 def test_unfitted_and_wrong_parameters_are_named():
@@ -81,5 +94,9 @@ def test_unfitted_and_wrong_parameters_are_named():
         WordTokenizer(max_vocab=4).fit(TEXTS)
     with pytest.raises(ValueError, match="vocab_size must be > 4"):
         BPETokenizer(vocab_size=3).fit(TEXTS)
+    with pytest.raises(ValueError, match="stem must be None or one of arabic, .*english.*, got 'klingon'"):
+        WordTokenizer(stem="klingon").fit(TEXTS)
+    with pytest.raises(ValueError, match="stop_words must be None or 'english', got 'french'"):
+        WordTokenizer(stop_words="french").fit(TEXTS)
     with pytest.raises(ValueError, match=r"tokenizer kind must be one of \['bpe', 'char', 'word'\], got 'sentencepiece'"):
         make_tokenizer("sentencepiece")
