@@ -46,7 +46,7 @@ def _error(tmp_path: Path, config: dict) -> str:
 
 def test_a_text_section_makes_a_text_pipeline(tmp_path):
     config = load_checked(write_config(tmp_path, text_config()))
-    assert config.modality == "text" and config.text.tokenizer.params() == {"lower": True, "min_freq": 1, "max_vocab": None}
+    assert config.modality == "text" and config.text.tokenizer.params() == {"lower": True, "min_freq": 1, "max_vocab": None, "stop_words": None, "stem": None}
     assert "text.column 'label' is the target" in _error(tmp_path, text_config(text={"column": "label"}))
     schema = text_config()["schema"]
     message = _error(tmp_path, text_config(text={"column": "body"}))
