@@ -80,7 +80,7 @@ BundledImages = Literal["digits", "mnist", "fashion_mnist"]
 BundledText = Literal["rotten_tomatoes"]
 BundledTagged = Literal["ner_synthetic"]
 BundledCorpus = Literal["hamlet", "lee"]
-BundledPairs = Literal["dates"]
+BundledPairs = Literal["dates", "cmudict"]
 # Sources whose rows are images; every other format holds table rows.
 IMAGE_FORMATS = ("image_folder", "manifest", "npz", "idx", "bundled_images")
 # Sources whose rows are tagged sentences (CoNLL's token<TAB>tag lines).
@@ -92,7 +92,7 @@ _BUNDLED = {"sklearn": ["iris", "wine", "breast_cancer", "digits", "diabetes"],
             "bundled_text": ["rotten_tomatoes"],
             "bundled_ner": ["ner_synthetic"],
             "bundled_corpus": ["hamlet", "lee"],
-            "bundled_pairs": ["dates"]}
+            "bundled_pairs": ["dates", "cmudict"]}
 
 
 class SourceConfig(_Strict):
@@ -116,7 +116,7 @@ class SourceConfig(_Strict):
     limit: int | None = Field(
         None, ge=1,
         description="bundled_images: keep the first N images of each file; bundled_ner: sentences (3000); "
-        "bundled_pairs: pairs (10000)",
+        "bundled_pairs: pairs (dates 10000, cmudict 20000 words)",
     )
 
     @model_validator(mode="after")

@@ -22,6 +22,7 @@ from components.data.images import (
 )
 from components.data.lake import Lake
 from components.data.ner_synthetic import conll_text, ner_sentences
+from components.data.pronunciations import cmudict_frame
 from components.data.sources import HashCache, list_landing, settled
 from components.data.streaming import (
     BatchResult, FileRows, IngestStream, PendingBatch, Triage, checked_file, micro_batches, new_files,
@@ -80,6 +81,7 @@ class _Source:
 BUNDLED_TABLES = ("sklearn", "bundled_text", "bundled_pairs")
 NER_SENTENCES = 3000  # ner_synthetic sentences landed when source.limit does not say
 DATE_PAIRS = 10_000  # dates landed when source.limit does not say
+CMUDICT_WORDS = 20_000  # of cmudict's 124k words
 BUNDLED = (*BUNDLED_TABLES, "bundled_images", "bundled_ner", "bundled_corpus")
 
 
@@ -96,7 +98,9 @@ def stage_bundled(source: SourceConfig, landing: Path) -> list[Path]:
     if source.format == "bundled_ner":
         text = conll_text(ner_sentences(source.limit or NER_SENTENCES, seed=0))
         return write_landing_conll(text, landing, source.files, stem=source.dataset)
-    if source.format == "bundled_pairs":
+    if source.format == "bundled_pairs" and source.dataset == "cmudict":
+        frame = cmudict_frame(source.limit or CMUDICT_WORDS, seed=0)
+    elif source.format == "bundled_pairs":
         frame = dates_frame(source.limit or DATE_PAIRS, seed=0)
     elif source.format == "bundled_text":
         frame = bundled_text_frame(source.dataset)
