@@ -109,6 +109,8 @@ Problem = tuple[str, str, Any]
 # nothing else, and these sources train nothing else.
 _SOURCE_TASKS = {"tagging": ("tagged sentences", "tagger"), "language_model": ("running text", "rnn_lm"),
                  "seq2seq": ("sequence pairs", "seq2seq")}
+# Running text also trains word vectors: a data task -> the training tasks it feeds besides its own.
+_ALSO_TRAINS = {"language_model": ("word_embeddings",)}
 
 
 def _sequence_task_problems(config: PipelineConfig) -> list[Problem]:
@@ -116,6 +118,14 @@ def _sequence_task_problems(config: PipelineConfig) -> list[Problem]:
     if kind not in kinds():
         return []
     kind_task = training_task(config.model) if family(config.model) == "torch" else None
+    if kind_task in _ALSO_TRAINS.get(config.task, ()):
+        if config.text.tokenizer.kind != "word":
+            return [("text.tokenizer.kind", f"{kind} learns a vector per word: it needs the word tokenizer",
+                     config.text.tokenizer.kind)]
+        return []
+    if kind_task == "word_embeddings":
+        return [("model.kind", f"{kind} learns word vectors from running text (text_files, bundled_corpus); "
+                 f"got a {config.task} source", kind)]
     for task, (source, example) in _SOURCE_TASKS.items():
         if (config.task == task) != (kind_task == task):
             return [("model.kind", f"{source} train {task} kinds (e.g. {example}), and {task} kinds need {source}; "

@@ -676,12 +676,12 @@ def vectors_word2vec(
 
     try:
         text, questions = corpus_file("lee").read_text(), read_questions(questions_file().read_text())
-        config = Word2VecConfig(vocab_size=1, embed_dim=dim, mode=mode)  # the vocabulary comes with the text
+        config = Word2VecConfig(vocab_size=1, embed_dim=dim, mode=mode, window=window)  # the vocabulary comes with the text
     except (FileNotFoundError, ValueError) as exc:
         console.error(str(exc))
         raise typer.Exit(2 if isinstance(exc, ValueError) else 1) from None
     console.say(f"word2vec ({mode}) on the Lee corpus: {epochs} epochs")
-    ours, losses = word2vec_on_text(text, config, min_count, epochs=epochs, window=window, seed=seed)
+    ours, losses = word2vec_on_text(text, config, min_count, epochs=epochs, seed=seed)
     rows = [{"word": w, "nearest (ours)": ", ".join(n for n, _ in ours.nearest(w, 5))}
             for w in ("fire", "police", "australia", "government", "tuesday") if w in ours.index]
     show(predictions_table(rows, f"word2vec {mode} on the Lee corpus: loss {losses[0]:.3f} -> {losses[-1]:.3f}"))
@@ -761,6 +761,8 @@ def _flat(prediction: object) -> dict[str, object]:
         return {"prompt": prediction["prompt"], "generated": prediction["text"]}
     if isinstance(prediction, dict) and "entities" in prediction:
         return {"entities": "; ".join(f"{e['type']} {e['text']}" for e in prediction["entities"]) or "-"}
+    if isinstance(prediction, dict) and "nearest" in prediction:
+        return {"word": prediction.get("word"), "nearest": ", ".join(n["word"] for n in prediction["nearest"])}
     if isinstance(prediction, dict) and "distance" in prediction:
         return {"distance": round(prediction["distance"], 4), "same": prediction["same"]}
     if isinstance(prediction, dict):
@@ -772,6 +774,9 @@ def _flat(prediction: object) -> dict[str, object]:
 def _smoke(ws: Workspace, url: str, n: int) -> None:
     """Send n raw test rows (pairs of test images for verification models) over HTTP and
     print the answers next to the true values."""
+    import re
+    from collections import Counter
+
     import numpy as np
 
     from components.data.image_preparation import raw_images
@@ -804,6 +809,13 @@ def _smoke(ws: Workspace, url: str, n: int) -> None:
         truths = test[cfg.schema_.target].to_list()
         requests = [{"source": s, "beam_size": 4} for s in test[cfg.pairs.source].to_list()]
         predictions, version = predict_instances(url, cfg.serving.name, requests, chunk=16)
+    elif training_task(cfg.model) == "word_embeddings":
+        # the n most frequent words of four letters or more in the training passages, which the model knows
+        train = bronze.filter(assign_splits(bronze, cfg.split, "text") == "train")["text"].to_list()
+        counts = Counter(w for text in train for w in re.findall(r"[a-z]{4,}", text.lower()))
+        words = [w for w, _ in counts.most_common(n)]
+        truths = ["-"] * len(words)
+        predictions, version = predict_instances(url, cfg.serving.name, [{"word": w, "k": 5} for w in words], chunk=16)
     elif cfg.task == "language_model":
         # the opening of each of n test passages, continued by the model
         test = bronze.filter(assign_splits(bronze, cfg.split, "text") == "test").head(n)

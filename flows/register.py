@@ -21,6 +21,7 @@ from components.artifacts.tracking import (
 from components.data.lake import Lake
 from components.data.preparation import raw_split
 from components.data.silver import SilverSnapshot, split_arrays
+from components.evaluation.embeddings_report import embeddings_report
 from components.evaluation.outcome import TrialOutcome
 from components.evaluation.report import (
     check_evaluation, evaluation_report, holdout_report, language_model_report, seq2seq_report, tagging_report,
@@ -80,6 +81,8 @@ def build_bundle(
     classes = [str(c) for c in labelled.classes_] if labelled is not None else None
     if bundle.task == "verification":
         report = verification_report(bundle.model, inputs, labels, bundle.threshold)
+    elif bundle.task == "embeddings":
+        report = embeddings_report(bundle.model, inputs, features.tokenizer.vocab_, features.token_counts)
     elif bundle.task == "tagging":
         report = tagging_report(bundle.model, inputs, labels, features.info.classes)
     elif bundle.task == "language_model":

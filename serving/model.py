@@ -15,6 +15,7 @@ from ray import serve
 from components.artifacts.bundle import load_bundle
 from components.artifacts.registry import download_bundle
 from components.config import RecorderConfig
+from components.data.embedding_requests import embedding_queries_from_instances
 from components.data.generation_requests import generations_from_instances
 from components.data.image_requests import images_from_instances, pairs_from_instances
 from components.data.pairs_requests import translations_from_instances
@@ -59,6 +60,8 @@ class ModelServer:
                 inputs = {"a": "an image, as below", "b": "the image to compare it with", **inputs}
         elif features.modality == "text":
             inputs = {"text": f"a string of at most {features.max_length} tokens"}
+        elif self.bundle.task == "embeddings":
+            inputs = {"word": "a word, or {\"positive\": [...], \"negative\": [...]} for an analogy", "k": "1..100 (10)"}
         elif features.task == "seq2seq":
             inputs = {"source": f"text of at most {features.max_source_length} tokens", "beam_size": "1..16 (1: greedy)",
                       "max_length": f"1..{features.max_target_length}"}
@@ -122,6 +125,8 @@ class ModelServer:
             return pairs_from_instances(instances, features.spec, self.max_instances)
         if features.modality == "image":
             return images_from_instances(instances, features.spec, self.max_instances)
+        if self.bundle.task == "embeddings":
+            return embedding_queries_from_instances(instances, features, self.max_instances)
         if features.task == "language_model":
             return generations_from_instances(instances, features, self.max_instances)
         if features.task == "seq2seq":

@@ -15,7 +15,9 @@ class PredictRequest(BaseModel):
             'verification models: pairs {"a": <image>, "b": <image>}; text models: strings; '
             "taggers: sentences as strings or lists of tokens; language models: "
             '{"prompt": "...", "max_tokens": 100, "temperature": 1.0, "top_k": null, "seed": null}; '
-            'sequence-to-sequence models: sources as strings or {"source": "...", "beam_size": 1, "max_length": null}'
+            'sequence-to-sequence models: sources as strings or {"source": "...", "beam_size": 1, "max_length": null}; '
+            'word vectors: words as strings or {"word": "...", "k": 10}, analogies as '
+            '{"positive": ["king", "woman"], "negative": ["man"], "k": 10}'
         ),
         examples=[
             [{"mean_radius": 14.1, "mean_texture": 19.3}], [{"b64": "iVBORw0KGgo..."}],
@@ -23,6 +25,7 @@ class PredictRequest(BaseModel):
             ["a gripping, funny film"], ["Anna Smith flew to Paris on Monday .", ["Omar", "visited", "Lima"]],
             [{"prompt": "To be, or not", "max_tokens": 80, "temperature": 0.8, "top_k": 10}],
             ["Sunday, 7 March 2021", {"source": "7. März 2021", "beam_size": 4}],
+            ["police", {"positive": ["king", "woman"], "negative": ["man"], "k": 5}],
         ],
     )
     explain: bool = Field(False, description="ensembles: add each member's predictions to the response")
@@ -70,10 +73,23 @@ class Translated(BaseModel):
     text: str = Field(description="the decoded target")
 
 
+class Neighbour(BaseModel):
+    word: str
+    similarity: float = Field(description="cosine similarity to the query")
+
+
+class Embedded(BaseModel):
+    word: str | None = Field(None, description="a word query: the word as the model reads it")
+    vector: list[float] | None = Field(None, description="a word query: its vector")
+    positive: list[str] | None = Field(None, description="an analogy: the words added")
+    negative: list[str] | None = Field(None, description="an analogy: the words subtracted")
+    nearest: list[Neighbour]
+
+
 class PredictResponse(BaseModel):
     predictions: (
         list[ClassPrediction] | list[PairVerdict] | list[TaggedSentence] | list[Generated] | list[Translated]
-        | list[float]
+        | list[Embedded] | list[float]
     )
     model_name: str
     model_version: str

@@ -20,6 +20,7 @@ ensemble's members are read the same way: nothing is unpickled.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import shutil
@@ -27,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import polars as pl
 import torch
 import torch.nn as nn
@@ -35,9 +37,12 @@ from components.artifacts.checkpoint_files import read_state
 from components.artifacts.ensemble_io import ENSEMBLE_FILE, copy_ensemble, read_ensemble
 from components.artifacts.model_files import MODEL_FILES, read_model
 from components.data.fitted_state import FittedState, state_from_dict
+from components.data.embedding_requests import EmbeddingQuery
 from components.data.generation_requests import Generation
 from components.data.pairs_requests import Translation
 from components.data.tagged_requests import Sentence, tagged_answers
+from components.data.tokenizers import SPECIALS
+from components.data.word_vectors import WordVectors
 from components.evaluation.verification import embed, pair_distances
 from components.models import family, training_task
 from components.models.outputs import predict_arrays
@@ -105,6 +110,8 @@ class Bundle:
         or verification for embedding models (same or different, for pairs)."""
         if family(self.spec) == "torch" and training_task(self.spec) == "metric_learning":
             return "verification"
+        if family(self.spec) == "torch" and training_task(self.spec) == "word_embeddings":
+            return "embeddings"
         return self.features.task
 
     @property
@@ -126,6 +133,8 @@ class Bundle:
         verification models, a number otherwise."""
         if self.task == "verification":
             return self.verify(rows)
+        if self.task == "embeddings":
+            return self.embed_words(rows)
         if self.task == "tagging":
             return self.tag(rows)
         if self.task == "language_model":
@@ -170,6 +179,27 @@ class Bundle:
             else:
                 ids = self.model.beam_search(x, request.beam_size, length)[0]
             answers.append({"source": request.source, "text": state.target_text(ids)})
+        return answers
+
+    @functools.cached_property
+    def word_vectors(self) -> WordVectors:
+        """A word-vector model's vectors by word (its tokenizer's words, specials left out)."""
+        first = len(SPECIALS)
+        return WordVectors(self.features.tokenizer.vocab_[first:], self.model.vectors()[first:])
+
+    def embed_words(self, queries: list[EmbeddingQuery]) -> list[dict[str, Any]]:
+        """A word's vector and nearest words, or an analogy's nearest words, per query."""
+        vectors, answers = self.word_vectors, []
+        for q in queries:
+            if q.word is not None:
+                nearest = vectors.nearest(q.word, q.k)
+                answer: dict[str, Any] = {"word": q.word, "vector": vectors.vector(q.word).round(5).tolist()}
+            else:
+                unit = lambda w: vectors.vector(w) / (np.linalg.norm(vectors.vector(w)) + 1e-12)  # noqa: E731
+                query = sum(unit(w) for w in q.positive) - sum((unit(w) for w in q.negative), np.zeros(vectors.dim))
+                nearest = vectors.nearest(query, q.k, exclude=(*q.positive, *q.negative))
+                answer = {"positive": list(q.positive), "negative": list(q.negative)}
+            answers.append({**answer, "nearest": [{"word": w, "similarity": round(s, 5)} for w, s in nearest]})
         return answers
 
     def verify(self, pairs: list[tuple[Any, Any]]) -> list[dict[str, Any]]:

@@ -32,6 +32,7 @@ class LanguageModelState:
 
     tokenizer: Tokenizer
     max_length: int  # tokens a model reads at once; a prompt may be no longer
+    token_counts: tuple[int, ...] | None = None  # each id's occurrences in the training text (word2vec's sampling)
 
     modality: ClassVar[str] = "text"
     task: ClassVar[str] = "language_model"
@@ -41,7 +42,7 @@ class LanguageModelState:
     @property
     def info(self) -> DataInfo:
         return DataInfo(modality="text", task="language_model", input_shape=(self.max_length,),
-                        vocab_size=self.tokenizer.vocab_size_)
+                        vocab_size=self.tokenizer.vocab_size_, token_counts=self.token_counts)
 
     @property
     def out_features(self) -> int:
@@ -57,11 +58,14 @@ class LanguageModelState:
 
     def to_dict(self) -> dict[str, Any]:
         return {"modality": "text", "task": "language_model", "tokenizer": self.tokenizer.to_dict(),
-                "max_length": self.max_length}
+                "max_length": self.max_length,
+                "token_counts": list(self.token_counts) if self.token_counts is not None else None}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "LanguageModelState":
-        return cls(tokenizer=tokenizer_from_dict(d["tokenizer"]), max_length=int(d["max_length"]))
+        counts = d.get("token_counts")
+        return cls(tokenizer=tokenizer_from_dict(d["tokenizer"]), max_length=int(d["max_length"]),
+                   token_counts=tuple(int(c) for c in counts) if counts is not None else None)
 
 
 def windows(ids: list[int], length: int) -> list[list[int]]:
@@ -83,9 +87,11 @@ def prepare_corpus(
         raise ValueError(f"the train split has no passages ({bronze.height} in bronze, split.ratios {split.ratios})")
     tokenizer = make_tokenizer(text.tokenizer.kind, **text.tokenizer.params())
     tokenizer.fit(parts["train"])
-    state = LanguageModelState(tokenizer=tokenizer, max_length=text.max_length)
+    streams = {name: tokenizer.encode("".join(passages)) for name, passages in parts.items()}
+    counts = np.bincount(np.asarray(streams["train"], dtype=np.int64), minlength=tokenizer.vocab_size_)
+    state = LanguageModelState(tokenizer=tokenizer, max_length=text.max_length, token_counts=tuple(counts.tolist()))
     silver = {}
-    for name, passages in parts.items():
-        cut = windows(tokenizer.encode("".join(passages)), text.max_length)
+    for name, stream in streams.items():
+        cut = windows(stream, text.max_length)
         silver[name] = pl.DataFrame({TOKENS: cut, LABEL: cut}, schema={TOKENS: pl.List(pl.Int32), LABEL: pl.List(pl.Int32)})
     return silver, state

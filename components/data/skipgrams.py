@@ -6,11 +6,17 @@
     negative_distribution  noise words for negative sampling: unigram counts ^ 3/4, renormalised
     skipgram_pairs         (center, context) pairs within a window shrunk at random per center,
                            so nearer words pair more often, as word2vec does
+    window_pairs           the same on a batch of padded windows of token ids (tensors), for
+                           training on Ray: specials never pair, and a dropped word leaves a gap
+    sampled_pairs          window_pairs with their noise words
 """
 
 from __future__ import annotations
 
 import numpy as np
+import torch
+
+from components.data.tokenizers import SPECIALS
 
 
 def keep_probabilities(counts: np.ndarray, t: float = 1e-3) -> np.ndarray:
@@ -52,3 +58,36 @@ def skipgram_pairs(
             centers.append(ids[idx[ok]])
             contexts.append(ids[other[ok]])
     return np.concatenate(centers), np.concatenate(contexts)
+
+
+def window_pairs(
+    x: torch.Tensor, window: int, keep: torch.Tensor | None, generator: torch.Generator | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(centers, contexts) (N,) of the skip-gram pairs within each row of `x` (B, T): words
+    (ids past the specials) at most `reach` apart, `reach` drawn per center from 1..`window`;
+    each word kept with its chance in `keep` (V,) (None: every word)."""
+    device = x.device
+    word = x >= len(SPECIALS)  # (B, T)
+    if keep is not None:
+        word &= torch.rand(x.shape, generator=generator, device=device) < keep[x]
+    reach = torch.randint(1, window + 1, x.shape, generator=generator, device=device)  # (B, T)
+    centers, contexts = [], []
+    for offset in range(1, min(window, x.shape[1] - 1) + 1):
+        both = word[:, :-offset] & word[:, offset:]  # (B, T - offset): a word and the one `offset` after it
+        for center, context, near in ((x[:, :-offset], x[:, offset:], reach[:, :-offset] >= offset),
+                                      (x[:, offset:], x[:, :-offset], reach[:, offset:] >= offset)):
+            ok = both & near
+            centers.append(center[ok])
+            contexts.append(context[ok])
+    return torch.cat(centers), torch.cat(contexts)
+
+
+def sampled_pairs(
+    x: torch.Tensor, window: int, negatives: int, noise: torch.Tensor, keep: torch.Tensor | None = None,
+    generator: torch.Generator | None = None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """`window_pairs` of `x` (B, T) and `negatives` noise ids per pair drawn from `noise` (V,):
+    centers (N,), contexts (N,), noise ids (N, negatives)."""
+    centers, contexts = window_pairs(x, window, keep, generator)
+    drawn = torch.multinomial(noise, max(len(centers), 1) * negatives, replacement=True, generator=generator)
+    return centers, contexts, drawn[: len(centers) * negatives].view(len(centers), negatives)

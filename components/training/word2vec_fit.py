@@ -16,14 +16,15 @@ from components.models.word2vec import Word2Vec, Word2VecConfig
 
 
 def fit_word2vec(
-    ids: np.ndarray, config: Word2VecConfig, *, epochs: int = 5, window: int = 5, negatives: int = 5,
-    batch_size: int = 1024, lr: float = 0.01, subsample: float = 1e-3, seed: int = 0,
+    ids: np.ndarray, config: Word2VecConfig, *, epochs: int = 5, batch_size: int = 1024, lr: float = 0.01,
+    seed: int = 0,
 ) -> tuple[Word2Vec, list[float]]:
     """The trained model and its mean loss per epoch. `ids` is the corpus as one stream of
     token ids (0..vocab_size-1); pairs are drawn again each epoch (subsampling, windows)."""
     ids = np.asarray(ids, dtype=np.int64)
     counts = np.bincount(ids, minlength=config.vocab_size).astype(np.float64)
-    keep = keep_probabilities(counts, subsample)
+    keep = keep_probabilities(counts, config.subsample) if config.subsample > 0 else None
+    window, negatives = config.window, config.negatives
     noise = torch.from_numpy(negative_distribution(counts))
     rng = np.random.default_rng(seed)
     torch.manual_seed(seed)

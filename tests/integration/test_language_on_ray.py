@@ -3,9 +3,11 @@ a bidirectional LSTM started from GloVe vectors (trained in this process; the lo
 resumes runs for every family, and test_images_on_ray stops and resumes it), a Ray Tune search over TF-IDF + logistic regression. Tagging: CoNLL files with a
 bad sentence quarantined, a BiLSTM-CRF trained by Ray Train and judged by entity F1. A
 character language model of Hamlet's opening and a dates translator with attention
-(both trained in this process: Ray Data's path for per-token labels is the tagger's). One
-endpoint serves the four: review strings, sentences, prompts and sources answered like the
-bundles answer them, bad ones with a 422 naming the instance or field."""
+(both trained in this process: Ray Data's path for per-token labels is the tagger's), and
+word2vec on the Lee articles (in this process too; `lee_word2vec.yaml` trains it on Ray in
+the examples). One endpoint serves the five: review strings, sentences, prompts, sources and
+words or analogies answered like the bundles answer them, bad ones with a 422 naming the
+instance or field."""
 
 from __future__ import annotations
 
@@ -47,6 +49,7 @@ NAME = "reviews-lstm"
 TAGGER = "ner-crf"
 WRITER = "hamlet-lm"
 DATES = "dates-s2s"
+VECTORS = "lee-w2v"
 SCHEMA = SchemaConfig(columns={"text": {"type": "str", "nullable": False}, "label": "str"},
                       target="label", task="classification")
 SPLIT = SplitConfig(ratios={"train": 0.7, "val": 0.15, "test": 0.15}, stratify=True, seed=0)
@@ -231,18 +234,40 @@ def translator(workdir: Path):
 
 
 @pytest.fixture(scope="module")
-def endpoint(trained, tagger, writer, translator, tokens: SilverSnapshot, tagged: SilverSnapshot, tracking, profile,
-             workdir: Path):
+def vectors(workdir: Path):
+    """word2vec on the Lee articles, three epochs in this process: (checkpoint, snapshot)."""
+    from components.data.corpus import corpus_file, read_text_file
+    from components.data.corpus_preparation import prepare_corpus
+    from components.training.loop import train_model
+    from tests.unit.test_language_model import _arrays
+    from tests.unit.test_loop import MemorySession
+
+    passages, _ = read_text_file(corpus_file("lee").read_bytes(), "lee.cor")
+    frames, state = prepare_corpus(passages, SplitConfig(ratios={"train": 0.8, "val": 0.1, "test": 0.1}),
+                                   TextConfig(tokenizer={"kind": "word", "min_freq": 3}, max_length=32))
+    snapshot = write_silver(Lake(str(workdir / "lake" / "lee")), frames, state, 0)
+    config = loop_config({"kind": "word2vec", "params": {"embed_dim": 16, "window": 3}},
+                         {"epochs": 3, "batch_size": 32, "optimizer": {"name": "adam", "lr": 0.01}}, state.info)
+    session = MemorySession(*_arrays(frames, state, "train"))
+    session.data["val"] = _arrays(frames, state, "val")
+    history = train_model(config, session)
+    assert history[-1]["val_loss"] < history[0]["val_loss"] < 6 * np.log(2)  # below the untrained (1 + 5)·ln 2
+    return session.checkpoints[-1], snapshot
+
+
+@pytest.fixture(scope="module")
+def endpoint(trained, tagger, writer, translator, vectors, tokens: SilverSnapshot, tagged: SilverSnapshot, tracking,
+             profile, workdir: Path):
     bundles = {}
     sources = [(NAME, trained[1], tokens), (TAGGER, tagger.checkpoint, tagged), (WRITER, *writer),
-               (DATES, *translator)]
+               (DATES, *translator), (VECTORS, *vectors)]
     for name, checkpoint, snapshot in sources:
         run_id = start_run(tracking, f"{name}-serve", {})
         bundle_dir = save_bundle(workdir / f"bundle-{name}", checkpoint_dir=checkpoint,
                                  features=snapshot.features, metrics={}, lineage=snapshot.lineage)
         register_bundle(name, bundle_dir, run_id=run_id, metric="val_loss", value=0.0, mode="min")
         bundles[name] = load_bundle(bundle_dir)
-    served = [ServedModel(name=n, max_instances=16) for n in (NAME, TAGGER, WRITER, DATES)]
+    served = [ServedModel(name=n, max_instances=16) for n in (NAME, TAGGER, WRITER, DATES, VECTORS)]
     url = start(served, profile.mlflow_tracking_uri, "127.0.0.1", 8324)
     yield url, bundles
     serve.shutdown()  # give the replicas' CPUs back to the tests that train
@@ -330,3 +355,26 @@ def test_sources_over_http_translate_like_the_bundle_greedy_and_by_beam(endpoint
     bad = httpx.post(f"{url}/v1/models/{DATES}:predict", json={"instances": [{"source": "x", "beam_size": 99}]},
                      timeout=30)
     assert bad.status_code == 422 and bad.json()["field"] == "instances[0].beam_size"
+
+
+def test_words_and_analogies_over_http_answer_like_the_bundle(endpoint):
+    url, bundles = endpoint
+    words = bundles[VECTORS].word_vectors.words
+    police = next(w for w in words if w == "police")
+    instances = [police, {"word": "Police", "k": 3}, {"positive": ["sydney", "india"], "negative": ["australia"], "k": 4}]
+    answer = httpx.post(f"{url}/v1/models/{VECTORS}:predict", json={"instances": instances}, timeout=60)
+    assert answer.status_code == 200, answer.text
+    first, second, analogy = answer.json()["predictions"]
+    assert first["word"] == second["word"] == "police" and len(first["vector"]) == 16
+    assert [n["word"] for n in second["nearest"]] == [n["word"] for n in first["nearest"]][:3]
+    expected = bundles[VECTORS].word_vectors.nearest(police, 10)
+    assert [(n["word"], n["similarity"]) for n in first["nearest"]] == [(w, round(s, 5)) for w, s in expected]
+    assert analogy["positive"] == ["sydney", "india"] and len(analogy["nearest"]) == 4
+    assert not {"sydney", "india", "australia"} & {n["word"] for n in analogy["nearest"]}
+    for bad, field in (([{"word": "xyzzyq"}], "instances[0].word"), (["police", {"word": "police", "k": 0}], "instances[1].k"),
+                       ([{"positive": "sydney"}], "instances[0].positive"), ([{"negative": ["a"]}], "instances[0].negative")):
+        refused = httpx.post(f"{url}/v1/models/{VECTORS}:predict", json={"instances": bad}, timeout=30)
+        assert refused.status_code == 422 and refused.json()["field"] == field, refused.text
+    assert "is not among the model's" in httpx.post(
+        f"{url}/v1/models/{VECTORS}:predict", json={"instances": ["xyzzyq"]}, timeout=30).json()["error"]
+    assert httpx.get(f"{url}/v1/models/{VECTORS}").json()["task"] == "embeddings"

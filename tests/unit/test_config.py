@@ -48,6 +48,9 @@ def test_every_shipped_pipeline_loads_and_builds(path):
         if isinstance(model, nn.Module):  # a torch kind answers a batch of the planned inputs
             width = spec.params["embedding_dim"] if training_task(spec) == "metric_learning" else info.out_features
             x = torch.ones(2, *info.input_shape)
+            if training_task(spec) == "word_embeddings":  # a vector per word
+                assert model(x).shape == (2, *info.input_shape, spec.params["embed_dim"])
+                continue
             if training_task(spec) == "seq2seq":  # the decoder reads the target so far: 5 tokens here
                 assert model(x, torch.ones(2, 5)).shape == (2, 5, width)
                 continue

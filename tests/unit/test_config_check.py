@@ -110,3 +110,17 @@ def test_a_class_split_is_only_for_embedding_models(tmp_path):
     assert "split.method: classes holds whole labels out of training" in message and "'cnn' is not one" in message
 
 
+
+
+def test_word2vec_needs_running_text_read_as_words(tmp_path):
+    import yaml
+
+    lee = yaml.safe_load(Path("conf/pipelines/lee_word2vec.yaml").read_text())
+    assert load_checked(write_config(tmp_path, lee)).model.kind == "word2vec"
+    chars = {**lee, "text": {**lee["text"], "tokenizer": {"kind": "char"}}}
+    message = _error(tmp_path, chars)
+    assert "text.tokenizer.kind: word2vec learns a vector per word: it needs the word tokenizer (got 'char')" in message
+    message = _error(tmp_path, iris_config(model={"kind": "word2vec"}))
+    assert "model.kind: word2vec learns word vectors from running text" in message and "classification source" in message
+    # and running text still trains language models only besides it
+    assert "running text train language_model kinds" in _error(tmp_path, {**lee, "model": {"kind": "mlp"}})

@@ -55,8 +55,8 @@ def test_words_that_share_contexts_end_up_close(mode):
     """Two topics: words 0-4 only ever appear among themselves, 5-9 likewise."""
     rng = np.random.default_rng(0)
     corpus = np.concatenate([rng.integers(0, 5, 40) if i % 2 else rng.integers(5, 10, 40) for i in range(100)])
-    model, losses = fit_word2vec(corpus, Word2VecConfig(vocab_size=10, embed_dim=8, mode=mode), epochs=4,
-                                 window=2, batch_size=256, lr=0.05, subsample=1.0)
+    model, losses = fit_word2vec(corpus, Word2VecConfig(vocab_size=10, embed_dim=8, mode=mode, window=2, subsample=1.0),
+                                 epochs=4, batch_size=256, lr=0.05)
     assert losses[-1] < losses[0]
     v = model.vectors()
     unit = v / np.linalg.norm(v, axis=1, keepdims=True)

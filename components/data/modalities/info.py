@@ -25,6 +25,7 @@ class DataInfo:
     class_counts: tuple[int, ...] | None = None  # examples (tagging: tokens) of each class in the training split
     vocab_size: int | None = None
     target_vocab_size: int | None = None  # sequence pairs: the target side's vocabulary (vocab_size: the source's)
+    token_counts: tuple[int, ...] | None = None  # running text: occurrences of each token id in the training split
     # images: the per-channel (mean, std) of [0, 1] pixels the inputs were normalised with,
     # so code that must work in pixel units (attacks) can undo it
     pixel_mean: tuple[float, ...] | None = None
@@ -39,6 +40,8 @@ class DataInfo:
             raise ValueError(f"{self.task} needs at least 2 classes, got {list(self.classes)}")
         if self.class_counts is not None and len(self.class_counts) != len(self.classes):
             raise ValueError(f"class_counts needs one count per class: {len(self.class_counts)} for {len(self.classes)}")
+        if self.token_counts is not None and len(self.token_counts) != self.vocab_size:
+            raise ValueError(f"token_counts needs one count per token: {len(self.token_counts)} for {self.vocab_size}")
 
     @property
     def out_features(self) -> int:
@@ -85,6 +88,7 @@ class DataInfo:
             "modality": self.modality, "task": self.task, "input_shape": list(self.input_shape),
             "classes": list(self.classes), "vocab_size": self.vocab_size, "target_vocab_size": self.target_vocab_size,
             "class_counts": list(self.class_counts) if self.class_counts is not None else None,
+            "token_counts": list(self.token_counts) if self.token_counts is not None else None,
             "pixel_mean": list(self.pixel_mean) if self.pixel_mean is not None else None,
             "pixel_std": list(self.pixel_std) if self.pixel_std is not None else None,
         }
@@ -96,6 +100,7 @@ class DataInfo:
             classes=tuple(str(c) for c in d.get("classes", ())), vocab_size=d.get("vocab_size"),
             target_vocab_size=d.get("target_vocab_size"),
             class_counts=tuple(int(c) for c in d["class_counts"]) if d.get("class_counts") is not None else None,
+            token_counts=tuple(int(c) for c in d["token_counts"]) if d.get("token_counts") is not None else None,
             pixel_mean=tuple(d["pixel_mean"]) if d.get("pixel_mean") is not None else None,
             pixel_std=tuple(d["pixel_std"]) if d.get("pixel_std") is not None else None,
         )

@@ -6,10 +6,11 @@ from components.training.tasks.metric_learning import MetricLearning
 from components.training.tasks.seq2seq import Seq2SeqTask
 from components.training.tasks.supervised import Supervised
 from components.training.tasks.tagging import Tagging
+from components.training.tasks.word_embeddings import WordEmbeddings
 
 TASKS: dict[str, type[TrainingTask]] = {
     "supervised": Supervised, "metric_learning": MetricLearning, "tagging": Tagging, "language_model": LanguageModel,
-    "seq2seq": Seq2SeqTask,
+    "seq2seq": Seq2SeqTask, "word_embeddings": WordEmbeddings,
 }
 
 
@@ -19,4 +20,5 @@ def task_class(name: str) -> type[TrainingTask]:
     return TASKS[name]
 
 
-__all__ = ["Batch", "LanguageModel", "MetricLearning", "Seq2SeqTask", "TASKS", "Supervised", "Tagging", "TrainingTask", "task_class"]
+__all__ = ["Batch", "LanguageModel", "MetricLearning", "Seq2SeqTask", "TASKS", "Supervised", "Tagging", "TrainingTask", "WordEmbeddings",
+           "task_class"]
