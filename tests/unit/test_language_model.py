@@ -106,6 +106,28 @@ def test_a_language_model_learns_a_pattern_and_samples_it():
     assert draws <= top2
 
 
+def test_a_word_language_model_learns_a_sentence_pattern_and_writes_words():
+    texts = ["the cat sat on the mat .\n" * 4] * 30
+    corpus = pl.DataFrame({"text": texts, "_source_file": ["f.txt"] * 30, "_row": list(range(30))})
+    split = SplitConfig(ratios={"train": 0.8, "val": 0.1, "test": 0.1}, seed=0)
+    silver, state = prepare_corpus(corpus, split, TextConfig(tokenizer={"kind": "word"}, max_length=12))
+    assert state.tokenizer.vocab_size_ == 4 + 6  # specials, then the, cat, sat, on, mat, "."
+    config = loop_config({"kind": "rnn_lm", "params": {"hidden": 16, "layers": 1, "embed_dim": 8}},
+                         {"epochs": 10, "batch_size": 8, "optimizer": {"name": "adam", "lr": 0.03}}, state.info)
+    session = MemorySession(*_arrays(silver, state, "train"))
+    session.data["val"] = _arrays(silver, state, "val")
+    history = train_model(config, session)
+    # after "the" comes cat or mat (1 bit); every other next word is certain: well under log2(10) bits
+    assert history[-1]["val_bits_per_token"] < 0.5 < history[0]["val_bits_per_token"], history
+    model = build(config["model"])
+    from safetensors.torch import load_file
+
+    model.load_state_dict(load_file(f"{session.checkpoints[-1]}/model.safetensors"))
+    model.eval()
+    written = model.generate(torch.tensor([state.tokenizer.encode("the cat sat")]), 4, temperature=1.0, top_k=1)
+    assert state.tokenizer.decode(written[0].tolist()) == "the cat sat on the mat."
+
+
 def test_generation_requests_name_the_bad_field():
     _, state = prepare_corpus(_corpus(), SplitConfig(), TextConfig(tokenizer={"kind": "char"}, max_length=5))
     ok = generations_from_instances([{"prompt": "abc", "max_tokens": 3, "top_k": 2, "seed": 1}, "ab"], state, 4)
