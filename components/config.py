@@ -78,7 +78,7 @@ class SchemaConfig(_Strict):
 BundledDataset = Literal["iris", "wine", "breast_cancer", "digits", "diabetes"]
 BundledImages = Literal["digits", "mnist", "fashion_mnist"]
 BundledText = Literal["rotten_tomatoes"]
-BundledTagged = Literal["ner_synthetic"]
+BundledTagged = Literal["ner_synthetic", "wnut16"]
 BundledCorpus = Literal["hamlet", "lee"]
 BundledPairs = Literal["dates", "cmudict"]
 # Sources whose rows are images; every other format holds table rows.
@@ -90,7 +90,7 @@ CORPUS_FORMATS = ("text_files", "bundled_corpus")
 _BUNDLED = {"sklearn": ["iris", "wine", "breast_cancer", "digits", "diabetes"],
             "bundled_images": ["digits", "mnist", "fashion_mnist"],
             "bundled_text": ["rotten_tomatoes"],
-            "bundled_ner": ["ner_synthetic"],
+            "bundled_ner": ["ner_synthetic", "wnut16"],
             "bundled_corpus": ["hamlet", "lee"],
             "bundled_pairs": ["dates", "cmudict"]}
 
@@ -115,7 +115,7 @@ class SourceConfig(_Strict):
     files: int = Field(1, ge=1, description="sklearn, bundled_text, bundled_pairs, bundled_ner: landing files to write")
     limit: int | None = Field(
         None, ge=1,
-        description="bundled_images: keep the first N images of each file; bundled_ner: sentences (3000); "
+        description="bundled_images: keep the first N images of each file; bundled_ner: sentences (ner_synthetic: 3000, wnut16: all 2394); "
         "bundled_pairs: pairs (dates 10000, cmudict 20000 words)",
     )
 

@@ -668,28 +668,64 @@ def vectors_word2vec(
 ) -> None:
     """Train word2vec on the Lee corpus (300 news articles, 60,000 words), show neighbours,
     and compare its analogy accuracy with GloVe 6B 50d on the questions its words cover."""
+    from components.models.word2vec import Word2VecConfig
+    from components.training.word_vectors_fit import word2vec_on_text
+
+    try:
+        config = Word2VecConfig(vocab_size=1, embed_dim=dim, mode=mode, window=window)  # the vocabulary comes with the text
+    except ValueError as exc:
+        console.error(str(exc))
+        raise typer.Exit(2) from None
+    _train_on_lee(f"word2vec {mode}", lambda text: word2vec_on_text(text, config, min_count, epochs=epochs, seed=seed))
+
+
+@vectors_app.command("glove")
+def vectors_glove(
+    dim: Annotated[int, typer.Option(help="vector size")] = 50,
+    epochs: Annotated[int, typer.Option(help="passes over the co-occurrence counts")] = 25,
+    window: Annotated[int, typer.Option(help="words on each side that co-occur (1/distance each)")] = 10,
+    min_count: Annotated[int, typer.Option(help="rarer words are left out")] = 3,
+    x_max: Annotated[float, typer.Option(help="counts above this weigh 1")] = 100.0,
+    seed: int = 0,
+) -> None:
+    """Train GloVe on the Lee corpus's co-occurrence counts, show neighbours, and compare its
+    analogy accuracy with GloVe 6B 50d's on the questions its words cover."""
+    from components.models.glove import GloVeConfig
+    from components.training.word_vectors_fit import glove_on_text
+
+    try:
+        config = GloVeConfig(vocab_size=1, embed_dim=dim, x_max=x_max)  # the vocabulary comes with the text
+    except ValueError as exc:
+        console.error(str(exc))
+        raise typer.Exit(2) from None
+    _train_on_lee("GloVe", lambda text: glove_on_text(text, config, min_count, window, epochs=epochs, seed=seed))
+
+
+def _train_on_lee(name: str, fit) -> None:
+    """Vectors `fit(text)` trains on the Lee corpus: their neighbours of a few words, their
+    agreement with GloVe 6B 50d and analogy accuracy beside GloVe's on the questions covered."""
     from components.data.corpus import corpus_file
     from components.evaluation.analogies import analogy_accuracy, covered, questions_file, read_questions
-    from components.models.word2vec import Word2VecConfig
-    from components.training.word2vec_fit import word2vec_on_text
+    from components.evaluation.embeddings_report import glove_agreement
     from flows.summary import predictions_table, show
 
     try:
         text, questions = corpus_file("lee").read_text(), read_questions(questions_file().read_text())
-        config = Word2VecConfig(vocab_size=1, embed_dim=dim, mode=mode, window=window)  # the vocabulary comes with the text
+        glove = _glove()
     except (FileNotFoundError, ValueError) as exc:
         console.error(str(exc))
-        raise typer.Exit(2 if isinstance(exc, ValueError) else 1) from None
-    console.say(f"word2vec ({mode}) on the Lee corpus: {epochs} epochs")
-    ours, losses = word2vec_on_text(text, config, min_count, epochs=epochs, seed=seed)
+        raise typer.Exit(1) from None
+    console.say(f"{name} on the Lee corpus ...")
+    ours, losses = fit(text)
     rows = [{"word": w, "nearest (ours)": ", ".join(n for n, _ in ours.nearest(w, 5))}
             for w in ("fire", "police", "australia", "government", "tuesday") if w in ours.index]
-    show(predictions_table(rows, f"word2vec {mode} on the Lee corpus: loss {losses[0]:.3f} -> {losses[-1]:.3f}"))
+    show(predictions_table(rows, f"{name} on the Lee corpus: loss {losses[0]:.3f} -> {losses[-1]:.3f}; agreement "
+                                 f"with GloVe 6B 50d (Spearman) {glove_agreement(ours, glove):.3f}"))
     asked = covered(questions, ours)
     mine = analogy_accuracy(ours, asked, limit=len(ours.words))
-    glove = analogy_accuracy(_glove(), asked)
+    theirs = analogy_accuracy(glove, asked)
     table = [{"section": k, "questions": len(asked[k]) if k in asked else sum(map(len, asked.values())),
-              "word2vec (Lee)": round(mine.get(k, 0.0), 4), "GloVe 6B 50d": round(glove.get(k, 0.0), 4)}
+              f"{name} (Lee)": round(mine.get(k, 0.0), 4), "GloVe 6B 50d": round(theirs.get(k, 0.0), 4)}
              for k in [*asked, "all"]]
     show(predictions_table(table, "analogy accuracy on the questions whose four words the Lee corpus has"))
 

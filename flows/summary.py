@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
@@ -10,8 +10,10 @@ from rich.console import Console
 from rich.table import Table
 
 from flows import console
-from flows.ingest import IngestReport
-from flows.pipeline import PipelineSummary
+
+if TYPE_CHECKING:  # importing them imports Prefect: commands that print tables without it stay light
+    from flows.ingest import IngestReport
+    from flows.pipeline import PipelineSummary
 
 
 def _fmt(value: Any) -> str:

@@ -9,7 +9,7 @@ import torch
 
 from components.data.skipgrams import keep_probabilities, negative_distribution, skipgram_pairs
 from components.models.word2vec import Word2Vec, Word2VecConfig
-from components.training.word2vec_fit import fit_word2vec
+from components.training.word_vectors_fit import fit_word2vec
 
 
 def test_negatives_are_drawn_from_the_unigram_counts_to_the_three_quarters():
