@@ -347,6 +347,12 @@ class PairsConfig(_Strict):
     max_target_length: int = Field(32, ge=1, description="the most tokens the decoder writes (and trains on)")
 
 
+class CharsConfig(_Strict):
+    """Each token's characters, from a character vocabulary fitted on the training tokens."""
+
+    max_word_length: int = Field(20, ge=1, description="characters read per token: longer tokens are cut")
+
+
 class TaggingConfig(_Strict):
     """How tagged sentences become model inputs: a word vocabulary fitted on the training
     split's tokens, ids padded (id 0) and cut at `max_length`; the tags are the classes."""
@@ -358,6 +364,7 @@ class TaggingConfig(_Strict):
         128, ge=1, description="tokens a model reads: longer training sentences are cut, longer requests refused"
     )
     embeddings: EmbeddingsConfig | None = Field(None, description="pretrained vectors for the embedding layer")
+    chars: CharsConfig | None = Field(None, description="each token also carries its characters (a tagger's char CNN)")
 
 
 class PreprocessConfig(_Strict):

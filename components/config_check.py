@@ -70,8 +70,10 @@ def planned_info(config: PipelineConfig) -> DataInfo:
         shape = (images.channels or 1, height, width)
         return DataInfo(modality="image", task="classification", input_shape=shape, classes=classes)
     if config.modality == "tagged":
-        return DataInfo(modality="tagged", task="tagging", input_shape=(config.tagging.max_length,),
-                        classes=("O", "B-X", "I-X"), vocab_size=_PLANNED_VOCAB)
+        chars = config.tagging.chars
+        shape = (config.tagging.max_length, 1 + chars.max_word_length) if chars else (config.tagging.max_length,)
+        return DataInfo(modality="tagged", task="tagging", input_shape=shape, classes=("O", "B-X", "I-X"),
+                        vocab_size=_PLANNED_VOCAB, char_vocab_size=_PLANNED_VOCAB if chars else None)
     if config.task == "language_model":
         return DataInfo(modality="text", task="language_model", input_shape=(config.text.max_length,),
                         vocab_size=_PLANNED_VOCAB)

@@ -78,12 +78,13 @@ def holdout_report(model: Any, inputs: np.ndarray, labels: np.ndarray, task: str
 def tagging_report(model: nn.Module, inputs: np.ndarray, labels: np.ndarray, classes: tuple[str, ...],
                    batch_size: int = 256) -> HoldoutReport:
     """Entity precision, recall and F1 (micro, macro, per type) and per-token accuracy of a
-    tagger on the test split: `inputs` (N, T) token ids, `labels` (N, T) tag ids, padded."""
+    tagger on the test split: `inputs` (N, T) token ids (or (N, T, 1 + W) with characters),
+    `labels` (N, T) tag ids, padded."""
     model.eval()
     paths: list[list[int]] = []
     for start in range(0, len(inputs), batch_size):
         paths += model.decode(torch.from_numpy(np.ascontiguousarray(inputs[start : start + batch_size])))
-    n = (inputs != 0).sum(axis=1)
+    n = ((inputs[..., 0] if inputs.ndim == 3 else inputs) != 0).sum(axis=1)  # words, when tokens carry characters
     true = [[classes[t] for t in row[:k]] for row, k in zip(labels.tolist(), n)]
     predicted = [[classes[t] for t in path] for path in paths]
     tokens = int(n.sum())

@@ -52,8 +52,10 @@ _E = TypeVar("_E", bound=Callable[..., Any])
 # Filled from `DataInfo` when the config declares them; never written in a pipeline YAML.
 DATA_FIELDS = (
     "task", "in_features", "out_features", "in_channels", "height", "width", "vocab_size", "target_vocab_size", "classes",
+    "char_vocab_size",
 )
-_SIZES = ("in_features", "out_features", "in_channels", "height", "width", "vocab_size", "target_vocab_size")
+_SIZES = ("in_features", "out_features", "in_channels", "height", "width", "vocab_size", "target_vocab_size",
+          "char_vocab_size")
 _TASKS = ("classification", "regression")
 
 Family = Literal["torch", "sklearn", "xgboost", "ensemble"]

@@ -158,3 +158,64 @@ def test_tagged_configs_are_checked_at_load(tmp_path: Path):
     schema = {"target": "y", "task": "classification", "columns": {"y": "int"}}
     with pytest.raises(ConfigError, match="leave out 'schema'"):
         load_checked(write_config(tmp_path, {**base, "schema": schema}))
+
+
+def _shapes(n: int, seed: int) -> pl.DataFrame:
+    """Sentences of made-up words where a capitalised word is a PER: its context says
+    nothing, only its shape does."""
+    rng = np.random.default_rng(seed)
+    letters = list("abcdefghijklmnopqrstuvwxyz")
+    tokens, tags = [], []
+    for _ in range(n):
+        words = ["".join(rng.choice(letters, rng.integers(3, 8))) for _ in range(rng.integers(4, 9))]
+        named = rng.random(len(words)) < 0.3
+        tokens.append([w.capitalize() if p else w for w, p in zip(words, named)])
+        tags.append(["B-PER" if p else "O" for p in named])
+    return pl.DataFrame({"tokens": tokens, "tags": tags, "_source_file": ["f"] * n, "_row": list(range(n))})
+
+
+def _with_words(silver: dict[str, pl.DataFrame], state, split: str) -> tuple[np.ndarray, np.ndarray]:
+    from components.data.tagged_preparation import WORDS
+
+    batch = {c: np.array([np.array(r) for r in silver[split][c].to_list()], dtype=object) for c in (TOKENS, LABEL, WORDS)}
+    return state.batch_inputs(batch), state.batch_labels(batch)
+
+
+def test_tokens_carry_their_characters_the_same_way_in_training_and_serving():
+    silver, state = prepare_tagged(_shapes(50, 0), SplitConfig(seed=0), TaggingConfig(max_length=10, chars={"max_word_length": 5}))
+    x, y = _with_words(silver, state, "train")
+    assert x.shape == (silver["train"].height, 10, 6) and y.shape == (silver["train"].height, 10)
+    sentence = silver["train"]["words"][0].to_list()
+    assert np.array_equal(x[0], state.inputs([sentence])[0])  # the one collate of training and serving
+    first = sentence[0]
+    assert state.chars.decode(x[0, 0, 1:].tolist()) == first[:5]  # the word's characters, cut at 5
+    assert x[0, len(sentence):].sum() == 0  # padding words: no id, no characters
+    again = state_from_dict(state.to_dict())
+    assert np.array_equal(again.inputs([["Zorro", "qq"]]), state.inputs([["Zorro", "qq"]]))
+    assert state.info.input_shape == (10, 6) and state.info.char_vocab_size == state.chars.vocab_size_
+
+
+def test_a_character_cnn_tags_words_it_never_saw_by_their_shape():
+    split = SplitConfig(ratios={"train": 0.7, "val": 0.3, "test": 0.0}, seed=0)
+    silver, state = prepare_tagged(_shapes(500, 1), split, TaggingConfig(max_length=10, min_freq=2,
+                                                                         chars={"max_word_length": 8}))
+    scores = {}
+    for filters in (0, 16):
+        model = {"kind": "tagger", "params": {"decoder": "softmax", "embed_dim": 16, "hidden": 16, "char_filters": filters}}
+        config = loop_config(model, {"epochs": 6, "batch_size": 32, "optimizer": {"name": "adam", "lr": 0.02}}, state.info)
+        session = MemorySession(*_with_words(silver, state, "train"))
+        session.data["val"] = _with_words(silver, state, "val")
+        scores[filters] = train_model(config, session)[-1]["val_micro_f1"]
+    # made-up words are all but unique: without characters a name is an unknown word like any other
+    assert scores[16] > 0.95 and scores[0] < 0.6, scores
+
+
+def test_a_character_cnn_needs_the_characters(tmp_path: Path):
+    base = {"name": "ner", "source": {"format": "bundled_ner", "dataset": "ner_synthetic"},
+            "model": {"kind": "tagger", "params": {"char_filters": 8}}, "serving": {"name": "ner"}}
+    with pytest.raises(ConfigError, match="char_filters needs the words' characters: set tagging.chars"):
+        load_checked(write_config(tmp_path, base))
+    assert load_checked(write_config(tmp_path, {**base, "tagging": {"chars": {}}})).tagging.chars.max_word_length == 20
+    with pytest.raises(ConfigError, match="char_kernel must be odd"):
+        load_checked(write_config(tmp_path, {**base, "tagging": {"chars": {}},
+                                             "model": {"kind": "tagger", "params": {"char_filters": 8, "char_kernel": 4}}}))

@@ -26,6 +26,7 @@ class DataInfo:
     vocab_size: int | None = None
     target_vocab_size: int | None = None  # sequence pairs: the target side's vocabulary (vocab_size: the source's)
     token_counts: tuple[int, ...] | None = None  # running text: occurrences of each token id in the training split
+    char_vocab_size: int | None = None  # tagged sentences whose tokens carry their characters (input_shape (T, 1 + W))
     # images: the per-channel (mean, std) of [0, 1] pixels the inputs were normalised with,
     # so code that must work in pixel units (attacks) can undo it
     pixel_mean: tuple[float, ...] | None = None
@@ -79,6 +80,8 @@ class DataInfo:
             fields["vocab_size"] = self.vocab_size
         if self.target_vocab_size is not None:
             fields["target_vocab_size"] = self.target_vocab_size
+        if self.char_vocab_size is not None:
+            fields["char_vocab_size"] = self.char_vocab_size
         if self.classes:
             fields["classes"] = list(self.classes)
         return fields
@@ -89,6 +92,7 @@ class DataInfo:
             "classes": list(self.classes), "vocab_size": self.vocab_size, "target_vocab_size": self.target_vocab_size,
             "class_counts": list(self.class_counts) if self.class_counts is not None else None,
             "token_counts": list(self.token_counts) if self.token_counts is not None else None,
+            "char_vocab_size": self.char_vocab_size,
             "pixel_mean": list(self.pixel_mean) if self.pixel_mean is not None else None,
             "pixel_std": list(self.pixel_std) if self.pixel_std is not None else None,
         }
@@ -101,6 +105,7 @@ class DataInfo:
             target_vocab_size=d.get("target_vocab_size"),
             class_counts=tuple(int(c) for c in d["class_counts"]) if d.get("class_counts") is not None else None,
             token_counts=tuple(int(c) for c in d["token_counts"]) if d.get("token_counts") is not None else None,
+            char_vocab_size=d.get("char_vocab_size"),
             pixel_mean=tuple(d["pixel_mean"]) if d.get("pixel_mean") is not None else None,
             pixel_std=tuple(d["pixel_std"]) if d.get("pixel_std") is not None else None,
         )

@@ -22,6 +22,23 @@ from sklearn.feature_extraction.text import TfidfTransformer
 PAD_ID = 0
 
 
+def word_ids(x: torch.Tensor) -> torch.Tensor:
+    """(N, T) word ids of a batch: `x` itself, or its first column of each token when tokens
+    carry their characters too ((N, T, 1 + W), `pad_chars`)."""
+    return x[..., 0] if x.dim() == 3 else x
+
+
+def pad_chars(words: Sequence[Sequence[Sequence[int]]], length: int, word_length: int) -> np.ndarray:
+    """(N, length, word_length) int64 character ids of each sentence's words, each word cut
+    at `word_length` and padded with PAD_ID, each sentence at `length` words."""
+    out = np.full((len(words), length, word_length), PAD_ID, dtype=np.int64)
+    for i, sentence in enumerate(words):
+        for j, chars in enumerate(sentence[:length]):
+            chars = np.asarray(chars, dtype=np.int64)[:word_length]
+            out[i, j, : len(chars)] = chars
+    return out
+
+
 def pad_ids(sequences: Sequence[Sequence[int]], length: int) -> np.ndarray:
     """(N, length) int64: each sequence cut at `length` and padded with PAD_ID after it."""
     out = np.full((len(sequences), length), PAD_ID, dtype=np.int64)
@@ -32,8 +49,9 @@ def pad_ids(sequences: Sequence[Sequence[int]], length: int) -> np.ndarray:
 
 
 def lengths(x: torch.Tensor) -> torch.Tensor:
-    """(N,) tokens before the padding of each row of an (N, T) batch of ids."""
-    return (x != PAD_ID).sum(dim=1)
+    """(N,) tokens before the padding of each row of an (N, T) batch of ids (or (N, T, 1 + W)
+    with characters)."""
+    return (word_ids(x) != PAD_ID).sum(dim=1)
 
 
 def cut_to_longest(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -22,7 +22,7 @@ import torch.nn.functional as F
 
 from components.config import TrainingConfig
 from components.data.modalities.info import DataInfo
-from components.data.modalities.text import PAD_ID, cut_to_longest, lengths
+from components.data.modalities.text import PAD_ID, cut_to_longest, lengths, word_ids
 from components.evaluation.entities import entity_counts, scores_from_counts
 from components.training.losses import class_weights, focal_loss
 from components.training.tasks.base import Batch, Sums, TrainingTask
@@ -50,7 +50,7 @@ class Tagging(TrainingTask):
 
     def loss(self, model: nn.Module, batch: Batch) -> torch.Tensor:
         x, y = cut_to_longest(batch["x"], batch["y"])
-        mask = x != PAD_ID
+        mask = word_ids(x) != PAD_ID
         emissions = model(x).float()  # (B, T, K)
         crf = getattr(getattr(model, "module", model), "crf", None)
         if crf is not None:
