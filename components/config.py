@@ -458,6 +458,10 @@ class TrainingConfig(_Strict):
     )
     focal_gamma: float = Field(0.0, ge=0, description="tagging, softmax decoder: focal loss (0: cross-entropy)")
     adversarial: AdversarialTrainingConfig | None = Field(None, description="attacked examples in training batches")
+    bucket_by_length: int | None = Field(
+        None, ge=2, description="token inputs: pool this many training batches and regroup them by length, so that "
+        "a batch's rows are alike in length and little of it is padding",
+    )
     seed: int = 0
 
     @model_validator(mode="after")

@@ -44,6 +44,7 @@ def check_pipeline(config: PipelineConfig, path: str | Path) -> None:
     if config.modality == "text" and config.task != "language_model":
         problems += _text_problems(config)
     problems += _sequence_task_problems(config)
+    problems += _bucketing_problems(config)
     if config.tuning is not None:
         model = config.model.model_dump(include={"kind", "params"})
         for key, dist in config.tuning.space.items():
@@ -133,6 +134,18 @@ def _sequence_task_problems(config: PipelineConfig) -> list[Problem]:
             return [("model.kind", f"{source} train {task} kinds (e.g. {example}), and {task} kinds need {source}; "
                      f"got {kind!r} for a {config.task} source", kind)]
     return []
+
+
+def _bucketing_problems(config: PipelineConfig) -> list[Problem]:
+    """Bucketing groups rows by their token count: only inputs that are token ids have one."""
+    if config.training.bucket_by_length is None:
+        return []
+    tokens = config.modality in ("tagged", "pairs") or (
+        config.modality == "text" and (config.task == "language_model" or config.text.features == "tokens"))
+    if tokens and (config.model.kind not in kinds() or family(config.model) == "torch"):
+        return []
+    return [("training.bucket_by_length", "groups token sequences by length; this pipeline's model reads "
+             f"{'no token ids' if not tokens else 'arrays, not batches'}", config.training.bucket_by_length)]
 
 
 def _text_problems(config: PipelineConfig) -> list[Problem]:

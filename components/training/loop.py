@@ -26,6 +26,7 @@ from components.config import OptimizerConfig, TrainingConfig
 from components.data.augmentation import Augmenter, make_augmenter
 from components.data.modalities.info import DataInfo
 from components.models import build, data_fields, training_task
+from components.training.bucketing import by_length
 from components.training.checkpoint import load_checkpoint, save_checkpoint
 from components.training.early_stopping import EarlyStopping
 from components.training.grad_check import gradient_check
@@ -169,7 +170,10 @@ def _train_epoch(task: TrainingTask, stepper: Stepper, cfg: TrainingConfig, sess
     task.model.train()
     totals: dict[str, float] = {}
     count = 0
-    for batch in session.batches("train", cfg.batch_size, True, cfg.seed + epoch):
+    batches = session.batches("train", cfg.batch_size, True, cfg.seed + epoch)
+    if cfg.bucket_by_length:
+        batches = by_length(batches, cfg.bucket_by_length, cfg.seed + epoch)
+    for batch in batches:
         batch = move(batch, session.device)
         n = batch_size(batch)
         for name, value in task.training_step(batch, stepper).items():

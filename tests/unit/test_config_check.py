@@ -124,3 +124,13 @@ def test_word2vec_needs_running_text_read_as_words(tmp_path):
     assert "model.kind: word2vec learns word vectors from running text" in message and "classification source" in message
     # and running text still trains language models only besides it
     assert "running text train language_model kinds" in _error(tmp_path, {**lee, "model": {"kind": "mlp"}})
+
+
+def test_bucketing_is_for_token_sequences(tmp_path):
+    message = _error(tmp_path, iris_config(training={"epochs": 1, "bucket_by_length": 8}))
+    assert "training.bucket_by_length: groups token sequences by length; this pipeline's model reads no token ids" in message
+    import yaml
+
+    lee = yaml.safe_load(Path("conf/pipelines/hamlet_char_lm.yaml").read_text())
+    lee["training"]["bucket_by_length"] = 16
+    assert load_checked(write_config(tmp_path, lee)).training.bucket_by_length == 16
