@@ -52,7 +52,7 @@ class PairsState:
     def inputs(self, sources: pl.DataFrame | Sequence[str]) -> np.ndarray:
         """(N, max_source_length) ids of raw rows (their source column) or of source texts."""
         texts = sources[self.source_column].to_list() if isinstance(sources, pl.DataFrame) else list(sources)
-        return pad_ids([self.source_tokenizer.encode(t) for t in texts], self.max_source_length)
+        return pad_ids(self.source_tokenizer.encode_batch(texts), self.max_source_length)
 
     def batch_inputs(self, batch: dict[str, np.ndarray]) -> np.ndarray:
         return pad_ids(list(batch[TOKENS]), self.max_source_length)
@@ -97,8 +97,8 @@ def prepare_pairs(
     state = PairsState(source, target, pairs.source, pairs.max_source_length, pairs.max_target_length)
     silver = {
         name: pl.DataFrame(
-            {TOKENS: [source.encode(t) for t in part[pairs.source].to_list()],
-             LABEL: [target.encode(t) for t in part[schema.target].to_list()]},
+            {TOKENS: source.encode_batch(part[pairs.source].to_list()),
+             LABEL: target.encode_batch(part[schema.target].to_list())},
             schema={TOKENS: pl.List(pl.Int32), LABEL: pl.List(pl.Int32)},
         )
         for name, part in parts.items()

@@ -57,7 +57,7 @@ class TextState:
 
     def encode(self, texts: Sequence[str]) -> list[list[int]]:
         """Token ids of each text, unknown tokens as <UNK> (not cut)."""
-        return [self.tokenizer.encode(text) for text in texts]
+        return self.tokenizer.encode_batch(texts)
 
     def inputs(self, rows: pl.DataFrame | Sequence[str]) -> np.ndarray:
         """Model inputs of raw rows (their text column) or of texts."""
@@ -108,7 +108,7 @@ def prepare_text(
     tokenizer = make_tokenizer(text.tokenizer.kind, **text.tokenizer.params())
     tokenizer.fit(parts["train"][text.column].to_list())
     labels = LabelIndex().fit(parts["train"][schema.target].to_list())
-    ids = {name: [tokenizer.encode(t) for t in part[text.column].to_list()] for name, part in parts.items()}
+    ids = {name: tokenizer.encode_batch(part[text.column].to_list()) for name, part in parts.items()}
     vectors = None
     if text.features != "tokens":
         weighting = "tfidf" if text.features == "tfidf" else "counts"

@@ -71,6 +71,8 @@ def test_a_saved_tokenizer_encodes_as_the_fitted_one(tok):
     for text in [*TEXTS, "an unseen sentence!"]:
         assert restored.encode(text) == tok.encode(text)
     assert restored.vocab_size_ == tok.vocab_size_
+    texts = [*TEXTS, "an unseen sentence!", ""]
+    assert restored.encode_batch(texts) == [tok.encode(t) for t in texts]  # the batch path, text by text
 
 
 def test_stop_words_go_and_words_become_their_snowball_stems():
