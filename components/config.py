@@ -330,7 +330,8 @@ class TextConfig(_Strict):
     max_length: int = Field(
         128, ge=1, description="tokens a model reads: longer training texts are cut, longer requests refused"
     )
-    features: Literal["tokens", "bag_of_words", "tfidf"] = "tokens"
+    features: Literal["tokens", "bag_of_words", "tfidf", "cooccurrence"] = "tokens"
+    window: int = Field(10, ge=1, description="cooccurrence: words on each side that count, 1/distance each")
     sublinear_tf: bool = Field(False, description="bag_of_words and tfidf: 1 + ln(count) instead of the count")
     embeddings: EmbeddingsConfig | None = Field(None, description="tokens: pretrained vectors for the embedding layer")
 
@@ -819,8 +820,9 @@ class PipelineConfig(_Strict):
                     raise ValueError(f"source format {self.source.format!r} holds running text: leave out {key!r}")
             if self.text.column is not None:
                 raise ValueError("text.column is for table sources; running text is read whole")
-            if self.text.features != "tokens":
-                raise ValueError(f"a language model reads tokens: text.features must be tokens, got {self.text.features!r}")
+            if self.text.features not in ("tokens", "cooccurrence"):
+                raise ValueError(f"running text is read as windows of tokens or as word co-occurrence counts: "
+                                 f"text.features must be tokens or cooccurrence, got {self.text.features!r}")
             if self.split.method not in ("holdout", "kfold") or self.split.stratify:
                 raise ValueError("running text splits by holdout or kfold, unstratified (it has no labels)")
             if self.stream.schema_evolution != "fail":
@@ -901,6 +903,9 @@ class PipelineConfig(_Strict):
             raise ValueError(f"text sources are labelled by class: schema.task must be classification, got {schema.task!r}")
         if self.preprocessing.one_hot:
             raise ValueError("preprocessing.one_hot is for table features; a text model reads tokens")
+        if self.text.features == "cooccurrence":
+            raise ValueError("text.features cooccurrence counts words over running text (text_files, bundled_corpus); "
+                             "texts in table rows are read as tokens, bag_of_words or tfidf")
         if self.text.embeddings is not None:
             if self.text.features != "tokens":
                 raise ValueError(f"text.embeddings start a sequence model's embedding layer: text.features must be "

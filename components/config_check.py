@@ -22,7 +22,7 @@ from components.config import (
 from components.data.modalities.info import DataInfo
 from components.data.augmentation import validate_ops
 from components.data.word_vectors import DIMENSIONS
-from components.models import DATA_FIELDS, config_fields, family, kinds, make_config, training_task
+from components.models import DATA_FIELDS, WORD_VECTOR_TASKS, config_fields, family, kinds, make_config, training_task
 
 _PARAMS = "model.params."
 
@@ -76,8 +76,8 @@ def planned_info(config: PipelineConfig) -> DataInfo:
         return DataInfo(modality="tagged", task="tagging", input_shape=shape, classes=("O", "B-X", "I-X"),
                         vocab_size=_PLANNED_VOCAB, char_vocab_size=_PLANNED_VOCAB if chars else None)
     if config.task == "language_model":
-        return DataInfo(modality="text", task="language_model", input_shape=(config.text.max_length,),
-                        vocab_size=_PLANNED_VOCAB)
+        shape = (2,) if config.text.features == "cooccurrence" else (config.text.max_length,)
+        return DataInfo(modality="text", task="language_model", input_shape=shape, vocab_size=_PLANNED_VOCAB)
     if config.task == "seq2seq":
         return DataInfo(modality="pairs", task="seq2seq", input_shape=(config.pairs.max_source_length,),
                         vocab_size=_PLANNED_VOCAB, target_vocab_size=_PLANNED_VOCAB)
@@ -113,7 +113,9 @@ Problem = tuple[str, str, Any]
 _SOURCE_TASKS = {"tagging": ("tagged sentences", "tagger"), "language_model": ("running text", "rnn_lm"),
                  "seq2seq": ("sequence pairs", "seq2seq")}
 # Running text also trains word vectors: a data task -> the training tasks it feeds besides its own.
-_ALSO_TRAINS = {"language_model": ("word_embeddings",)}
+_ALSO_TRAINS = {"language_model": WORD_VECTOR_TASKS}
+# what each word-vector task reads running text as (text.features)
+_READS = {"word_embeddings": "tokens", "glove": "cooccurrence"}
 
 
 def _sequence_task_problems(config: PipelineConfig) -> list[Problem]:
@@ -125,8 +127,13 @@ def _sequence_task_problems(config: PipelineConfig) -> list[Problem]:
         if config.text.tokenizer.kind != "word":
             return [("text.tokenizer.kind", f"{kind} learns a vector per word: it needs the word tokenizer",
                      config.text.tokenizer.kind)]
+        if config.text.features != _READS[kind_task]:
+            return [("text.features", f"{kind} reads running text as {_READS[kind_task]}", config.text.features)]
         return []
-    if kind_task == "word_embeddings":
+    if config.task == "language_model" and config.text.features == "cooccurrence":
+        return [("text.features", "co-occurrence counts train glove kinds; language models read tokens",
+                 config.text.features)]
+    if kind_task in WORD_VECTOR_TASKS:
         return [("model.kind", f"{kind} learns word vectors from running text (text_files, bundled_corpus); "
                  f"got a {config.task} source", kind)]
     for task, (source, example) in _SOURCE_TASKS.items():

@@ -822,7 +822,7 @@ def _smoke(ws: Workspace, url: str, n: int) -> None:
     from components.data.splits import assign_splits
     from components.data.bio import entities
     from components.evaluation.verification import make_pairs
-    from components.models import training_task
+    from components.models import WORD_VECTOR_TASKS, training_task
     from flows.summary import predictions_table, show
     from serving.client import predict_images, predict_instances, predict_pairs, predict_rows
 
@@ -845,7 +845,7 @@ def _smoke(ws: Workspace, url: str, n: int) -> None:
         truths = test[cfg.schema_.target].to_list()
         requests = [{"source": s, "beam_size": 4} for s in test[cfg.pairs.source].to_list()]
         predictions, version = predict_instances(url, cfg.serving.name, requests, chunk=16)
-    elif training_task(cfg.model) == "word_embeddings":
+    elif training_task(cfg.model) in WORD_VECTOR_TASKS:
         # the n most frequent words of four letters or more in the training passages, which the model knows
         train = bronze.filter(assign_splits(bronze, cfg.split, "text") == "train")["text"].to_list()
         counts = Counter(w for text in train for w in re.findall(r"[a-z]{4,}", text.lower()))

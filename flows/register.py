@@ -82,7 +82,7 @@ def build_bundle(
     if bundle.task == "verification":
         report = verification_report(bundle.model, inputs, labels, bundle.threshold)
     elif bundle.task == "embeddings":
-        report = embeddings_report(bundle.model, inputs, features.tokenizer.vocab_, features.token_counts)
+        report = embeddings_report(bundle.model, inputs, labels, features.tokenizer.vocab_, features.token_counts)
     elif bundle.task == "tagging":
         report = tagging_report(bundle.model, inputs, labels, features.info.classes)
     elif bundle.task == "language_model":

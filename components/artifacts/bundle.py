@@ -44,7 +44,7 @@ from components.data.tagged_requests import Sentence, tagged_answers
 from components.data.tokenizers import SPECIALS
 from components.data.word_vectors import WordVectors
 from components.evaluation.verification import embed, pair_distances
-from components.models import family, training_task
+from components.models import WORD_VECTOR_TASKS, family, training_task
 from components.models.outputs import predict_arrays
 
 
@@ -110,7 +110,7 @@ class Bundle:
         or verification for embedding models (same or different, for pairs)."""
         if family(self.spec) == "torch" and training_task(self.spec) == "metric_learning":
             return "verification"
-        if family(self.spec) == "torch" and training_task(self.spec) == "word_embeddings":
+        if family(self.spec) == "torch" and training_task(self.spec) in WORD_VECTOR_TASKS:
             return "embeddings"
         return self.features.task
 

@@ -6,6 +6,8 @@ the dot product of i's vector and j's context vector, plus a bias each, match lo
     loss = Σ f(X_ij) · (w_i·w̃_j + b_i + b̃_j − log X_ij)²,   f(x) = min(1, (x / x_max)^α)
 
 so rare pairs count less and frequent ones are capped. The vectors kept are w + w̃.
+As the pipeline kind `glove` it trains on running text read as co-occurrence counts
+(`text.features: cooccurrence`), with the `glove` task.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 import torch.nn as nn
+
+from components.models.registry import register
 
 
 @dataclass
@@ -36,6 +40,7 @@ def weighting(x: torch.Tensor, x_max: float, alpha: float) -> torch.Tensor:
     return torch.clamp(x / x_max, max=1.0) ** alpha
 
 
+@register("glove", task="glove")
 class GloVe(nn.Module):
     def __init__(self, config: GloVeConfig) -> None:
         super().__init__()
@@ -48,8 +53,13 @@ class GloVe(nn.Module):
         for table in (self.words, self.contexts, self.word_bias, self.context_bias):
             nn.init.uniform_(table.weight, -0.5 / config.embed_dim, 0.5 / config.embed_dim)
 
-    def forward(self, i: torch.Tensor, j: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        """The weighted squared error summed over the pairs (B,) i, j with counts x (B,) > 0."""
+    def forward(self, i: torch.Tensor, j: torch.Tensor | None = None, x: torch.Tensor | None = None) -> torch.Tensor:
+        """Without `j`: the word vectors w + w̃ (..., D) of ids `i` (...). With it: the weighted
+        squared error summed over the pairs (B,) i, j with counts x (B,) > 0."""
+        i = i.long()
+        if j is None:
+            return self.words(i) + self.contexts(i)
+        j = j.long()
         score = (self.words(i) * self.contexts(j)).sum(dim=-1)  # (B,)
         score = score + self.word_bias(i).squeeze(-1) + self.context_bias(j).squeeze(-1)
         error = score - torch.log(x)

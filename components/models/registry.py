@@ -103,6 +103,10 @@ def family(spec: ModelConfig | Mapping[str, Any], /) -> Family:
     return _entry(*_parse(spec)).family
 
 
+# The training tasks whose models are word vectors: trained on running text, served as embeddings.
+WORD_VECTOR_TASKS = ("word_embeddings", "glove")
+
+
 def training_task(spec: ModelConfig | Mapping[str, Any], /) -> str:
     """The training task that trains `spec`'s torch model: this is the one table of it."""
     return _entry(*_parse(spec)).task

@@ -35,7 +35,7 @@ def test_every_shipped_pipeline_loads_and_builds(path):
     import torch.nn as nn
 
     from components.config_check import load_checked, planned_info
-    from components.models import build, training_task
+    from components.models import WORD_VECTOR_TASKS, build, training_task
 
     config = load_checked(path)
     info = planned_info(config)
@@ -48,7 +48,7 @@ def test_every_shipped_pipeline_loads_and_builds(path):
         if isinstance(model, nn.Module):  # a torch kind answers a batch of the planned inputs
             width = spec.params["embedding_dim"] if training_task(spec) == "metric_learning" else info.out_features
             x = torch.ones(2, *info.input_shape)
-            if training_task(spec) == "word_embeddings":  # a vector per word
+            if training_task(spec) in WORD_VECTOR_TASKS:  # a vector per word
                 assert model(x).shape == (2, *info.input_shape, spec.params["embed_dim"])
                 continue
             if training_task(spec) == "seq2seq":  # the decoder reads the target so far: 5 tokens here

@@ -134,3 +134,16 @@ def test_bucketing_is_for_token_sequences(tmp_path):
     lee = yaml.safe_load(Path("conf/pipelines/hamlet_char_lm.yaml").read_text())
     lee["training"]["bucket_by_length"] = 16
     assert load_checked(write_config(tmp_path, lee)).training.bucket_by_length == 16
+
+
+def test_glove_reads_running_text_as_counts_and_only_glove_does(tmp_path):
+    import yaml
+
+    glove = yaml.safe_load(Path("conf/pipelines/lee_glove.yaml").read_text())
+    assert load_checked(write_config(tmp_path, glove)).text.features == "cooccurrence"
+    tokens = {**glove, "text": {**glove["text"], "features": "tokens"}}
+    assert "text.features: glove reads running text as cooccurrence (got 'tokens')" in _error(tmp_path, tokens)
+    lm = {**glove, "model": {"kind": "rnn_lm"}}
+    assert "co-occurrence counts train glove kinds; language models read tokens" in _error(tmp_path, lm)
+    w2v = {**glove, "model": {"kind": "word2vec"}}
+    assert "text.features: word2vec reads running text as tokens (got 'cooccurrence')" in _error(tmp_path, w2v)

@@ -65,3 +65,46 @@ def test_glove_on_text_reads_words_seen_often_enough():
     assert losses[-1] < losses[0]
     with pytest.raises(ValueError, match="GloVe needs co-occurrence counts"):
         glove_on_text("lonely", GloVeConfig(vocab_size=1), min_count=1)
+
+
+def test_running_text_read_as_counts_trains_the_glove_kind():
+    import polars as pl
+
+    from components.config import SplitConfig, TextConfig
+    from components.data.corpus_preparation import TOKENS, prepare_corpus
+    from components.data.fitted_state import state_from_dict
+    from components.data.preparation import LABEL
+    from components.training.loop import loop_config, train_model
+    from tests.unit.test_loop import MemorySession
+
+    rng = np.random.default_rng(0)
+    topics = (["sea", "ship", "sail", "wave", "port"], ["tree", "leaf", "root", "wood", "bark"])
+    texts = [" ".join(rng.choice(topics[i % 2], 30)) + "\n" for i in range(60)]
+    corpus = pl.DataFrame({"text": texts, "_source_file": ["f.txt"] * 60, "_row": list(range(60))})
+    split = SplitConfig(ratios={"train": 0.8, "val": 0.1, "test": 0.1}, seed=0)
+    silver, state = prepare_corpus(corpus, split, TextConfig(tokenizer={"kind": "word"}, features="cooccurrence", window=3))
+    rows = silver["train"]
+    assert rows.schema[LABEL] == pl.Float32 and rows.height > 0 and min(rows[LABEL]) > 0
+    # the counts rows are the split's co-occurrence matrix, entry by entry
+    ids = [state.tokenizer.encode("".join(t for t, s in zip(texts, _splits(corpus, split)) if s == "train"))]
+    expected = cooccurrence(np.array(ids[0]), state.tokenizer.vocab_size_, 3, first_word=4)
+    assert rows.height == expected.nnz
+    i, j = rows[TOKENS][0].to_list()
+    assert rows[LABEL][0] == pytest.approx(expected[i, j])
+    batch = {TOKENS: np.array([np.array(p) for p in rows[TOKENS].to_list()], dtype=object), LABEL: rows[LABEL].to_numpy()}
+    x, y = state.batch_inputs(batch), state.batch_labels(batch)
+    assert x.shape == (rows.height, 2) and y.dtype == np.float32 and state.info.input_shape == (2,)
+    assert state_from_dict(state.to_dict()).features == "cooccurrence"
+
+    config = loop_config({"kind": "glove", "params": {"embed_dim": 8, "x_max": 10.0}},
+                         {"epochs": 40, "batch_size": 64, "optimizer": {"name": "adagrad", "lr": 0.1}}, state.info)
+    session = MemorySession(x, y)
+    session.data["val"] = (x, y)
+    history = train_model(config, session)
+    assert history[-1]["val_loss"] < 0.2 * history[0]["val_loss"]
+
+
+def _splits(corpus, split):
+    from components.data.splits import assign_splits
+
+    return assign_splits(corpus, split, "text").to_list()

@@ -78,7 +78,7 @@ def test_the_report_loss_starts_at_chance_and_agreement_is_spearmans():
     state = _state(["sea", "ship", "sail", "tree", "leaf"], [9, 8, 7, 6, 5])
     model = build({"kind": "word2vec", "params": {"embed_dim": 4, "subsample": 0}}, state.info)
     windows = np.array([[4, 5, 6, 7, 8, 4, 5, 6]])
-    report = embeddings_report(model, windows, state.tokenizer.vocab_, state.token_counts)
+    report = embeddings_report(model, windows, windows, state.tokenizer.vocab_, state.token_counts)
     assert report.metrics["test_loss"] == pytest.approx(6 * math.log(2)) and report.metrics["test_pairs"] > 0
     words = ["sea", "ship", "sail", "tree"]
     ours = WordVectors(words, np.array([[1, 0], [0.9, 0.1], [0.7, 0.3], [0, 1]], dtype=np.float32))

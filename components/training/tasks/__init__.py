@@ -1,6 +1,7 @@
 """Training tasks by name; a model kind says which one trains it (`components.models.training_task`)."""
 
 from components.training.tasks.base import Batch, TrainingTask
+from components.training.tasks.glove import GloVeTask
 from components.training.tasks.language_model import LanguageModel
 from components.training.tasks.metric_learning import MetricLearning
 from components.training.tasks.seq2seq import Seq2SeqTask
@@ -10,7 +11,7 @@ from components.training.tasks.word_embeddings import WordEmbeddings
 
 TASKS: dict[str, type[TrainingTask]] = {
     "supervised": Supervised, "metric_learning": MetricLearning, "tagging": Tagging, "language_model": LanguageModel,
-    "seq2seq": Seq2SeqTask, "word_embeddings": WordEmbeddings,
+    "seq2seq": Seq2SeqTask, "word_embeddings": WordEmbeddings, "glove": GloVeTask,
 }
 
 
@@ -20,5 +21,5 @@ def task_class(name: str) -> type[TrainingTask]:
     return TASKS[name]
 
 
-__all__ = ["Batch", "LanguageModel", "MetricLearning", "Seq2SeqTask", "TASKS", "Supervised", "Tagging", "TrainingTask", "WordEmbeddings",
+__all__ = ["Batch", "GloVeTask", "LanguageModel", "MetricLearning", "Seq2SeqTask", "TASKS", "Supervised", "Tagging", "TrainingTask", "WordEmbeddings",
            "task_class"]
