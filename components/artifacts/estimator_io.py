@@ -18,8 +18,6 @@ import importlib
 from pathlib import Path
 from typing import Any
 
-import skops.io as sio
-
 from components.artifacts.checkpoint_files import write_state
 
 ESTIMATOR_FILE = "model.skops"
@@ -29,6 +27,8 @@ TRUSTED_PREFIXES = ("sklearn.", "numpy.", "scipy.", "builtins.", "components.mod
 
 def save_estimator(estimator: Any, path: str | Path) -> Path:
     """Write a (fitted) scikit-learn estimator to `path` in the skops format; returns the path."""
+    import skops.io as sio  # here, not at import: skops scans every scikit-learn type on import (~1.3 s)
+
     path = Path(path)
     sio.dump(estimator, path)
     return path
@@ -41,6 +41,8 @@ def load_estimator(path: str | Path) -> Any:
     """
     # read once: checking one copy of the file and loading another would let it change in between
     data = Path(path).read_bytes()
+    import skops.io as sio
+
     untrusted = sio.get_untrusted_types(data=data)
     refused = [name for name in untrusted if not _trusted(name)]
     if refused:
