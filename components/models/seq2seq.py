@@ -140,11 +140,15 @@ class Seq2Seq(nn.Module):
         feed = enc.new_zeros(enc.shape[0], self.config.hidden)
         token = torch.full((x.shape[0],), BOS_ID, dtype=torch.long, device=x.device)
         steps, weights = [], []
+        ended = torch.zeros(x.shape[0], dtype=torch.bool, device=x.device)
         for _ in range(max_length):
             out, feed, state, w = self.step(token, feed, state, enc, mask)
             token = out.argmax(dim=-1)
             steps.append(token)
             weights.append(w)
+            ended |= token == EOS_ID
+            if bool(ended.all()):  # every row has its <EOS>: later steps would be cut off anyway
+                break
         ids, attn = torch.stack(steps, dim=1).tolist(), torch.stack(weights, dim=1)  # (B, T), (B, T, S)
         rows = [row[: row.index(EOS_ID)] if EOS_ID in row else row for row in ids]
         return rows, [attn[i, : len(r) + 1, : int(mask[i].sum())] for i, r in enumerate(rows)]
@@ -154,7 +158,9 @@ class Seq2Seq(nn.Module):
                     ) -> tuple[list[int], torch.Tensor, float]:
         """The best sequence of one source (1, S) by beam search: (ids without <BOS>/<EOS>,
         attention (T, S), score). Finished hypotheses are ranked by log-probability / length^alpha
-        (alpha 0: raw log-probability, which favours short outputs)."""
+        (alpha 0: raw log-probability, which favours short outputs). The search goes on until no
+        open hypothesis can still beat the best finished one: a log-probability only falls as
+        tokens are added, so an open one's best is its log-probability now / max_length^alpha."""
         enc, mask, state = self.encode(x)
         beams = [([], 0.0, enc.new_zeros(1, self.config.hidden), state, [])]  # (ids, logp, feed, state, weights)
         finished: list[tuple[list[int], float, list[torch.Tensor]]] = []
@@ -176,8 +182,13 @@ class Seq2Seq(nn.Module):
                     beams.append((ids, logp, feed, st, ws))
                 if len(beams) == beam_size:
                     break
-            if not beams or len(finished) >= beam_size:
+            if not beams:
                 break
+            if finished:
+                best = max(logp / max(len(ids) + 1, 1) ** alpha for ids, logp, _ in finished)
+                reachable = max(logp for _, logp, _, _, _ in beams) / max_length**alpha
+                if best >= reachable:
+                    break
         if not finished:  # nothing ended within max_length: take the open hypotheses
             finished = [(ids, logp, ws) for ids, logp, _, _, ws in beams]
         ids, logp, ws = max(finished, key=lambda f: f[1] / max(len(f[0]) + 1, 1) ** alpha)

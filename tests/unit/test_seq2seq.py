@@ -172,3 +172,43 @@ def test_the_test_report_scores_greedy_and_beam_decodes_with_sacrebleu():
     assert report.metrics["test_exact_match"] == sum(d == t for d, t in zip(decoded, truths)) / len(truths)
     assert {"test_bleu_beam2", "test_exact_match_beam2"} <= set(report.metrics)
     assert report.images["attention_0.png"].startswith(b"\x89PNG")
+
+
+def _scripted(table: dict[tuple[int, ...], dict[int, float]]):
+    """A seq2seq model whose decoder gives the next-token probabilities `table` lists for each
+    prefix of generated ids (the state carries the prefix; every other token gets 1e-6)."""
+    model = build({"kind": "seq2seq", "params": {"hidden": 4, "embed_dim": 4}}, INFO).eval()
+    vocab = INFO.target_vocab_size
+
+    def encode(x):
+        return torch.zeros(1, 3, 4), torch.ones(1, 3, dtype=torch.bool), ()
+
+    def step(token, feed, state, enc, mask):
+        prefix = state + ((int(token[0]),) if int(token[0]) != BOS_ID else ())
+        probs = torch.full((vocab,), 1e-6)
+        for t, p in table.get(prefix, {}).items():
+            probs[t] = p
+        return torch.log(probs / probs.sum()).unsqueeze(0), feed, prefix, torch.full((1, 3), 1 / 3)
+
+    model.encode, model.step = encode, step
+    return model
+
+
+def test_beam_search_keeps_looking_while_an_open_hypothesis_can_still_win():
+    a, b = 4, 5
+    model = _scripted({(): {a: 0.6, EOS_ID: 0.4}, (a,): {b: 0.5, EOS_ID: 0.5}, (a, b): {EOS_ID: 1.0}})
+    # After two steps two hypotheses have ended: () (ln 0.4 / 1) and (a) (ln 0.3 / 2^0.7). Stopping
+    # there, as a search that counts finished hypotheses does, misses (a, b): ln 0.3 / 3^0.7, the best.
+    ids, _, score = model.beam_search(torch.ones(1, 3, dtype=torch.long), beam_size=2, max_length=5, alpha=0.7)
+    assert ids == [a, b]
+    assert score == pytest.approx(math.log(0.6 * 0.5 * 1.0) / 3**0.7, rel=1e-4)
+    assert math.log(0.6 * 0.5) / 3**0.7 > max(math.log(0.4), math.log(0.3) / 2**0.7)  # the case is the one described
+
+
+def test_greedy_stops_once_every_row_has_ended():
+    calls = []
+    model = _scripted({(): {4: 0.9}, (4,): {EOS_ID: 0.9}})
+    step = model.step
+    model.step = lambda *args: calls.append(1) or step(*args)
+    rows, attention = model.greedy(torch.ones(1, 3, dtype=torch.long), max_length=20)
+    assert rows == [[4]] and len(calls) == 2 and attention[0].shape == (2, 3)
