@@ -6,6 +6,7 @@ import datetime as dt
 import os
 import platform
 import shlex
+import statistics
 import subprocess
 import sys
 import time
@@ -88,6 +89,18 @@ def process_tree_cpu(root_pid: int) -> dict[int, tuple[str, float]]:
             out[pid] = procs[pid][1:]
             todo.extend(children.get(pid, []))
     return out
+
+
+def spread(values: Sequence[float]) -> tuple[float, float, float]:
+    """(mean, min, max) of repeated measurements (seeds, runs)."""
+    return statistics.fmean(values), min(values), max(values)
+
+
+def spread_cell(values: Sequence[float], digits: int = 4, bold: bool = True) -> str:
+    """A table cell: the mean (bold) and the min-max range of `values`."""
+    mean, lo, hi = spread(values)
+    shown = f"**{mean:.{digits}f}**" if bold else f"{mean:.{digits}f}"
+    return f"{shown} ({lo:.{digits}f}-{hi:.{digits}f})"
 
 
 def table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:

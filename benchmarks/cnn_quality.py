@@ -72,7 +72,7 @@ import torch.nn.functional as F
 from safetensors.torch import load_file
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import table, write_section  # noqa: E402
+from _common import spread, table, write_section  # noqa: E402
 
 from components.config import (  # noqa: E402
     EvaluationConfig, InitFrom, PipelineConfig, TrainingConfig, load_pipeline, robust_metric,
@@ -270,9 +270,6 @@ def _trainable(model: nn.Module) -> int:
 # ---------------------------------------------------------------------------- main
 
 
-def _stats(values: list[float]) -> tuple[float, float, float]:
-    return statistics.fmean(values), min(values), max(values)
-
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -425,7 +422,7 @@ def _report(args: argparse.Namespace, pre_cfg: PipelineConfig, tr_cfg: PipelineC
     def summary_line(label: str) -> list[object]:
         runs = digit_runs[label]
         accs = [r.test_accuracy for r in runs]
-        mean, lo, hi = _stats(accs)
+        mean, lo, hi = spread(accs)
         return [init_text(label), _trainable(runs[0].model), f"**{mean:.4f}**", f"{lo:.4f}", f"{hi:.4f}",
                 f"{statistics.pstdev(accs):.4f}", f"{statistics.fmean(r.val_accuracy for r in runs):.4f}",
                 f"{statistics.fmean(r.history[0]['val_accuracy'] for r in runs):.4f}",
@@ -444,8 +441,8 @@ def _report(args: argparse.Namespace, pre_cfg: PipelineConfig, tr_cfg: PipelineC
           f"{t.epochs} ({t.best_epoch}) / {s.epochs} ({s.best_epoch})"]
          for i, (t, s) in enumerate(zip(transfer, scratch))],
     )
-    t_mean, t_lo, t_hi = _stats([r.test_accuracy for r in transfer])
-    s_mean, s_lo, s_hi = _stats([r.test_accuracy for r in scratch])
+    t_mean, t_lo, t_hi = spread([r.test_accuracy for r in transfer])
+    s_mean, s_lo, s_hi = spread([r.test_accuracy for r in scratch])
     wins = sum(t.test_accuracy > s.test_accuracy for t, s in zip(transfer, scratch))
     losses = sum(t.test_accuracy < s.test_accuracy for t, s in zip(transfer, scratch))
     transfer_verdict = (
@@ -524,7 +521,7 @@ def _report(args: argparse.Namespace, pre_cfg: PipelineConfig, tr_cfg: PipelineC
     )
     trained, pixels = verification[TRAINED], verification[PIXELS][0]
     v_accs = [v.test["test_accuracy"] for v in trained]
-    v_mean, v_lo, v_hi = _stats(v_accs)
+    v_mean, v_lo, v_hi = spread(v_accs)
     px = pixels.test["test_accuracy"]
     over = "" if len(trained) == 1 else f", mean over {len(trained)} seeds"
     ahead = sum(a > px for a in v_accs)

@@ -43,7 +43,6 @@ Everything runs with torch.set_num_threads(1) (`--threads`), as a 1-CPU Ray Trai
 from __future__ import annotations
 
 import argparse
-import shutil
 import statistics
 import sys
 import tempfile
@@ -56,14 +55,14 @@ import numpy as np
 import polars as pl
 import torch
 import torch.nn as nn
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(ROOT))  # tests.unit.test_loop: MemorySession
-from _common import table, write_section  # noqa: E402
+sys.path.insert(0, str(ROOT))
+from _in_memory import Arrays, train_in_memory  # noqa: E402
+from _common import spread_cell, table, write_section  # noqa: E402
 
-from components.artifacts.checkpoint_files import MODEL_FILE  # noqa: E402
 from components.config import PipelineConfig, load_pipeline  # noqa: E402
 from components.data.bundled_text import bundled_text_frame  # noqa: E402
 from components.data.conll import read_conll, write_landing_conll  # noqa: E402
@@ -75,9 +74,8 @@ from components.data.word_vectors import load_vectors  # noqa: E402
 from components.evaluation.entities import entity_counts  # noqa: E402
 from components.evaluation.report import holdout_report, tagging_report  # noqa: E402
 from components.models import build  # noqa: E402
-from components.training.loop import loop_config, train_model  # noqa: E402
+from components.training.loop import loop_config  # noqa: E402
 from components.training.transfer import word_vectors_init  # noqa: E402
-from tests.unit.test_loop import MemorySession  # noqa: E402
 
 NER_YAML = ROOT / "conf" / "pipelines" / "ner_bilstm_crf.yaml"
 LSTM_YAML = ROOT / "conf" / "pipelines" / "sentiment_lstm.yaml"
@@ -99,7 +97,6 @@ NER_COLUMNS = [("micro F1", "test_micro_f1"), ("macro F1", "test_macro_f1"),
                *((f"{t} F1", f"test_{t}_f1") for t in TYPES), ("token acc", "test_token_accuracy")]
 TFIDF, SCRATCH, GLOVE = "TF-IDF + logistic_regression", "LSTM from scratch", "LSTM from GloVe 6B 50d"
 
-Arrays = tuple[np.ndarray, np.ndarray]
 
 
 @dataclass
@@ -126,31 +123,6 @@ class Trained:
 
 
 # ---------------------------------------------------------------------------- training
-
-
-def train(label: str, config: dict[str, Any], data: dict[str, Arrays]) -> tuple[list[dict[str, float]], nn.Module, float, bool]:
-    """`train_model(config)` under `MemorySession` (train and val arrays); the model file of
-    the last checkpoint loaded into a freshly built model."""
-    session = MemorySession(*data["train"])
-    session.data["val"] = data["val"]
-    try:
-        t0 = time.perf_counter()
-        history = train_model(config, session)
-        seconds = time.perf_counter() - t0
-        last = session.checkpoints[-1]
-        if last is None:
-            raise RuntimeError(f"{label}: train_model wrote no checkpoint")
-        weights = load_file(str(Path(last) / MODEL_FILE))
-        model = build(config["model"])
-        model.load_state_dict(weights, strict=True)
-        # restore-best: the last checkpoint holds the best epoch's weights; check it against the
-        # checkpoint written at the best epoch itself
-        best = int(history[-1].get("best_epoch", history[-1]["epoch"]))
-        at_best = load_file(str(Path(session.checkpoints[best]) / MODEL_FILE))
-        same = weights.keys() == at_best.keys() and all(torch.equal(v, at_best[k]) for k, v in weights.items())
-    finally:
-        shutil.rmtree(session.keep, ignore_errors=True)
-    return history, model, seconds, same
 
 
 def _model_spec(pipeline: PipelineConfig, **params: Any) -> dict[str, Any]:
@@ -191,7 +163,7 @@ def ner_runs(cfg: PipelineConfig, data: dict[str, Arrays], state: TaggedState, s
         for label, decoder, weights, gamma in NER_ROWS:
             training = {**cfg.training.model_dump(), "seed": seed, "class_weights": weights, "focal_gamma": gamma}
             config = loop_config(_model_spec(cfg, decoder=decoder), training, state.info)
-            history, model, seconds, same = train(label, config, data)
+            history, model, seconds, same = train_in_memory(label, config, data)
             test = tagging_report(model, x, y, state.info.classes).metrics
             run = Trained(label, seed, history, model, seconds, same, test)
             runs[label].append(run)
@@ -259,7 +231,7 @@ def sentiment_runs(tfidf_cfg: PipelineConfig, lstm_cfg: PipelineConfig, seeds: i
         inits = {SCRATCH: None, GLOVE: word_vectors_init(str(weights), emb.vectors, emb.freeze, emb.lr_scale)}
         for label, init in inits.items():
             config = loop_config(_model_spec(lstm_cfg), training, state.info, init_from=init)
-            history, model, seconds, same = train(label, config, data)
+            history, model, seconds, same = train_in_memory(label, config, data)
             test = scored(model, data, state.info)
             runs[label].append(Trained(label, seed, history, model, seconds, same, test))
             print(f"  {label}: test accuracy {test['test_accuracy']:.4f}, AUC {test['test_roc_auc']:.4f}, "
@@ -312,13 +284,6 @@ def main() -> int:
 # ---------------------------------------------------------------------------- report
 
 
-def _stats(values: list[float]) -> tuple[float, float, float]:
-    return statistics.fmean(values), min(values), max(values)
-
-
-def _cell(values: list[float], digits: int = 4) -> str:
-    mean, lo, hi = _stats(values)
-    return f"**{mean:.{digits}f}** ({lo:.{digits}f}-{hi:.{digits}f})"
 
 
 def _seeds(first: int, n: int) -> str:
@@ -358,10 +323,10 @@ def _report(args: argparse.Namespace, ner_cfg: PipelineConfig, lstm_cfg: Pipelin
     ner_table = table(
         ["row", "decoder / loss", *(t for t, _ in NER_COLUMNS), "epochs run (best), mean", "train s"],
         [[label, _loss_text(decoder, weights, gamma),
-          *(_cell([r.test[k] for r in runs[label]]) for _, k in NER_COLUMNS),
+          *(spread_cell([r.test[k] for r in runs[label]]) for _, k in NER_COLUMNS),
           f"{statistics.fmean(r.epochs for r in runs[label]):.1f} "
           f"({statistics.fmean(r.best_epoch for r in runs[label]):.1f})",
-          _cell([r.seconds for r in runs[label]], 1)]
+          spread_cell([r.seconds for r in runs[label]], 1)]
          for label, decoder, weights, gamma in NER_ROWS],
     )
     per_seed = table(
@@ -411,9 +376,9 @@ def _report(args: argparse.Namespace, ner_cfg: PipelineConfig, lstm_cfg: Pipelin
                                 f"freeze {sentiment['embeddings'].freeze}, lr_scale {sentiment['embeddings'].lr_scale:g}")):
         rs = srun[label]
         sent_rows.append([label, text, _seeds(lstm_cfg.training.seed, args.text_seeds),
-                          _cell([r.test["test_accuracy"] for r in rs]), _cell([r.test["test_roc_auc"] for r in rs]),
+                          spread_cell([r.test["test_accuracy"] for r in rs]), spread_cell([r.test["test_roc_auc"] for r in rs]),
                           f"{statistics.fmean(r.epochs for r in rs):.1f} ({statistics.fmean(r.best_epoch for r in rs):.1f})",
-                          _cell([r.seconds for r in rs], 1)])
+                          spread_cell([r.seconds for r in rs], 1)])
     sent_table = table(["model", "config", "training.seed", "test accuracy mean (min-max)", "test ROC AUC mean (min-max)",
                         "epochs run (best), mean", "train s"], sent_rows)
     sent_seed = table(
