@@ -33,7 +33,7 @@ test-unit: setup
 	$(BIN)/python -m pytest tests/unit
 
 ## test-examples: every conf/pipelines example with --smoke 4, held at its stated quality, and the
-## slower CLI checks (~11 min)
+## slower CLI checks (~28 min on 2 cores)
 test-examples: setup
 	$(BIN)/python -m pytest tests/e2e -m examples
 
