@@ -79,6 +79,8 @@ def window_pairs(
             ok = both & near
             centers.append(center[ok])
             contexts.append(context[ok])
+    if not centers:  # windows of one token: no pairs
+        return x.new_zeros(0), x.new_zeros(0)
     return torch.cat(centers), torch.cat(contexts)
 
 

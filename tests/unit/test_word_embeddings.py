@@ -38,6 +38,7 @@ def test_window_pairs_within_reach_and_never_with_specials():
     keep[5] = 0.0
     centers, contexts = window_pairs(x, window=1, keep=keep)
     assert len(centers) == 0
+    assert len(window_pairs(torch.tensor([[4], [5]]), window=3, keep=None)[0]) == 0  # one-token windows
 
 
 def _state(words: list[str], counts: list[int]) -> LanguageModelState:
