@@ -28,7 +28,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import polars as pl
 import torch
 import torch.nn as nn
@@ -195,9 +194,7 @@ class Bundle:
                 nearest = vectors.nearest(q.word, q.k)
                 answer: dict[str, Any] = {"word": q.word, "vector": vectors.vector(q.word).round(5).tolist()}
             else:
-                unit = lambda w: vectors.vector(w) / (np.linalg.norm(vectors.vector(w)) + 1e-12)  # noqa: E731
-                query = sum(unit(w) for w in q.positive) - sum((unit(w) for w in q.negative), np.zeros(vectors.dim))
-                nearest = vectors.nearest(query, q.k, exclude=(*q.positive, *q.negative))
+                nearest = vectors.combination(q.positive, q.negative, q.k)
                 answer = {"positive": list(q.positive), "negative": list(q.negative)}
             answers.append({**answer, "nearest": [{"word": w, "similarity": round(s, 5)} for w, s in nearest]})
         return answers

@@ -8,6 +8,7 @@ question words left out: word2vec's 3CosAdd).
 from __future__ import annotations
 
 import importlib.util
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, get_args
@@ -69,8 +70,18 @@ class WordVectors:
     def analogy(self, a: str, b: str, c: str, k: int = 1, limit: int | None = None) -> list[tuple[str, float]]:
         """a is to b as c is to ?: the words nearest to b - a + c of unit vectors, a, b and c
         themselves left out (king - man + woman -> queen is `analogy("man", "king", "woman")`)."""
-        unit = [self.vector(w) / np.linalg.norm(self.vector(w)) for w in (a, b, c)]
-        return self.nearest(unit[1] - unit[0] + unit[2], k, exclude=(a, b, c), limit=limit)
+        return self.combination((b, c), (a,), k, limit)
+
+    def combination(self, positive: Sequence[str], negative: Sequence[str] = (), k: int = 10,
+                    limit: int | None = None) -> list[tuple[str, float]]:
+        """The words nearest to the sum of the `positive` words' unit vectors less the `negative`
+        ones' (3CosAdd), the words asked about left out."""
+        def unit(word: str) -> np.ndarray:
+            v = self.vector(word)
+            return v / (np.linalg.norm(v) + 1e-12)
+
+        query = sum((unit(w) for w in positive), np.zeros(self.dim)) - sum((unit(w) for w in negative), np.zeros(self.dim))
+        return self.nearest(query, k, exclude=(*positive, *negative), limit=limit)
 
     def row(self, token: str) -> int | None:
         """The row of `token`, tried as it is, lower-cased, then without a BPE word marker."""
