@@ -90,6 +90,45 @@ def process_tree_cpu(root_pid: int) -> dict[int, tuple[str, float]]:
             todo.extend(children.get(pid, []))
     return out
 
+# Processes grouped by what they are (for "where the CPU went" tables); a group outside the
+# measured process tree carries this suffix.
+ELSEWHERE = " (not under this run)"
+
+
+def named_cpu(root: int) -> dict[int, tuple[str, float]]:
+    """pid -> (group name, CPU seconds) of every process; names outside `root`'s tree are marked."""
+    tree = process_tree_cpu(root)
+    out = {}
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        pid = int(entry.name)
+        try:
+            stat = Path(entry.path, "stat").read_text()
+            args = Path(entry.path, "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2 :].split()
+        cpu = (int(fields[11]) + int(fields[12])) / _TICKS
+        if cpu == 0 and pid not in tree:
+            continue
+        name = process_name([a.decode(errors="replace") for a in args])
+        out[pid] = (name if pid in tree else f"{name}{ELSEWHERE}", cpu)
+    return out
+
+
+def process_name(args: list[str]) -> str:
+    """A process's group: Ray's title without the method (ray::SplitCoordinator), a Python
+    script's or module's name, else the executable's name."""
+    first = args[0] if args else ""
+    if first.startswith("ray::"):
+        return first.split()[0].split(".")[0]
+    base = os.path.basename(first.split()[0]) if first.strip() else "?"
+    if base.startswith("python"):
+        rest = [a for a in args[1:] if a and not a.startswith("-")]
+        return f"python {os.path.basename(rest[0])}" if rest else base
+    return base
+
 
 def spread(values: Sequence[float]) -> tuple[float, float, float]:
     """(mean, min, max) of repeated measurements (seeds, runs)."""

@@ -57,7 +57,7 @@ import ray
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import by_epoch, machine_busy_s, process_tree_cpu, run_child, table, waited, write_section  # noqa: E402
+from _common import ELSEWHERE, by_epoch, machine_busy_s, named_cpu, process_tree_cpu, run_child, table, waited, write_section  # noqa: E402
 
 import components.training.ray_session as ray_session  # noqa: E402
 from components.config import ImageConfig, ProfileConfig, SplitConfig, TrainingConfig  # noqa: E402
@@ -264,7 +264,7 @@ class _CpuSampler(threading.Thread):
     def run(self) -> None:
         while not self._done.wait(self.interval):
             t0 = time.thread_time()
-            self.samples.append((time.time(), machine_busy_s(), _named_cpu(self.root)))
+            self.samples.append((time.time(), machine_busy_s(), named_cpu(self.root)))
             self.own_cpu_s += time.thread_time() - t0
 
     def stop(self) -> None:
@@ -283,46 +283,8 @@ class _CpuSampler(threading.Thread):
         for pid, (name, cpu) in b.items():
             used = cpu - a[pid][1] if pid in a else cpu  # a Ray worker renames itself per task
             cores[name] = cores.get(name, 0.0) + used / (t1 - t0)
-        started = sum(1 for pid, (name, _) in b.items() if pid not in a and not name.endswith(_ELSEWHERE))
+        started = sum(1 for pid, (name, _) in b.items() if pid not in a and not name.endswith(ELSEWHERE))
         return {"seconds": t1 - t0, "cores": cores, "machine": (busy1 - busy0) / (t1 - t0), "started": started}
-
-
-_ELSEWHERE = " (not under this run)"
-
-
-def _named_cpu(root: int) -> dict[int, tuple[str, float]]:
-    """pid -> (group name, CPU seconds) of every process; names outside `root`'s tree are marked."""
-    tree = process_tree_cpu(root)
-    out = {}
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        pid = int(entry.name)
-        try:
-            stat = Path(entry.path, "stat").read_text()
-            args = Path(entry.path, "cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        fields = stat[stat.rindex(")") + 2 :].split()
-        cpu = (int(fields[11]) + int(fields[12])) / _TICKS
-        if cpu == 0 and pid not in tree:
-            continue
-        name = _process_name([a.decode(errors="replace") for a in args])
-        out[pid] = (name if pid in tree else f"{name}{_ELSEWHERE}", cpu)
-    return out
-
-
-def _process_name(args: list[str]) -> str:
-    """A process's group: Ray's title without the method (ray::SplitCoordinator), a Python
-    script's or module's name, else the executable's name."""
-    first = args[0] if args else ""
-    if first.startswith("ray::"):
-        return first.split()[0].split(".")[0]
-    base = os.path.basename(first.split()[0]) if first.strip() else "?"
-    if base.startswith("python"):
-        rest = [a for a in args[1:] if a and not a.startswith("-")]
-        return f"python {os.path.basename(rest[0])}" if rest else base
-    return base
 
 
 def _settle(below: float = 0.3, window_s: float = 0.5, limit_s: float = 20.0) -> float:
@@ -728,7 +690,7 @@ def main() -> int:
 def _role(name: str) -> str:
     """What a process group is to this run: elsewhere (not under it), driver (the subprocess),
     worker (the Train worker), tasks (Ray Data's read tasks) or ray (the rest of Ray)."""
-    if name.endswith(_ELSEWHERE):
+    if name.endswith(ELSEWHERE):
         return "elsewhere"
     if name == "python cnn_overhead.py":
         return "driver"

@@ -75,7 +75,7 @@ import torch
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import by_epoch, machine_busy_s, process_tree_cpu, run_child, table, waited, write_section  # noqa: E402
+from _common import ELSEWHERE, by_epoch, machine_busy_s, named_cpu, run_child, table, waited, write_section  # noqa: E402
 
 import components.training.ray_session as ray_session  # noqa: E402
 from components.config import PipelineConfig, ProfileConfig, TokenizerConfig, load_pipeline  # noqa: E402
@@ -226,8 +226,6 @@ def _timed_worker(stamps_path: str) -> Callable[[dict[str, Any]], list[dict[str,
 
 # ---------------------------------------------------------------------------- where the CPU goes
 
-_ELSEWHERE = " (not under this run)"
-
 
 class _CpuSampler(threading.Thread):
     """Every `interval` s, the CPU seconds of every process on the machine by pid, with a
@@ -244,7 +242,7 @@ class _CpuSampler(threading.Thread):
     def run(self) -> None:
         while not self._done.wait(self.interval):
             t0 = time.thread_time()
-            self.samples.append((time.time(), machine_busy_s(), _named_cpu(self.root)))
+            self.samples.append((time.time(), machine_busy_s(), named_cpu(self.root)))
             self.own_cpu_s += time.thread_time() - t0
 
     def stop(self) -> None:
@@ -264,41 +262,6 @@ class _CpuSampler(threading.Thread):
             used = cpu - a[pid][1] if pid in a else cpu  # a Ray worker renames itself per task
             cores[name] = cores.get(name, 0.0) + used / (t1 - t0)
         return {"seconds": t1 - t0, "cores": cores, "machine": (busy1 - busy0) / (t1 - t0)}
-
-
-def _named_cpu(root: int) -> dict[int, tuple[str, float]]:
-    """pid -> (group name, CPU seconds) of every process; names outside `root`'s tree are marked."""
-    tree = process_tree_cpu(root)
-    out = {}
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        pid = int(entry.name)
-        try:
-            stat = Path(entry.path, "stat").read_text()
-            args = Path(entry.path, "cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        fields = stat[stat.rindex(")") + 2 :].split()
-        cpu = (int(fields[11]) + int(fields[12])) / _TICKS
-        if cpu == 0 and pid not in tree:
-            continue
-        name = _process_name([a.decode(errors="replace") for a in args])
-        out[pid] = (name if pid in tree else f"{name}{_ELSEWHERE}", cpu)
-    return out
-
-
-def _process_name(args: list[str]) -> str:
-    """A process's group: Ray's title without the method (ray::SplitCoordinator), a Python
-    script's or module's name, else the executable's name."""
-    first = args[0] if args else ""
-    if first.startswith("ray::"):
-        return first.split()[0].split(".")[0]
-    base = os.path.basename(first.split()[0]) if first.strip() else "?"
-    if base.startswith("python"):
-        rest = [a for a in args[1:] if a and not a.startswith("-")]
-        return f"python {os.path.basename(rest[0])}" if rest else base
-    return base
 
 
 def _cpu_table(windows: dict[str, dict[str, Any]], top: int = 10) -> str:
@@ -672,7 +635,7 @@ def _report(
                 + (f"; {'met' if met else 'within the target'} against {'both' if len(others) == 2 else 'all'} of "
                    "these)" if not missed else f"; not met against {' or '.join(missed)})"))
     # Another job on the 2 cores skews a side: say so where the verdict is read.
-    elsewhere = sum(c for n, c in ray_out["cpu"]["steady epochs"]["cores"].items() if n.endswith(_ELSEWHERE))
+    elsewhere = sum(c for n, c in ray_out["cpu"]["steady epochs"]["cores"].items() if n.endswith(ELSEWHERE))
     busiest_plain = max(_median(r, "train_busy") for r in (plain, fresh_steady, after[0][1:]))
     if elsewhere > 0.1 or busiest_plain > 1.15:
         verdict += (f"; **not a clean measurement**: processes not under this run used {elsewhere:.2f} cores during "
@@ -771,7 +734,7 @@ def _notes(m: SimpleNamespace) -> list[str]:
     busy_plain, busy_ray = _median(plain, "train_busy"), _median(ray_steady, "train_busy")
     spread = lambda rws: (max(r["epoch"] for r in rws) - min(r["epoch"] for r in rws)) * 1000  # noqa: E731
     tok, by_key = m.tok, m.by_key
-    elsewhere = sum(c for name, c in ray_out["cpu"]["steady epochs"]["cores"].items() if name.endswith(_ELSEWHERE))
+    elsewhere = sum(c for name, c in ray_out["cpu"]["steady epochs"]["cores"].items() if name.endswith(ELSEWHERE))
     notes = [
         "- Epoch time is report end to report end on the Ray side (everything the worker does per epoch: train "
         "pass, the loop's `evaluate` on val, `save_checkpoint` to a temp dir, `ray.train.report` persisting it to the "
