@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import polars as pl
 import pytest
+from deltalake import DeltaTable
 
 from components.data.lake import Lake, LakeBusyError, TableNotFoundError, TableSchemaError
 
@@ -52,6 +55,32 @@ def test_append_once_records_the_batch_and_skips_it_when_repeated(lake: Lake) ->
     assert lake.version("bronze") == 1 and lake.read("bronze").height == 3
     assert lake.append_once("bronze", _good("c.csv", 1), "other", 0)  # streams count separately
     assert lake.read("bronze").height == 4
+
+
+def test_appended_files_carry_delta_statistics_and_row_counts(lake: Lake) -> None:
+    """Appends write their own Parquet file and commit it: the file's stats must be what
+    Delta readers skip files by, and history must still count the rows."""
+    frame = _good("a.csv", 4).with_columns(pl.Series("x", [2.5, None, float("nan"), -1.0]))
+    lake.append_once("bronze", frame, "s", 0)
+    lake.append_once("bronze", frame.select(reversed(frame.columns)), "s", 1)  # columns in another order
+    stats = pl.DataFrame(DeltaTable(lake.uri("bronze")).get_add_actions(flatten=True)).to_dict(as_series=False)
+    assert stats["num_records"] == [4, 4] and stats["null_count.x"] == [1, 1]
+    assert stats["min.x"] == [-1.0, -1.0] and stats["max.x"] == [2.5, 2.5] and stats["max.target"] == [1, 1]
+    assert lake.history("bronze")["rows_added"].to_list() == [4, 4]
+    assert lake.read("bronze").columns == frame.columns
+    # The bounds leave NaN out, as delta-rs's own writer does; a reader skips nothing it needs.
+    assert pl.scan_delta(lake.uri("bronze")).filter(pl.col("x") < 0).collect()["x"].to_list() == [-1.0, -1.0]
+
+
+def test_types_delta_stores_differently_still_append_exactly(lake: Lake) -> None:
+    """Nanosecond times and unsigned ints go through delta-rs's own writer, which casts them."""
+    when = pl.datetime(2026, 1, 2, 3, 4, 5, time_unit="ns", time_zone="UTC")
+    frame = pl.DataFrame({"n": pl.Series([1, 2], dtype=pl.UInt32)}).with_columns(t=when)
+    lake.append_once("log", frame, "s", 0)
+    lake.append_once("log", frame, "s", 1)
+    back = lake.read("log")
+    assert back["n"].to_list() == [1, 2, 1, 2]
+    assert back["t"].dt.replace_time_zone(None).to_list() == [datetime(2026, 1, 2, 3, 4, 5)] * 4
 
 
 def test_changed_declared_schema_is_a_clear_error(lake: Lake) -> None:
