@@ -163,6 +163,10 @@ class StreamConfig(_Strict):
         description="undeclared columns in a file: fail (stop, naming them), add_new_columns (bronze widens), "
         "rescue (kept as JSON in _rescued), ignore (dropped)",
     )
+    compact_every: int = Field(
+        100, ge=0, description="every N micro-batches fold the small files of bronze, quarantine and the ledger "
+        "into larger ones (Delta OPTIMIZE; 0: never)",
+    )
     settle_seconds: float = Field(1.0, ge=0)
     poll_seconds: float = Field(1.0, gt=0, description="--watch: how often to look again without a change event")
     watcher: Literal["auto", "notify", "poll"] = Field(

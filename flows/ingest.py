@@ -164,7 +164,10 @@ def ingest(ws: Workspace, hashes: HashCache | None = None, wait_to_settle: bool 
     ws.landing.mkdir(parents=True, exist_ok=True)
     # A watcher holds the lock only while it commits a batch: wait for it rather than fail.
     with lake.writer_lock(wait_s=120):
-        stream = IngestStream(lake, stream_id(ws), merge_schema=cfg.stream.schema_evolution in ("add_new_columns", "rescue"))
+        stream = IngestStream(
+            lake, stream_id(ws), merge_schema=cfg.stream.schema_evolution in ("add_new_columns", "rescue"),
+            compact_every=cfg.stream.compact_every,
+        )
         batches = []
         pending = stream.pending()
         if pending is not None:

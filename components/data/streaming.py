@@ -109,22 +109,28 @@ class PendingBatch:
 
 class IngestStream:
     """The micro-batches of one stream into one lake. Not safe for two writers at once:
-    callers hold `Lake.writer_lock()`."""
+    callers hold `Lake.writer_lock()` for the life of the object, which reads the ledger
+    once and keeps it in step with its own commits (so a batch costs the same on the
+    thousandth pass as on the first)."""
 
-    def __init__(self, lake: Lake, stream_id: str, merge_schema: bool = False) -> None:
+    def __init__(self, lake: Lake, stream_id: str, merge_schema: bool = False, compact_every: int = 100) -> None:
         self.lake = lake
         self.stream_id = stream_id
         self.merge_schema = merge_schema  # new columns may widen bronze (schema_evolution add_new_columns)
+        # Each batch adds a small file to every table. Every table open reads the list of
+        # them (and the ledger is read whole), so a long stream slows down unless they are
+        # folded together every so often (0: never).
+        self.compact_every = compact_every
+        self._ledger: pl.DataFrame | None = None  # read on first use
+        self._complete_through: int | None = None  # the last batch known to be in every table
 
     def last_batch(self) -> int | None:
         """The highest batch number logged, None for a new stream."""
-        return self.lake.transaction_version(LEDGER, self.stream_id)
+        return self._last_logged(self._logged())
 
     def ingested_hashes(self) -> dict[str, str]:
         """Content hash -> the file logged with it, over every stream: the same bytes are never read twice."""
-        if not self.lake.exists(LEDGER):
-            return {}
-        ledger = self.lake.read(LEDGER)
+        ledger = self._logged()
         return dict(zip(ledger["content_hash"], ledger["source_file"]))
 
     def pending(self) -> PendingBatch | None:
@@ -132,7 +138,7 @@ class IngestStream:
         batch = self.last_batch()
         if batch is None or self._complete(batch):
             return None
-        return PendingBatch(batch, self._files_of(self.lake.read(LEDGER), batch))
+        return PendingBatch(batch, self._files_of(self._logged(), batch))
 
     def commit(self, files: Sequence[FileRows]) -> BatchResult:
         """Write `files` as the next batch. Idempotent: the same files as the last batch
@@ -140,9 +146,9 @@ class IngestStream:
         if not files:
             raise ValueError("a micro-batch needs at least one file")
         given = {f.source_file: f.content_hash for f in files}
-        last = self.last_batch()
+        ledger = self._logged()
+        last = self._last_logged(ledger)
         if last is not None:
-            ledger = self.lake.read(LEDGER)  # read once: the last batch's files and every hash
             complete = self._complete(last)
             if self._files_of(ledger, last) == given:
                 return self._write(last, files, recovered=not complete)
@@ -165,6 +171,15 @@ class IngestStream:
             )
         return self._write(pending.batch, files, recovered=True)
 
+    def _logged(self) -> pl.DataFrame:
+        """The ledger, every stream's rows: read once, then extended by `_write`."""
+        if self._ledger is None:
+            self._ledger = self.lake.read(LEDGER) if self.lake.exists(LEDGER) else pl.DataFrame(schema=_LEDGER_SCHEMA)
+        return self._ledger
+
+    def _last_logged(self, ledger: pl.DataFrame) -> int | None:
+        return ledger.filter(pl.col("stream") == self.stream_id)["batch"].max()  # type: ignore[return-value]
+
     def _files_of(self, ledger: pl.DataFrame, batch: int) -> dict[str, str]:
         """File -> content hash of this stream's `batch` in the ledger."""
         logged = ledger.filter((pl.col("stream") == self.stream_id) & (pl.col("batch") == batch))
@@ -184,10 +199,19 @@ class IngestStream:
             },
             schema=_LEDGER_SCHEMA,
         )
-        self.lake.append_once(LEDGER, ledger, self.stream_id, batch)
-        good, bad = _tagged(files, "good"), _tagged(files, "bad")
-        self.lake.append_once(BRONZE, good, self.stream_id, batch, merge_schema=self.merge_schema)
-        self.lake.append_once(QUARANTINE, bad, self.stream_id, batch)
+        try:
+            if self.lake.append_once(LEDGER, ledger, self.stream_id, batch):
+                self._ledger = pl.concat([self._logged(), ledger.select(self._logged().columns)])
+            good, bad = _tagged(files, "good"), _tagged(files, "bad")
+            self.lake.append_once(BRONZE, good, self.stream_id, batch, merge_schema=self.merge_schema)
+            self.lake.append_once(QUARANTINE, bad, self.stream_id, batch)
+        except BaseException:
+            self._ledger = self._complete_through = None  # what was written is for the tables to say
+            raise
+        self._complete_through = batch
+        if self.compact_every and (batch + 1) % self.compact_every == 0:
+            for table in (LEDGER, BRONZE, QUARANTINE):
+                self.lake.compact(table)
         return BatchResult(
             batch, tuple(f.source_file for f in files), sum(f.good_rows for f in files), bad.height,
             self.lake.version(BRONZE), recovered,
@@ -195,10 +219,13 @@ class IngestStream:
 
     def _complete(self, batch: int) -> bool:
         """Whether bronze and quarantine both hold `batch` (the ledger does: it is written first)."""
+        if self._complete_through is not None and self._complete_through >= batch:
+            return True
         for table in (BRONZE, QUARANTINE):
             done = self.lake.transaction_version(table, self.stream_id)
             if done is None or done < batch:
                 return False
+        self._complete_through = batch
         return True
 
 

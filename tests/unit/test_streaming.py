@@ -70,6 +70,7 @@ def test_a_crash_between_writes_is_completed_exactly_once(stream: IngestStream, 
 
     restarted = IngestStream(Lake(stream.lake.root), STREAM)
     pending = restarted.pending()
+    assert stream.pending() == pending  # the crashed object forgot what it held and sees what the tables say
     if writes_before_crash == 0:  # the ledger was not written: as if the batch never started
         assert pending is None
         result = restarted.commit(batch)
@@ -87,6 +88,19 @@ def test_a_crash_between_writes_is_completed_exactly_once(stream: IngestStream, 
     assert lake.read("ingested_files").height == 3
     assert restarted.pending() is None
     assert restarted.commit([_file("d.csv", 1)]).batch == 2
+
+
+def test_every_n_batches_the_tables_small_files_are_folded_together(tmp_path) -> None:
+    stream = IngestStream(Lake(str(tmp_path / "lake")), STREAM, compact_every=2)
+    for i in range(5):
+        stream.commit([_file(f"f{i}.csv", 2, 1)])
+    lake = stream.lake
+    for table, rows in (("bronze", 10), ("quarantine", 5), ("ingested_files", 5)):
+        files, _ = lake.data_files(table)
+        assert len(files) == 2, table  # batches 0-3 in one file, batch 4 on its own
+        assert lake.read(table).height == rows and lake.transaction_version(table, STREAM) == 4
+        assert lake.history(table)["operation"].to_list().count("OPTIMIZE") == 2
+    assert IngestStream(lake, STREAM).ingested_hashes() == stream.ingested_hashes()
 
 
 def test_a_retried_commit_of_the_same_files_writes_nothing_twice(stream: IngestStream) -> None:
