@@ -6,13 +6,21 @@ trains nothing (see `pipeline`), a run asked for by drift retrains."""
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
+from uuid import UUID
 
-from prefect import flow
-from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLimitStrategy
+from prefect import flow, runtime
+from prefect.client.orchestration import SyncPrefectClient, get_client
+from prefect.client.schemas.filters import (
+    FlowRunFilter, FlowRunFilterDeploymentId, FlowRunFilterState, FlowRunFilterStateName,
+)
+from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLimitStrategy, FlowRun
+from prefect.client.schemas.sorting import FlowRunSort
 from prefect.deployments.runner import RunnerDeployment
 from prefect.events import DeploymentEventTrigger
+from prefect.states import Cancelled
 
 from components.config import RunScheduleConfig
 from components.config_check import load_checked
@@ -29,6 +37,11 @@ def scheduled_pipeline(config: str, force: bool = False) -> str:
     The endpoint is not touched: `rayline serve` serves champions."""
     path = Path(config)
     ws = Workspace.of(load_checked(path), conf_dir_of(path))
+    if runtime.deployment.id:
+        with get_client(sync_client=True) as client:
+            dropped = drop_redundant_waiting(client, UUID(runtime.deployment.id))
+        if dropped:
+            console.say(f"{time.strftime('%H:%M:%S')} {len(dropped)} queued run(s) dropped: the one left covers them")
     summary = pipeline(ws, serve=False, force=force)
     if summary.skipped:
         outcome = summary.skipped
@@ -39,6 +52,30 @@ def scheduled_pipeline(config: str, force: bool = False) -> str:
         outcome = f"{ws.name}: {reg.name} v{reg.version} registered, {'champion' if reg.champion else 'not champion'}"
     console.say(f"{time.strftime('%H:%M:%S')} {outcome}")  # the runner's terminal: one line per run
     return outcome
+
+
+WAITING = "AwaitingConcurrencySlot"  # Prefect's state for a run the concurrency limit holds back
+
+
+def drop_redundant_waiting(client: SyncPrefectClient, deployment_id: UUID) -> list[FlowRun]:
+    """Cancel the deployment's runs that wait for its one slot, except the latest due with
+    each set of parameters; returns the cancelled runs.
+
+    Under `overlap: wait`, runs that outlast their interval would otherwise queue without
+    bound. The run kept ingests everything the dropped ones would have; a drift run
+    (`force`) has other parameters, so it is never dropped for a plain one."""
+    waiting = client.read_flow_runs(
+        flow_run_filter=FlowRunFilter(
+            deployment_id=FlowRunFilterDeploymentId(any_=[deployment_id]),
+            state=FlowRunFilterState(name=FlowRunFilterStateName(any_=[WAITING])),
+        ),
+        sort=FlowRunSort.EXPECTED_START_TIME_ASC, limit=200,  # the most the API returns at once
+    )
+    latest = {json.dumps(run.parameters, sort_keys=True, default=str): run.id for run in waiting}
+    dropped = [run for run in waiting if run.id not in set(latest.values())]
+    for run in dropped:
+        client.set_flow_run_state(run.id, Cancelled(message="dropped: a later queued run covers it"), force=True)
+    return dropped
 
 
 @flow(name="scheduled-monitor", log_prints=True)
