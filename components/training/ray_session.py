@@ -111,6 +111,9 @@ def _pack_tasks() -> ray.data.TaskPoolStrategy:
     return ray.data.TaskPoolStrategy(size=max(1, int(ray.cluster_resources().get("CPU", 1))))
 
 
+CHUNK_BATCHES = 16
+
+
 class ShardBatches:
     """Epochs over one worker's shard: streamed from Ray Data the first time; a shard that
     turns out smaller than `keep_below_bytes` is then kept in memory and reshuffled there,
@@ -127,16 +130,22 @@ class ShardBatches:
             return
         parts: list[Batch] | None = []
         size = 0
-        # A local shuffle buffer keeps epochs streaming; a global shuffle would re-read everything.
-        for batch in self._source.iter_torch_batches(
-            batch_size=batch_size,
-            local_shuffle_buffer_size=batch_size * 16 if shuffle else None,
+        # Ray Data's iterator costs a few milliseconds of this process's time per batch it
+        # hands out, as much as a small model's step: it hands out CHUNK_BATCHES batches at
+        # once, cut here into views. A local shuffle buffer keeps epochs streaming; a global
+        # shuffle would re-read everything.
+        chunk = batch_size * CHUNK_BATCHES
+        for rows in self._source.iter_torch_batches(
+            batch_size=chunk,
+            local_shuffle_buffer_size=chunk if shuffle else None,
             local_shuffle_seed=seed if shuffle else None,
         ):
             if parts is not None:
-                size += sum(t.nbytes for t in batch.values())
-                parts = parts + [batch] if size <= self._limit else None
-            yield batch
+                size += sum(t.nbytes for t in rows.values())
+                parts = parts + [rows] if size <= self._limit else None
+            n = len(next(iter(rows.values())))
+            for start in range(0, n, batch_size):
+                yield {key: t[start : start + batch_size] for key, t in rows.items()}
         if parts:
             self._kept = {key: torch.cat([p[key] for p in parts]) for key in parts[0]}
 
