@@ -24,6 +24,7 @@ import pyarrow as pa
 from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
 from deltalake import Schema as DeltaSchema
 from deltalake.exceptions import SchemaMismatchError
+from deltalake.exceptions import TableNotFoundError as NoDeltaTable
 from deltalake.transaction import AddAction, create_table_with_add_actions
 
 BRONZE = "bronze"
@@ -71,15 +72,12 @@ class Lake:
 
     def version(self, table: str) -> int | None:
         """Latest version of `table`, None when it does not exist."""
-        if not self.exists(table):
-            return None
-        return self._table(table).version()
+        dt = self._open(table)
+        return None if dt is None else dt.version()
 
     def read(self, table: str, version: int | None = None) -> pl.DataFrame:
         """`table` as of `version` (latest when None)."""
-        if not self.exists(table):
-            raise TableNotFoundError(f"table {table!r} does not exist at {self.uri(table)}")
-        dt = self._table(table)
+        dt = self._existing(table)
         if version is not None:
             latest = dt.version()
             if not 0 <= version <= latest:
@@ -92,9 +90,7 @@ class Lake:
     def data_files(self, table: str) -> tuple[list[str], int]:
         """(the Parquet files of `table`'s latest version, that version): what a reader that
         streams (Ray Data) reads instead of loading the table."""
-        if not self.exists(table):
-            raise TableNotFoundError(f"table {table!r} does not exist at {self.uri(table)}")
-        dt = self._table(table)
+        dt = self._existing(table)
         return dt.file_uris(), dt.version()
 
     def append_batches(self, table: str, batches: pa.RecordBatchReader) -> int:
@@ -114,9 +110,7 @@ class Lake:
     def history(self, table: str, limit: int | None = None) -> pl.DataFrame:
         """`table`'s versions, newest first: version, time, operation, rows and files added,
         files removed. Each can be read back (`read(table, version)`) until vacuumed."""
-        if not self.exists(table):
-            raise TableNotFoundError(f"table {table!r} does not exist at {self.uri(table)}")
-        commits = self._table(table).history(limit)
+        commits = self._existing(table).history(limit)
         # Appends this adapter commits itself (`_commit_file`) carry their counts as flat
         # commitInfo keys, since a transaction's operationMetrics cannot be set from outside.
         metrics = [c.get("operationMetrics") or c for c in commits]
@@ -159,9 +153,8 @@ class Lake:
 
     def transaction_version(self, table: str, app_id: str) -> int | None:
         """The last batch number `app_id` committed to `table` (None: none yet, or no table)."""
-        if not self.exists(table):
-            return None
-        return self._table(table).transaction_version(app_id)
+        dt = self._open(table)
+        return None if dt is None else dt.transaction_version(app_id)
 
     def append_once(
         self, table: str, df: pl.DataFrame | pl.LazyFrame, app_id: str, batch: int, merge_schema: bool = False
@@ -174,7 +167,7 @@ class Lake:
         record the batch. `merge_schema` lets new columns widen the table. A lazy query is
         streamed into the commit by Polars' streaming engine, a batch of rows at a time.
         """
-        dt = self._table(table) if self.exists(table) else None  # opened once for the check and the commit
+        dt = self._open(table)  # opened once for the check and the commit
         done = None if dt is None else dt.transaction_version(app_id)
         if done is not None and done >= batch:
             return False
@@ -211,6 +204,20 @@ class Lake:
 
     def _table(self, table: str) -> DeltaTable:
         return DeltaTable(self.uri(table), storage_options=self.storage_options)
+
+    def _open(self, table: str) -> DeltaTable | None:
+        """`table`, None when it does not exist. One load of the log: asking `exists` first
+        loads it twice, and a stream's commit opens its tables a dozen times."""
+        try:
+            return self._table(table)
+        except NoDeltaTable:
+            return None
+
+    def _existing(self, table: str) -> DeltaTable:
+        dt = self._open(table)
+        if dt is None:
+            raise TableNotFoundError(f"table {table!r} does not exist at {self.uri(table)}")
+        return dt
 
     def _append(
         self, table: str, df: pl.DataFrame | pl.LazyFrame, transactions: list[Transaction], merge_schema: bool,

@@ -25,7 +25,7 @@ from pathlib import Path
 import polars as pl
 
 from components.config import SchemaConfig, SchemaEvolution
-from components.data.lake import BRONZE, LEDGER, QUARANTINE, Lake
+from components.data.lake import BRONZE, LEDGER, QUARANTINE, Lake, TableNotFoundError
 from components.data.schema import SchemaChangeError, SchemaError, check_rows, check_rows_lazy
 from components.data.sources import SourceError, SourceFormat, read_file, scan_file, source_errors
 
@@ -174,7 +174,10 @@ class IngestStream:
     def _logged(self) -> pl.DataFrame:
         """The ledger, every stream's rows: read once, then extended by `_write`."""
         if self._ledger is None:
-            self._ledger = self.lake.read(LEDGER) if self.lake.exists(LEDGER) else pl.DataFrame(schema=_LEDGER_SCHEMA)
+            try:
+                self._ledger = self.lake.read(LEDGER)
+            except TableNotFoundError:  # a new lake
+                self._ledger = pl.DataFrame(schema=_LEDGER_SCHEMA)
         return self._ledger
 
     def _last_logged(self, ledger: pl.DataFrame) -> int | None:
