@@ -72,7 +72,8 @@ def drop_redundant_waiting(client: SyncPrefectClient, deployment_id: UUID) -> li
         sort=FlowRunSort.EXPECTED_START_TIME_ASC, limit=200,  # the most the API returns at once
     )
     latest = {json.dumps(run.parameters, sort_keys=True, default=str): run.id for run in waiting}
-    dropped = [run for run in waiting if run.id not in set(latest.values())]
+    kept = set(latest.values())
+    dropped = [run for run in waiting if run.id not in kept]
     for run in dropped:
         client.set_flow_run_state(run.id, Cancelled(message="dropped: a later queued run covers it"), force=True)
     return dropped

@@ -110,8 +110,7 @@ class PendingBatch:
 class IngestStream:
     """The micro-batches of one stream into one lake. Not safe for two writers at once:
     callers hold `Lake.writer_lock()` for the life of the object, which reads the ledger
-    once and keeps it in step with its own commits (so a batch costs the same on the
-    thousandth pass as on the first)."""
+    once and keeps it in step with its own commits (a commit used to read it whole again)."""
 
     def __init__(self, lake: Lake, stream_id: str, merge_schema: bool = False, compact_every: int = 100) -> None:
         self.lake = lake

@@ -82,9 +82,9 @@ def silver_datasets(
     for split, (uri, version) in tables.items():
         ds = ray.data.read_delta(uri, version=version, columns=[*features, target], num_cpus=_DATA_CPUS)
         ds = ds.map_batches(pack, batch_format="numpy", num_cpus=_DATA_CPUS, compute=_pack_tasks())
-        # Ray Data reserves each operator a share of the budget, which on a small cluster (a
-        # trainer holding most of it) leaves the pack one task at a time: Fashion-MNIST's
-        # 48,000 images decoded at 20,000/s with it and 28,000/s without (benchmarks/RESULTS.md).
+        # Ray Data reserves each operator a share of the budget, which on a small cluster
+        # left the pack one task at a time: Fashion-MNIST's 48,000 images decoded at
+        # 20,000/s with the reservation and 28,000/s without, on 2 cores.
         ds.context.op_resource_reservation_enabled = False
         # A small table is read and packed once into the object store; a large one streams
         # from Delta every epoch, never held whole.
