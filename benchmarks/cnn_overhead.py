@@ -25,10 +25,9 @@ resizing and normalising happen in Ray Data's read tasks (`SilverInputs.of(...).
    streams and decodes the shard) is reported apart; the ratio compares medians of the
    rest. A third row runs `train_model` in this process under an `ArraySession` (no Ray)
    to split the gap into "the loop" and "Ray".
-2. Images/s. After the Train run, the same subprocess reads
-   `SilverInputs.of(...).datasets()["train"]` through a worker's `ShardBatches` (shuffled,
-   batch size 64, streamed every pass as a shard too large to keep is) for whole passes in
-   the driver, no model; compared with the images/s the plain loop's
+2. Images/s. After the Train run, the same subprocess iterates
+   `SilverInputs.of(...).datasets()["train"].iter_torch_batches(batch_size=64)` for whole
+   passes in the driver, no model; compared with the images/s the plain loop's
    forward+backward+step consumed on in-memory tensors.
 3. Precision. `train_model` in this process under an `ArraySession` (in-memory tensors,
    no Ray), `training.precision` fp32 then bf16, same seed and epochs: epoch time and the
@@ -224,21 +223,19 @@ def _code_dir() -> str:
 
 
 def data_passes(inputs: SilverInputs, batch_size: int, passes: int) -> dict[str, Any]:
-    """Whole passes over the train split through Ray Data in the driver, as a worker reads
-    a shard too large to keep (`ShardBatches`, shuffled, streamed every pass), no model: seconds,
+    """Whole passes over the train split through Ray Data in the driver, no model: seconds,
     seconds to the first batch, images, CPU seconds of this process and the Ray processes
     under it (processes that exit during a pass are missed), of the whole machine, how many
     processes started meanwhile, and a checksum of the decoded pixels."""
     t0 = time.perf_counter()
     ds = inputs.datasets()["train"]
     datasets_s = time.perf_counter() - t0
-    shard = ray_session.ShardBatches(ds, keep_below_bytes=0)
     out = []
-    for seed in range(passes):
+    for _ in range(passes):
         before, busy0 = process_tree_cpu(os.getpid()), machine_busy_s()
         images, total, first = 0, 0.0, None
         start, t0 = time.time(), time.perf_counter()
-        for batch in shard(batch_size, True, seed):
+        for batch in ds.iter_torch_batches(batch_size=batch_size):
             first = time.perf_counter() - t0 if first is None else first
             images += len(batch["y"])
             total += float(batch["x"].sum(dtype=torch.float64))
@@ -771,9 +768,7 @@ def _notes(m: SimpleNamespace) -> list[str]:
         f"{start['started']} processes started: the Train controller, the worker, Ray Data's SplitCoordinator and "
         "the read tasks' workers are each a new Python process that imports Ray (and, for the worker and the "
         "read tasks, torch and the project) before it does anything; with 2 cores they queue behind each other.",
-        f"- Images/s: a Ray Data pass is `ShardBatches(datasets()[\"train\"], keep_below_bytes=0)({m.args.batch_size}, "
-        "shuffle=True, seed)`, the worker's path for a shard too large to keep in memory (Ray Data hands out "
-        f"{ray_session.CHUNK_BATCHES} batches at a time through a local shuffle buffer), "
+        f"- Images/s: a Ray Data pass is `datasets()[\"train\"].iter_torch_batches(batch_size={m.args.batch_size})` "
         "in the subprocess's driver after the Train run (once the machine was below 0.3 busy cores again, "
         f"{ray_out['settle_s']:.1f} s after `fit()` returned), decode, resize and normalise in the read tasks, no model; "
         "the first pass is listed apart (it starts the read tasks' worker processes). \"cores used\" is the CPU "

@@ -82,10 +82,6 @@ def silver_datasets(
     for split, (uri, version) in tables.items():
         ds = ray.data.read_delta(uri, version=version, columns=[*features, target], num_cpus=_DATA_CPUS)
         ds = ds.map_batches(pack, batch_format="numpy", num_cpus=_DATA_CPUS, compute=_pack_tasks())
-        # Ray Data reserves each operator a share of the budget, which on a small cluster
-        # left the pack one task at a time: Fashion-MNIST's 48,000 images decoded at
-        # 20,000/s with the reservation and 28,000/s without, on 2 cores.
-        ds.context.op_resource_reservation_enabled = False
         # A small table is read and packed once into the object store; a large one streams
         # from Delta every epoch, never held whole.
         # Encoded images grow many times over once decoded: they stream, and each worker
@@ -115,9 +111,6 @@ def _pack_tasks() -> ray.data.TaskPoolStrategy:
     return ray.data.TaskPoolStrategy(size=max(1, int(ray.cluster_resources().get("CPU", 1))))
 
 
-CHUNK_BATCHES = 16
-
-
 class ShardBatches:
     """Epochs over one worker's shard: streamed from Ray Data the first time; a shard that
     turns out smaller than `keep_below_bytes` is then kept in memory and reshuffled there,
@@ -134,22 +127,16 @@ class ShardBatches:
             return
         parts: list[Batch] | None = []
         size = 0
-        # Ray Data's iterator costs a few milliseconds of this process's time per batch it
-        # hands out, as much as a small model's step: it hands out CHUNK_BATCHES batches at
-        # once, cut here into views. A local shuffle buffer keeps epochs streaming; a global
-        # shuffle would re-read everything.
-        chunk = batch_size * CHUNK_BATCHES
-        for rows in self._source.iter_torch_batches(
-            batch_size=chunk,
-            local_shuffle_buffer_size=chunk if shuffle else None,
+        # A local shuffle buffer keeps epochs streaming; a global shuffle would re-read everything.
+        for batch in self._source.iter_torch_batches(
+            batch_size=batch_size,
+            local_shuffle_buffer_size=batch_size * 16 if shuffle else None,
             local_shuffle_seed=seed if shuffle else None,
         ):
             if parts is not None:
-                size += sum(t.nbytes for t in rows.values())
-                parts = parts + [rows] if size <= self._limit else None
-            n = len(next(iter(rows.values())))
-            for start in range(0, n, batch_size):
-                yield {key: t[start : start + batch_size] for key, t in rows.items()}
+                size += sum(t.nbytes for t in batch.values())
+                parts = parts + [batch] if size <= self._limit else None
+            yield batch
         if parts:
             self._kept = {key: torch.cat([p[key] for p in parts]) for key in parts[0]}
 

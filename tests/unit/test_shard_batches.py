@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from components.training.ray_session import CHUNK_BATCHES, ShardBatches
+from components.training.ray_session import ShardBatches
 
 
 class CountingSource:
@@ -14,13 +14,10 @@ class CountingSource:
         self.x = torch.arange(n, dtype=torch.float32).reshape(n, 1)
         self.y = torch.arange(n)
         self.passes = 0
-        self.handed_out = 0  # batches the iterator yielded
 
     def iter_torch_batches(self, batch_size, local_shuffle_buffer_size=None, local_shuffle_seed=None):
         self.passes += 1
-        assert local_shuffle_buffer_size is None or local_shuffle_buffer_size >= batch_size
         for start in range(0, len(self.y), batch_size):
-            self.handed_out += 1
             yield {"x": self.x[start : start + batch_size], "y": self.y[start : start + batch_size]}
 
 
@@ -57,13 +54,3 @@ def test_an_abandoned_first_pass_is_not_kept():
     next(batches)
     batches.close()  # e.g. an exception mid-epoch
     assert _rows(shard(4, True, 1)) and source.passes == 2
-
-
-def test_a_streamed_pass_takes_chunks_and_hands_out_batches_of_the_asked_size():
-    n = 3 * CHUNK_BATCHES * 4 + 2
-    source = CountingSource(n)
-    batches = list(ShardBatches(source, keep_below_bytes=0)(4, False, 0))
-    assert [len(b["y"]) for b in batches] == [4] * (n // 4) + [2]
-    assert _rows(batches) == list(range(n))
-    assert all(torch.equal(b["x"][:, 0].long(), b["y"]) for b in batches)
-    assert source.handed_out == 4  # three whole chunks and the rest, not one iterator batch per batch
