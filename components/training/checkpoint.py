@@ -80,7 +80,8 @@ def load_checkpoint(
     checkpoint's state.json, with `scaler` and `augment` added (their states or None)."""
     directory = Path(directory)
     model.load_state_dict(load_file(str(directory / MODEL_FILE)))
-    saved = torch.load(directory / _OPTIMIZER_FILE, weights_only=True)
+    # on the CPU: a GPU run's state resumes anywhere; load_state_dict moves it to each parameter's device
+    saved = torch.load(directory / _OPTIMIZER_FILE, weights_only=True, map_location="cpu")
     if set(saved["optimizers"]) != set(optimizers):
         raise ValueError(
             f"checkpoint {directory} holds optimisers {sorted(saved['optimizers'])}, the task has {sorted(optimizers)}"

@@ -251,18 +251,23 @@ def _unwrap(model: nn.Module) -> nn.Module:
     return model.module if hasattr(model, "module") else model
 
 
+# The collectives run whenever the session's process group exists (Ray Train starts one for
+# any number of workers), so one-worker runs take the same path as many-worker ones.
+
+
 def _all_reduce_sum(session: Session, values: list[float]) -> list[float]:
-    if session.world_size == 1:
+    if not dist.is_initialized():
         return values
-    t = torch.tensor(values, dtype=torch.float64)
+    # NCCL reduces only CUDA tensors: the session's device is the one its backend serves
+    t = torch.tensor(values, dtype=torch.float64, device=session.device)
     dist.all_reduce(t)
     return t.tolist()
 
 
 def _gather(session: Session, parts: list[np.ndarray]) -> np.ndarray:
     local = np.concatenate(parts) if parts else np.empty(0)
-    if session.world_size == 1:
+    if not dist.is_initialized():
         return local
-    gathered: list[Any] = [None] * session.world_size
+    gathered: list[Any] = [None] * dist.get_world_size()
     dist.all_gather_object(gathered, local)
     return np.concatenate(gathered)
