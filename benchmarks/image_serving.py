@@ -54,7 +54,7 @@ from serve_overhead import (  # noqa: E402
 
 from components.artifacts.bundle import load_bundle, save_bundle  # noqa: E402
 from components.config import ImageConfig, ProfileConfig, SplitConfig, TrainingConfig  # noqa: E402
-from components.data.image_preparation import IMAGE, ImageState, prepare_images  # noqa: E402
+from components.data.image_preparation import IMAGE, PIXELS, ImageState, prepare_images, raw_images  # noqa: E402
 from components.data.image_requests import images_from_instances  # noqa: E402
 from components.data.images import ImageSpec, read_npz, write_bundled_images  # noqa: E402
 from components.data.preparation import LABEL  # noqa: E402
@@ -73,16 +73,17 @@ _CHILD_START_S = 240.0
 # ---------------------------------------------------------------------------- the model
 
 
-def mnist_splits(root: Path) -> tuple[dict[str, pl.DataFrame], ImageState, float]:
+def mnist_splits(root: Path) -> tuple[dict[str, pl.DataFrame], ImageState, list[bytes], float]:
     """The pipeline's ingest and preprocess steps on the bundled MNIST digits, without the
-    lake (nothing here reads Delta): silver frames per split, the fitted state, seconds taken."""
+    lake (nothing here reads Delta): silver frames per split, the fitted state, the test
+    split's encoded PNGs (what requests send), seconds taken."""
     t0 = time.perf_counter()
     (path,) = write_bundled_images("mnist", root / "landing")
     bronze, quarantined = read_npz(path, ImageSpec(max_bytes=IMAGES.max_bytes, max_size=IMAGES.max_size))
     if quarantined.height:
         raise RuntimeError(f"{quarantined.height} bundled MNIST images were quarantined")
     frames, state = prepare_images(bronze, SPLIT, IMAGES)
-    return frames, state, time.perf_counter() - t0
+    return frames, state, raw_images(bronze, SPLIT, "test")[IMAGE].to_list(), time.perf_counter() - t0
 
 
 class _KeepLastCheckpoint(ArraySession):
@@ -101,7 +102,8 @@ class _KeepLastCheckpoint(ArraySession):
 
 
 def train_bundle(
-    root: Path, frames: dict[str, pl.DataFrame], state: ImageState, epochs: int, batch_size: int
+    root: Path, frames: dict[str, pl.DataFrame], state: ImageState, test_pngs: list[bytes], epochs: int,
+    batch_size: int,
 ) -> tuple[Path, dict[str, float], float]:
     """LeNet-5 trained by `train_model` in this process, bundled; (bundle dir, its metrics
     (val accuracy of the last epoch, test accuracy through `Bundle.predict` on the test PNGs),
@@ -110,7 +112,8 @@ def train_bundle(
     config = loop_config(SPEC, training, state.info)
     # polars hands out read-only label arrays, which torch warns about when it wraps them
     splits = {
-        s: (state.inputs(frames[s][IMAGE].to_list()), frames[s][LABEL].to_numpy().copy()) for s in ("train", "val")
+        s: (state.batch_inputs({PIXELS: frames[s][PIXELS].to_list()}), frames[s][LABEL].to_numpy().copy())
+        for s in ("train", "val")
     }
     session = _KeepLastCheckpoint(splits, root / "checkpoint")
     t0 = time.perf_counter()
@@ -123,7 +126,7 @@ def train_bundle(
     test = frames["test"]
     classes = [str(c) for c in state.labels.classes_]
     truth = [classes[i] for i in test[LABEL].to_list()]
-    answers = provisional.predict(test[IMAGE].to_list())  # the encoded PNGs, as a request sends them
+    answers = provisional.predict(test_pngs)  # the encoded PNGs, as a request sends them
     test_accuracy = float(np.mean([str(a["label"]) == t for a, t in zip(answers, truth)]))
     metrics = {"val_accuracy": float(history[-1]["val_accuracy"]), "test_accuracy": test_accuracy}
     bundle_dir = save_bundle(
@@ -271,10 +274,9 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="rayline-bench-images-") as tmp:
         root = Path(tmp)
         print("landing and preparing MNIST, training LeNet-5 ...", flush=True)
-        frames, state, prep_s = mnist_splits(root)
-        bundle_dir, metrics, train_s = train_bundle(root, frames, state, args.epochs, args.batch_size)
+        frames, state, test_pngs, prep_s = mnist_splits(root)
+        bundle_dir, metrics, train_s = train_bundle(root, frames, state, test_pngs, args.epochs, args.batch_size)
         tracking_uri, version = register(bundle_dir, root, metrics["val_accuracy"], MODEL)
-        test_pngs = frames["test"][IMAGE].to_list()
         png = test_pngs[0]
         body = _body(png)
         checks = [_body(p) for p in test_pngs[: args.check_digits]]

@@ -42,3 +42,9 @@ def label_decoder(state: FittedState) -> Callable[[dict[str, np.ndarray]], np.nd
     """How a batch of silver rows becomes labels: None where the label column is one value
     per row, else the state's `batch_labels` (a tag per token, padded)."""
     return getattr(state, "batch_labels", None)
+
+
+def packed_row_bytes(state: FittedState) -> int | None:
+    """The bytes of one training row once packed (inputs and label), where every row packs
+    to the same size (images); None where it varies or is the stored row itself."""
+    return getattr(state, "packed_row_bytes", None)

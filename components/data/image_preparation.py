@@ -1,14 +1,17 @@
 """Bronze image rows -> silver splits: assign splits, fit the ImageProcessor on train only.
 
-Silver image tables keep the encoded image and the class index (`image`, `label`).
-Decoding, resizing and normalising happen where batches are made, with the one fitted
-processor: in Ray Data's read tasks for training, in the endpoint for serving. The
-processor and the class labels travel in `ImageState`, saved as the bundle's
-preprocess.json.
+Silver image tables keep each image decoded once, converted and brought to the fitted
+size, as (C, H, W) uint8 bytes, with the class index (`pixels`, `label`): training reads
+them every epoch, and decoding a PNG costs several times what a small model's step on it
+does. Scaling and normalising happen where batches are made, with the one fitted
+processor: in Ray Data's read tasks for training. The endpoint runs the whole transform
+on the encoded images it receives. The processor and the class labels travel in
+`ImageState`, saved as the bundle's preprocess.json.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -24,7 +27,8 @@ from components.data.preparation import LABEL, SPLITS, class_answers
 from components.data.preprocessing import LabelIndex
 from components.data.splits import assign_splits
 
-IMAGE = "image"
+IMAGE = "image"  # bronze: the encoded image
+PIXELS = "pixels"  # silver: the decoded, resized (C, H, W) uint8 bytes
 
 
 @dataclass(frozen=True)
@@ -34,11 +38,16 @@ class ImageState:
     processor: ImageProcessor
     labels: LabelIndex
     spec: ImageSpec = ImageSpec()  # what ingest quarantined, the endpoint refuses
+    silver: str = PIXELS  # the silver column: PIXELS, or IMAGE in snapshots written before pixels were
 
     modality: ClassVar[str] = "image"
     task: ClassVar[str] = "classification"
-    columns: ClassVar[list[str]] = [IMAGE]  # the silver columns a model's inputs come from
     label_dtype: ClassVar[str] = "int64"
+
+    @property
+    def columns(self) -> list[str]:
+        """The silver columns a model's inputs come from."""
+        return [self.silver]
 
     @property
     def info(self) -> DataInfo:
@@ -50,6 +59,11 @@ class ImageState:
             modality="image", task="classification", input_shape=processor.info_shape, classes=classes,
             pixel_mean=tuple(mean), pixel_std=tuple(std),
         )
+
+    @property
+    def packed_row_bytes(self) -> int:
+        """One silver row as training batches hold it: float32 pixels and an int64 label."""
+        return 4 * math.prod(self.processor.info_shape) + 8
 
     @property
     def out_features(self) -> int:
@@ -64,7 +78,11 @@ class ImageState:
 
     def batch_inputs(self, batch: dict[str, np.ndarray]) -> np.ndarray:
         """Model inputs of a batch of silver rows (Ray Data's numpy batches)."""
-        return self.inputs(list(batch[IMAGE]))
+        if self.silver == IMAGE:
+            return self.inputs(list(batch[IMAGE]))
+        rows = batch[PIXELS]
+        pixels = np.frombuffer(b"".join(rows), dtype=np.uint8).reshape(len(rows), *self.processor.info_shape)
+        return self.processor.scale(pixels)
 
     def answers(self, output: np.ndarray) -> list[Any]:
         return class_answers(self.labels, output)
@@ -72,14 +90,14 @@ class ImageState:
     def to_dict(self) -> dict[str, Any]:
         return {
             "modality": "image", "processor": self.processor.to_dict(), "labels": self.labels.to_dict(),
-            "limits": {"max_bytes": self.spec.max_bytes, "max_size": self.spec.max_size},
+            "limits": {"max_bytes": self.spec.max_bytes, "max_size": self.spec.max_size}, "silver": self.silver,
         }
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "ImageState":
         return cls(
             processor=ImageProcessor.from_dict(d["processor"]), labels=LabelIndex.from_dict(d["labels"]),
-            spec=ImageSpec(**d.get("limits", {})),
+            spec=ImageSpec(**d.get("limits", {})), silver=d.get("silver", IMAGE),
         )
 
 
@@ -97,15 +115,16 @@ def prepare_images(
         raise ValueError(f"the train split has no images ({bronze.height} in bronze, split.ratios {split.ratios})")
     size = tuple(images.size) if images.size is not None else None
     processor = ImageProcessor(size=size, resize=images.resize, channels=images.channels, normalize=images.normalize)
-    processor.fit(parts["train"][IMAGE].to_list())
+    pixels = {"train": processor.fit_pixels(parts["train"][IMAGE].to_list())}
+    pixels.update({name: processor.pixels(part[IMAGE].to_list()) for name, part in parts.items() if name != "train"})
     # A class split holds whole labels out of train: they still need indices to pair by.
     labelled = bronze if split.method == "classes" else parts["train"]
     labels = LabelIndex().fit(labelled[LABEL].to_list())
     state = ImageState(processor=processor, labels=labels, spec=ImageSpec(max_bytes=images.max_bytes, max_size=images.max_size))
     silver = {
         name: pl.DataFrame(
-            {IMAGE: part[IMAGE], LABEL: state.labels.encode(part[LABEL].to_list())},
-            schema={IMAGE: pl.Binary, LABEL: pl.Int64},
+            {PIXELS: [row.tobytes() for row in pixels[name]], LABEL: state.labels.encode(part[LABEL].to_list())},
+            schema={PIXELS: pl.Binary, LABEL: pl.Int64},
         )
         for name, part in parts.items()
     }

@@ -9,6 +9,7 @@ Ray Data: workers receive shards of a streaming dataset, never a pickled DataFra
 from __future__ import annotations
 
 import contextlib
+import math
 from dataclasses import dataclass
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
@@ -26,7 +27,7 @@ from ray.train import Checkpoint, CheckpointConfig, RunConfig, ScalingConfig
 from deltalake import DeltaTable
 from ray.train.torch import TorchConfig, TorchTrainer
 
-from components.data.fitted_state import batch_decoder, label_decoder
+from components.data.fitted_state import batch_decoder, label_decoder, packed_row_bytes
 from components.data.preparation import LABEL
 from components.evaluation.outcome import TrialOutcome
 from components.training.array_session import memory_batches
@@ -43,16 +44,18 @@ class SilverInputs:
     label_dtype: str  # int64 for classification, float32 for regression
     inputs: Callable[[dict[str, np.ndarray]], np.ndarray] | None = None  # a fitted state's batch_inputs
     labels: Callable[[dict[str, np.ndarray]], np.ndarray] | None = None  # its batch_labels (tags per token)
+    packed_row_bytes: int | None = None  # one packed row's bytes, where every row packs to the same size
 
     @classmethod
     def of(cls, tables: dict[str, tuple[str, int]], state: Any) -> "SilverInputs":
         """The inputs a fitted state (FeatureState, ImageState, ...) describes: table rows are
         model inputs as they are; other modalities are decoded by the state in read tasks."""
         return cls(tables=tables, columns=state.columns, label_dtype=state.label_dtype, inputs=batch_decoder(state),
-                   labels=label_decoder(state))
+                   labels=label_decoder(state), packed_row_bytes=packed_row_bytes(state))
 
     def datasets(self) -> dict[str, ray.data.Dataset]:
-        return silver_datasets(self.tables, self.columns, LABEL, self.label_dtype, self.inputs, self.labels)
+        return silver_datasets(self.tables, self.columns, LABEL, self.label_dtype, self.inputs, self.labels,
+                               self.packed_row_bytes)
 
 
 def silver_datasets(
@@ -62,15 +65,17 @@ def silver_datasets(
     label_dtype: str,
     inputs: Callable[[dict[str, np.ndarray]], np.ndarray] | None = None,
     labels: Callable[[dict[str, np.ndarray]], np.ndarray] | None = None,
+    packed_row_bytes: int | None = None,
 ) -> dict[str, ray.data.Dataset]:
     """Ray Datasets over Delta tables pinned at versions: {split: (uri, version)} -> {split: ds}.
 
     Each batch becomes {"x": inputs, "y": (B,) label_dtype}: the feature columns as (B, F)
-    float32, or what `inputs` makes of them (images decoded, resized and normalised to
+    float32, or what `inputs` makes of them (images' pixels scaled and normalised to
     (B, C, H, W); token ids padded to (B, T)), and the labels, or what `labels` makes of
     them (tags padded to (B, T)). The packing runs inside Ray Data's streaming read tasks on the cluster,
-    not in the training loop or the driver. Needs a connected Ray: small tables are
-    materialized here.
+    not in the training loop or the driver. Needs a connected Ray: splits that pack small
+    are materialized here. `packed_row_bytes`: one packed row's size, where every row packs
+    to the same size (images).
     """
 
     def pack(batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -80,23 +85,37 @@ def silver_datasets(
 
     datasets = {}
     for split, (uri, version) in tables.items():
-        ds = ray.data.read_delta(uri, version=version, columns=[*features, target], num_cpus=_DATA_CPUS)
+        # Packed sizes: a table's rows as stored; rows of a known packed size (images: pixels
+        # as float32) by count; others (token ids, padded per batch) are not known ahead.
+        rows, stored = _table_size(uri, version)
+        packed = (rows * packed_row_bytes if packed_row_bytes and rows is not None
+                  else stored if inputs is None else None)
+        # Rows of a known packed size are cut into blocks of about BLOCK_BYTES packed: Ray's
+        # default of some 200 blocks per read made 240-row blocks of 48,000 images, and the
+        # driver's per-block work then halved a pass's images/s (benchmarks/RESULTS.md).
+        blocks = max(_cluster_cpus(), math.ceil(packed / BLOCK_BYTES)) if packed_row_bytes and packed else None
+        ds = ray.data.read_delta(uri, version=version, columns=[*features, target], num_cpus=_DATA_CPUS,
+                                 override_num_blocks=blocks)
         ds = ds.map_batches(pack, batch_format="numpy", num_cpus=_DATA_CPUS, compute=_pack_tasks())
-        # A small table is read and packed once into the object store; a large one streams
-        # from Delta every epoch, never held whole.
-        # Encoded images grow many times over once decoded: they stream, and each worker
-        # keeps its decoded shard when it is small (ShardBatches).
-        small = inputs is None and _stored_bytes(uri, version) <= CACHE_BELOW_BYTES
+        # A split that packs small is read and packed once into the object store; a large one
+        # streams from Delta every epoch, never held whole. One whose packed size is not
+        # known streams, and each worker keeps its shard when it turns out small (ShardBatches).
+        small = packed is not None and packed <= CACHE_BELOW_BYTES
         datasets[split] = ds.materialize() if small else ds
     return datasets
 
 
 CACHE_BELOW_BYTES = 256 * 2**20
+BLOCK_BYTES = 64 * 2**20
 
 
-def _stored_bytes(uri: str, version: int) -> int:
+def _table_size(uri: str, version: int) -> tuple[int | None, int]:
+    """(rows, stored bytes) of a Delta table at `version`, from its log; rows None when a
+    file was added without statistics."""
     actions = pa.table(DeltaTable(uri, version=version).get_add_actions(flatten=True))
-    return sum(actions.column("size_bytes").to_pylist())
+    records = actions.column("num_records").to_pylist()
+    rows = None if None in records else sum(records)
+    return rows, sum(actions.column("size_bytes").to_pylist())
 
 
 # Read and pack tasks are light; asking a whole CPU each would starve them whenever the
@@ -108,7 +127,11 @@ def _pack_tasks() -> ray.data.TaskPoolStrategy:
     """At most one pack task per CPU of the cluster. A fractional CPU lets Ray run four per
     core, and decoding images (or tokenizing text) is not light: on 2 cores, 8 concurrent
     decode tasks delivered 4,200 images/s where 2 delivered 16,000 (benchmarks/RESULTS.md)."""
-    return ray.data.TaskPoolStrategy(size=max(1, int(ray.cluster_resources().get("CPU", 1))))
+    return ray.data.TaskPoolStrategy(size=_cluster_cpus())
+
+
+def _cluster_cpus() -> int:
+    return max(1, int(ray.cluster_resources().get("CPU", 1)))
 
 
 class ShardBatches:

@@ -15,6 +15,7 @@ import pytest
 import torch
 from PIL import Image
 from ray import serve
+from ray.data.dataset import MaterializedDataset
 from safetensors.torch import load_file
 
 from components.artifacts.bundle import load_bundle, save_bundle
@@ -33,6 +34,7 @@ from components.data.sources import file_hash
 from components.evaluation.outcome import best_of
 from components.evaluation.scoring import score
 from components.models import build
+import components.training.ray_session as sessions
 from components.training.loop import loop_config
 from components.training.ray_session import SilverInputs, make_trainer, training_outcome
 from components.tuning.tuner import run_search, trial_outcomes
@@ -134,6 +136,26 @@ def test_a_cnn_trains_under_bf16_with_adversarial_examples_checkpoints_and_resum
 
 def digits_rows(snapshot: SilverSnapshot, split: str) -> int:
     return len(split_arrays(snapshot, split)[1])
+
+
+def test_a_small_image_split_is_read_once_and_a_large_one_streams_the_same_batches(
+    ray_session, digits: SilverSnapshot, monkeypatch
+):
+    """Silver holds decoded pixels, so a split's packed size is known before reading it:
+    under the cache limit it is read and packed once into the object store, over it it
+    streams from Delta every pass; both give the inputs `split_arrays` reads in process."""
+    inputs = SilverInputs.of({"train": digits.tables["train"]}, digits.features)
+    cached = inputs.datasets()["train"]
+    packed = digits_rows(digits, "train") * digits.features.packed_row_bytes
+    monkeypatch.setattr(sessions, "CACHE_BELOW_BYTES", packed - 1)
+    streamed = inputs.datasets()["train"]
+    assert isinstance(cached, MaterializedDataset) and not isinstance(streamed, MaterializedDataset)
+
+    def total(ds) -> float:
+        return sum(float(b["x"].double().sum()) for b in ds.iter_torch_batches(batch_size=256))
+
+    x, _ = split_arrays(digits, "train")
+    assert total(cached) == pytest.approx(total(streamed)) == pytest.approx(float(x.astype(np.float64).sum()))
 
 
 @pytest.fixture(scope="module")
