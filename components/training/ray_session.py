@@ -125,8 +125,9 @@ _DATA_CPUS = 0.25
 
 def _pack_tasks() -> ray.data.TaskPoolStrategy:
     """At most one pack task per CPU of the cluster. A fractional CPU lets Ray run four per
-    core, and decoding images (or tokenizing text) is not light: on 2 cores, 8 concurrent
-    decode tasks delivered 4,200 images/s where 2 delivered 16,000 (benchmarks/RESULTS.md)."""
+    core, and a pack is not always light (tokenizing text; decoding the PNGs of snapshots
+    written before silver held pixels): on 2 cores, 8 concurrent decode tasks delivered
+    4,200 images/s where 2 delivered 16,000 (2026-11-30)."""
     return ray.data.TaskPoolStrategy(size=_cluster_cpus())
 
 

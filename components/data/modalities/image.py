@@ -1,4 +1,5 @@
-"""`ImageProcessor`: encoded images -> normalised (N, C, H, W) float32 batches.
+"""`ImageProcessor`: encoded images -> normalised (N, C, H, W) float32 batches, in two steps
+that can run apart: `pixels` (decode, convert, resize: uint8) and `scale` (to float32).
 
 Fitted on the training split only: the target size and channel count, and the per-channel
 mean and std of the [0, 1] pixels after resizing. The state is plain JSON (`to_dict`), so
