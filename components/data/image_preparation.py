@@ -3,7 +3,7 @@
 Silver image tables keep each image decoded once, converted and brought to the fitted
 size, as (C, H, W) uint8 bytes, with the class index (`pixels`, `label`): training reads
 them every epoch, and decoding a PNG costs several times what a small model's step on it
-does. Scaling and normalising happen where batches are made, with the one fitted
+does. The preprocess flow runs that decode in Ray tasks on the cluster. Scaling and normalising happen where batches are made, with the one fitted
 processor: in Ray Data's read tasks for training. The endpoint runs the whole transform
 on the encoded images it receives. The processor and the class labels travel in
 `ImageState`, saved as the bundle's preprocess.json.
@@ -12,7 +12,7 @@ on the encoded images it receives. The processor and the class labels travel in
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -26,6 +26,8 @@ from components.data.modalities.info import DataInfo
 from components.data.preparation import LABEL, SPLITS, class_answers
 from components.data.preprocessing import LabelIndex
 from components.data.splits import assign_splits
+
+Decode = Callable[[ImageProcessor, Sequence[bytes]], np.ndarray]  # (processor, encoded) -> (N, C, H, W) uint8
 
 IMAGE = "image"  # bronze: the encoded image
 PIXELS = "pixels"  # silver: the decoded, resized (C, H, W) uint8 bytes
@@ -102,11 +104,13 @@ class ImageState:
 
 
 def prepare_images(
-    bronze: pl.DataFrame, split: SplitConfig, images: ImageConfig
+    bronze: pl.DataFrame, split: SplitConfig, images: ImageConfig, decode: Decode = ImageProcessor.pixels
 ) -> tuple[dict[str, pl.DataFrame], ImageState]:
     """Split `bronze` image rows (stratified by label when asked), fit the processor and the
     labels on the train rows only (a class split: the labels on every row), and return each
-    split's silver frame with the state."""
+    split's silver frame with the state. `decode(processor, images)` turns each split's
+    encoded images into pixels once the geometry is fitted: in this process by default,
+    `components.data.ray_decoding.pixels_on_ray` on the cluster."""
     if bronze.height == 0:
         raise ValueError("the bronze table has no images: ingest data before preprocessing")
     rows = bronze.with_columns(assign_splits(bronze, split, LABEL))
@@ -115,8 +119,9 @@ def prepare_images(
         raise ValueError(f"the train split has no images ({bronze.height} in bronze, split.ratios {split.ratios})")
     size = tuple(images.size) if images.size is not None else None
     processor = ImageProcessor(size=size, resize=images.resize, channels=images.channels, normalize=images.normalize)
-    pixels = {"train": processor.fit_pixels(parts["train"][IMAGE].to_list())}
-    pixels.update({name: processor.pixels(part[IMAGE].to_list()) for name, part in parts.items() if name != "train"})
+    processor.fit_geometry(parts["train"][IMAGE].to_list())
+    pixels = {name: decode(processor, part[IMAGE].to_list()) for name, part in parts.items()}
+    processor.fit_statistics(pixels["train"])
     # A class split holds whole labels out of train: they still need indices to pair by.
     labelled = bronze if split.method == "classes" else parts["train"]
     labels = LabelIndex().fit(labelled[LABEL].to_list())

@@ -24,8 +24,9 @@ from components.artifacts.registry import register_bundle
 from components.artifacts.tracking import log_trial, start_run
 from components.config import ImageConfig, SplitConfig, TuningConfig
 from components.data.image_preparation import prepare_images
+from components.data import ray_decoding
 from components.data.images import (
-    ImageSpec, encode_png, list_image_sources, read_landed_image_source, write_bundled_images,
+    ImageSpec, InvalidImage, encode_png, list_image_sources, read_landed_image_source, write_bundled_images,
 )
 from components.data.lake import Lake
 from components.data.streaming import FileRows, IngestStream
@@ -136,6 +137,25 @@ def test_a_cnn_trains_under_bf16_with_adversarial_examples_checkpoints_and_resum
 
 def digits_rows(snapshot: SilverSnapshot, split: str) -> int:
     return len(split_arrays(snapshot, split)[1])
+
+
+def test_images_decode_in_ray_tasks_into_the_pixels_decoding_in_process_gives(
+    ray_session, digits: SilverSnapshot, workdir: Path, monkeypatch
+):
+    """Silver's pixels come from Ray tasks over chunks of the encoded images, in their order;
+    a broken image in a later chunk raises its own error, naming its place in the whole list."""
+    monkeypatch.setattr(ray_decoding, "CHUNK", 100)  # 1,797 digits: 18 tasks, two in flight at a time
+    bronze = Lake(str(workdir / "lake" / "digits")).read("bronze")
+    split = SplitConfig(ratios={"train": 0.7, "val": 0.15, "test": 0.15}, stratify=True, seed=3)
+    on_ray, state = prepare_images(bronze, split, ImageConfig(), decode=ray_decoding.pixels_on_ray)
+    in_process, same = prepare_images(bronze, split, ImageConfig())
+    assert state.to_dict() == same.to_dict()
+    for name in ("train", "val", "test"):
+        assert on_ray[name].equals(in_process[name])
+    images = bronze["image"].to_list()
+    images[250] = images[250][:40]  # truncated
+    with pytest.raises(InvalidImage, match=r"images\[250\]"):
+        ray_decoding.pixels_on_ray(state.processor, images)
 
 
 def test_a_small_image_split_is_read_once_and_a_large_one_streams_the_same_batches(

@@ -151,3 +151,24 @@ def test_unfitted_and_bad_input_errors() -> None:
     fitted = ImageProcessor().fit([_png(TEST)])
     with pytest.raises(InvalidImage, match=r"images\[1\]: cannot decode: not a PNG or JPEG image"):
         fitted.transform([_png(TEST), b"junk"])
+
+
+def test_fitting_in_steps_decodes_apart_from_scaling() -> None:
+    """fit = fit_geometry, pixels (decode, convert, resize: what silver stores), fit_statistics;
+    transform = scale(pixels): the steps can run in different places with the same result."""
+    images = [_png(a) for a in TRAIN]
+    whole = ImageProcessor(size=(2, 2)).fit(images)
+    steps = ImageProcessor(size=(2, 2)).fit_geometry(images)
+    pixels = steps.pixels(images)
+    assert pixels.dtype == np.uint8 and pixels.shape == (2, 1, 2, 2)
+    np.testing.assert_array_equal(pixels[:, 0], np.stack(TRAIN))
+    steps.fit_statistics(pixels)
+    assert (steps.mean_, steps.std_) == (whole.mean_, whole.std_)
+    np.testing.assert_array_equal(steps.scale(steps.pixels([_png(TEST)])), whole.transform([_png(TEST)]))
+    # a chunk of a longer list names its images by their place in the whole list
+    with pytest.raises(InvalidImage, match=r"images\[41\]: cannot decode"):
+        steps.pixels([_png(TEST), b"junk"], start=40)
+    with pytest.raises(ValueError, match=r"pixels must be \(N, 1, 2, 2\) with N > 0, got \(1, 1, 3, 3\)"):
+        steps.fit_statistics(np.zeros((1, 1, 3, 3), np.uint8))
+    with pytest.raises(NotFittedError, match="ImageProcessor is not fitted"):
+        ImageProcessor().pixels(images)

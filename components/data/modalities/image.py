@@ -54,38 +54,46 @@ class ImageProcessor(BaseEstimator):
 
     def fit(self, images: Sequence[bytes]) -> "ImageProcessor":
         """Learn size, channels and per-channel mean/std from `images` (the training split only)."""
-        self.fit_pixels(images)
-        return self
+        return self.fit_geometry(images).fit_statistics(self.pixels(images))
 
-    def fit_pixels(self, images: Sequence[bytes]) -> np.ndarray:
-        """`fit(images)`, returning what `pixels(images)` would: each image is decoded once."""
+    def fit_geometry(self, images: Sequence[bytes]) -> "ImageProcessor":
+        """Learn the size and channels `pixels` brings every image to: the configured ones,
+        else the first image's size and RGB if any image's header says so."""
         self._check_params()
         if len(images) == 0:
             raise ValueError("fit needs at least one image, got none")
         if self.channels is not None:
-            channels = int(self.channels)
+            self.channels_ = int(self.channels)
         else:
             # Read from the headers: one RGB image anywhere makes the set RGB.
-            channels = 3 if any(_header_mode(data, i) == "RGB" for i, data in enumerate(images)) else 1
-        first = _decode(images[0], 0)
-        size = (int(first.shape[0]), int(first.shape[1])) if self.size is None else (int(self.size[0]), int(self.size[1]))
-        pixels = self._stack([first, *(_decode(data, i) for i, data in enumerate(images[1:], 1))], size, channels)
+            self.channels_ = 3 if any(_header_mode(data, i) == "RGB" for i, data in enumerate(images)) else 1
+        if self.size is not None:
+            self.size_ = (int(self.size[0]), int(self.size[1]))
+        else:
+            first = _decode(images[0], 0)
+            self.size_ = (int(first.shape[0]), int(first.shape[1]))
+        return self
+
+    def fit_statistics(self, pixels: np.ndarray) -> "ImageProcessor":
+        """Learn the per-channel mean and std of the training split's (N, C, H, W) uint8 `pixels`."""
+        self._check_geometry()
+        if pixels.ndim != 4 or pixels.shape[1:] != (self.channels_, *self.size_) or len(pixels) == 0:
+            raise ValueError(f"pixels must be (N, {self.channels_}, {self.size_[0]}, {self.size_[1]}) with N > 0, "
+                             f"got {pixels.shape}")
         # Integer sums of uint8 pixels are exact, so the statistics do not depend on the
         # order or batching of the images; chunks keep the int64 copies small.
-        total = np.zeros(channels, dtype=np.int64)
-        squares = np.zeros(channels, dtype=np.int64)
+        total = np.zeros(self.channels_, dtype=np.int64)
+        squares = np.zeros(self.channels_, dtype=np.int64)
         for start in range(0, len(pixels), 1024):
             x = pixels[start : start + 1024].astype(np.int64)  # (n, C, H, W)
             total += x.sum(axis=(0, 2, 3))
             squares += (x * x).sum(axis=(0, 2, 3))
-        count = len(images) * size[0] * size[1]
+        count = len(pixels) * self.size_[0] * self.size_[1]
         mean = total / count
         var = np.maximum(squares / count - mean * mean, 0.0)
-        self.size_ = size
-        self.channels_ = channels
         self.mean_ = [float(m) for m in mean / 255.0]
         self.std_ = [max(float(s), _MIN_STD) for s in np.sqrt(var) / 255.0]
-        return pixels
+        return self
 
     def transform(self, images: Sequence[bytes]) -> np.ndarray:
         """Encoded images (PNG/JPEG bytes) as a (N, C, H, W) float32 array."""
@@ -96,11 +104,13 @@ class ImageProcessor(BaseEstimator):
         self._check_fitted()
         return self.scale(self._stack([_as_uint8(a, i) for i, a in enumerate(arrays)], self.size_, self.channels_))
 
-    def pixels(self, images: Sequence[bytes]) -> np.ndarray:
+    def pixels(self, images: Sequence[bytes], start: int = 0) -> np.ndarray:
         """Encoded images decoded, converted to the fitted channels and brought to the fitted
-        size: (N, C, H, W) uint8, what `scale` turns into model inputs."""
-        self._check_fitted()
-        return self._stack([_decode(data, i) for i, data in enumerate(images)], self.size_, self.channels_)
+        size: (N, C, H, W) uint8, what `scale` turns into model inputs. Needs only the
+        geometry; errors name images[start + i] (a chunk of a longer list)."""
+        self._check_geometry()
+        decoded = [_decode(data, start + i) for i, data in enumerate(images)]
+        return self._stack(decoded, self.size_, self.channels_, start)
 
     def scale(self, pixels: np.ndarray) -> np.ndarray:
         """(N, C, H, W) uint8 pixels as the model's float32 inputs: x / 255, normalised with
@@ -161,11 +171,11 @@ class ImageProcessor(BaseEstimator):
 
     # ------------------------------------------------------------------ internals
 
-    def _stack(self, decoded: Sequence[np.ndarray], size: tuple[int, int], channels: int) -> np.ndarray:
+    def _stack(self, decoded: Sequence[np.ndarray], size: tuple[int, int], channels: int, start: int = 0) -> np.ndarray:
         """Decoded (H, W, C) images as one (N, C, H, W) uint8 array of `size` and `channels`."""
         pixels = np.empty((len(decoded), *size, channels), dtype=np.uint8)
         for i, image in enumerate(decoded):
-            pixels[i] = self._prepare(image, i, size, channels)  # (H, W, C) uint8
+            pixels[i] = self._prepare(image, start + i, size, channels)  # (H, W, C) uint8
         return np.ascontiguousarray(pixels.transpose(0, 3, 1, 2))
 
     def _prepare(self, pixels: np.ndarray, index: int, size: tuple[int, int], channels: int) -> np.ndarray:
@@ -197,6 +207,10 @@ class ImageProcessor(BaseEstimator):
             raise ValueError(f"channels must be 1, 3 or None, got {self.channels!r}")
         if not isinstance(self.normalize, (bool, np.bool_)):
             raise ValueError(f"normalize must be true or false, got {self.normalize!r}")
+
+    def _check_geometry(self) -> None:
+        if not hasattr(self, "channels_"):
+            raise NotFittedError("ImageProcessor is not fitted; call fit() or fit_geometry() first")
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "mean_"):
