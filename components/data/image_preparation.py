@@ -3,9 +3,10 @@
 Silver image tables keep each image decoded once, converted and brought to the fitted
 size, as (C, H, W) uint8 bytes, with the class index (`pixels`, `label`): training reads
 them every epoch, and decoding a PNG costs several times what a small model's step on it
-does. The preprocess flow runs that decode in Ray tasks on the cluster. Scaling and normalising happen where batches are made, with the one fitted
-processor: in Ray Data's read tasks for training. The endpoint runs the whole transform
-on the encoded images it receives. The processor and the class labels travel in
+does; the preprocess flow runs that decode in Ray tasks on the cluster. Scaling and
+normalising happen where batches are made, with the one fitted processor: in Ray Data's
+read tasks for training. The endpoint runs the whole transform on the encoded images it
+receives. The processor and the class labels travel in
 `ImageState`, saved as the bundle's preprocess.json.
 """
 
