@@ -6,8 +6,8 @@ them every epoch, and decoding a PNG costs several times what a small model's st
 does; the preprocess flow runs that decode in Ray tasks on the cluster. Scaling and
 normalising happen where batches are made, with the one fitted processor: in Ray Data's
 read tasks for training. The endpoint runs the whole transform on the encoded images it
-receives. The processor and the class labels travel in
-`ImageState`, saved as the bundle's preprocess.json.
+receives. The processor and the class labels travel in `ImageState`, saved as the
+bundle's preprocess.json.
 """
 
 from __future__ import annotations
